@@ -1,0 +1,281 @@
+"""Command line: `build`, `check`, `new`, `serve`.
+
+Exit codes: 0 success; 1 content errors (diagnostics printed as `path:line:col: error: ...`);
+2 usage or config errors; 3 an internal bug (traceback plus a request to report it).
+A user mistake never prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import sys
+import time
+import traceback
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+from kbgen import __version__
+from kbgen.config import load_config
+from kbgen.diagnostics import did_you_mean, format_json, format_text
+from kbgen.pipeline import Builder, BuildOptions, BuildResult
+from kbgen.search import SearchIndexError
+
+EXIT_OK, EXIT_CONTENT, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+
+BUILD_EXAMPLES = """examples:
+  python build.py build                      build ./config.yaml's project into site/
+  python build.py build --strict             fail on warnings too (for CI)
+  python build.py build --drafts --output /tmp/preview
+  kbgen build --config ../other-kb/config.yaml
+"""
+CHECK_EXAMPLES = """examples:
+  python build.py check                      validate everything, write nothing
+  python build.py check --strict             warnings count as errors
+  python build.py check --format json        machine-readable diagnostics for editors/CI
+"""
+NEW_EXAMPLES = """examples:
+  python build.py new side-effects "Hiccups"     -> content/side-effects/hiccups.md
+  python build.py new mechanism "Sigma-1 receptors"
+"""
+SERVE_EXAMPLES = """examples:
+  python build.py serve                      preview on http://127.0.0.1:8000/
+  python build.py serve --port 0 --open      any free port, open a browser tab
+  python build.py serve --poll               for network drives and containers
+"""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kbgen",
+        description="Build, check and preview the ketamine-kb knowledge base.",
+        epilog="Run 'kbgen COMMAND --help' for a command's options and examples.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"kbgen {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def command(name: str, summary: str, examples: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(
+            name,
+            help=summary,
+            description=summary,
+            epilog=examples,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.add_argument(
+            "--config",
+            type=Path,
+            default=Path("config.yaml"),
+            help="config file; its folder is the project root (default: ./config.yaml)",
+        )
+        return sub
+
+    build = command("build", "Build the site into the output folder.", BUILD_EXAMPLES)
+    build.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    build.add_argument("--drafts", action="store_true", help="include pages marked draft: true")
+    build.add_argument("--output", type=Path, help="output folder (overrides output_dir)")
+    build.add_argument("--no-search", action="store_true", help="skip the Pagefind index")
+    build.add_argument("--quiet", "-q", action="store_true", help="print only problems")
+    build.add_argument("--verbose", "-v", action="store_true", help="print per-stage timings")
+
+    check = command(
+        "check", "Validate content, links, citations and templates; write nothing.", CHECK_EXAMPLES
+    )
+    check.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    check.add_argument("--drafts", action="store_true", help="also check pages marked draft")
+    check.add_argument(
+        "--format", choices=("text", "json"), default="text", help="output format (default: text)"
+    )
+
+    new = command("new", "Create a new article with valid front matter.", NEW_EXAMPLES)
+    new.add_argument("section", help="section id from config.yaml, e.g. side-effects")
+    new.add_argument("title", help="the article title, in quotes")
+
+    serve = command(
+        "serve", "Build, serve and live-reload the site while you edit.", SERVE_EXAMPLES
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free)")
+    serve.add_argument("--open", action="store_true", help="open the site in a browser")
+    serve.add_argument(
+        "--poll", action="store_true", help="poll for changes (network drives, containers)"
+    )
+    serve.add_argument("--no-drafts", action="store_true", help="hide pages marked draft")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse exits 2 on usage errors, 0 on --help
+        return int(exc.code or 0)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        if args.command == "build":
+            return _build(args)
+        if args.command == "check":
+            return _check(args)
+        if args.command == "new":
+            return _new(args)
+        if args.command == "serve":
+            from kbgen.serve import run_serve  # imported lazily: only serve needs it
+
+            return run_serve(args)
+    except KeyboardInterrupt:
+        print("interrupted; the previous site was left unchanged", file=sys.stderr)
+        return 130
+    except SearchIndexError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_CONTENT
+    except Exception:
+        traceback.print_exc()
+        print(
+            f"\nkbgen {__version__}: this is a bug in kbgen, not a problem with your "
+            "content. Please report it with the traceback above.",
+            file=sys.stderr,
+        )
+        return EXIT_BUG
+    return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
+
+
+def print_diagnostics(result: BuildResult) -> None:
+    if result.diagnostics:
+        print(format_text(result.diagnostics), file=sys.stderr)
+
+
+def exit_code(result: BuildResult) -> int:
+    if result.config_failed:
+        return EXIT_USAGE
+    return EXIT_OK if result.ok else EXIT_CONTENT
+
+
+def _build(args: argparse.Namespace) -> int:
+    start = time.perf_counter()
+    options = BuildOptions(
+        drafts=args.drafts,
+        strict=args.strict,
+        output=args.output,
+        search=False if args.no_search else None,
+    )
+    result = Builder(args.config, options).build()
+    print_diagnostics(result)
+    elapsed = time.perf_counter() - start
+    if args.verbose:
+        for stage, seconds in result.timings.items():
+            print(f"  {stage:<10} {seconds * 1000:8.1f} ms", file=sys.stderr)
+    if not result.ok:
+        if not result.config_failed:
+            print(
+                f"Build failed: {result.errors} error(s), {result.warnings} warning(s); "
+                "nothing was written, the previous site is unchanged.",
+                file=sys.stderr,
+            )
+        return exit_code(result)
+    if not args.quiet:
+        changed = len(result.written.changed) if result.written else 0
+        print(
+            f"Built {result.pages} pages in {elapsed:.2f} s ({result.warnings} warnings; "
+            f"{changed} files changed) -> {result.output_dir}"
+        )
+    return EXIT_OK
+
+
+def _check(args: argparse.Namespace) -> int:
+    options = BuildOptions(drafts=args.drafts, strict=args.strict, write=False, search=False)
+    result = Builder(args.config, options).build()
+    if args.format == "json":
+        print(format_json(result.diagnostics))
+    else:
+        print_diagnostics(result)
+        if result.ok:
+            print(f"Checked {result.pages} pages: no errors ({result.warnings} warnings).")
+        elif not result.config_failed:
+            print(
+                f"Check failed: {result.errors} error(s), {result.warnings} warning(s).",
+                file=sys.stderr,
+            )
+    return exit_code(result)
+
+
+def slugify(title: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
+def _new(args: argparse.Namespace) -> int:
+    config, diagnostics = load_config(args.config)
+    if config is None:
+        print(format_text(diagnostics), file=sys.stderr)
+        return EXIT_USAGE
+    section = config.section(args.section)
+    if section is None:
+        ids = [s.id for s in config.sections]
+        hint = did_you_mean(args.section, ids) or f"sections: {', '.join(ids)}"
+        print(f"error: unknown section '{args.section}'\n  hint: {hint}", file=sys.stderr)
+        return EXIT_USAGE
+    title = " ".join(args.title.split())
+    slug = slugify(title)
+    if not slug:
+        print(
+            "error: the title has no letters or digits to make a file name from\n"
+            '  hint: give a title such as "Hiccups"',
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
+    existing = sorted(config.content_dir.glob(f"*/{slug}.md"))
+    if existing:
+        shown = config.rel(existing[0])
+        print(
+            f"error: {shown} already exists; nothing was written\n"
+            f"  hint: edit that file, or choose another title",
+            file=sys.stderr,
+        )
+        return EXIT_CONTENT
+    target = config.content_dir / section.id / f"{slug}.md"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "---",
+        f"title: {_yaml_string(title)}",
+        'summary: "TODO: one or two sentences for listings, previews and search."',
+        f"last_reviewed: {dt.date.today().isoformat()}",
+        "tags: []",
+        "draft: true",
+    ]
+    for spec in section.fields:
+        if spec.type == "enum":
+            lines.append(
+                f"{spec.name}: {_yaml_string(spec.values[0])}  # one of: {', '.join(spec.values)}"
+            )
+        elif spec.type == "number":
+            lines.append(f"{spec.name}: 0")
+        elif spec.type == "boolean":
+            lines.append(f"{spec.name}: false")
+        else:
+            lines.append(f'{spec.name}: "TODO"')
+    lines += [
+        "---",
+        "",
+        "Write an introduction here. Cite every clinical claim with `[@key]` (a key from "
+        "content/references.yaml) and link related articles with `[[slug]]`.",
+        "",
+        "## Overview",
+        "",
+    ]
+    try:
+        with target.open("x", encoding="utf-8") as handle:  # "x": never overwrite
+            handle.write("\n".join(lines))
+    except FileExistsError:
+        print(f"error: {config.rel(target)} already exists; nothing was written", file=sys.stderr)
+        return EXIT_CONTENT
+    print(f"Created {config.rel(target)} (marked draft: true until you remove that line)")
+    return EXIT_OK
+
+
+def _yaml_string(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,539 @@
+"""Load and validate `config.yaml` once, at the edge, into a frozen `Config`.
+
+Input: the config file path (its folder is the project root) and CLI overrides.
+Output: `Config` or None, plus every problem found (not just the first), each with the config
+line, and a "did you mean" hint for unknown keys. Path sanity lives here too: an output folder
+that a build could destroy something with (`/`, home, the project, sources) is refused before
+anything else runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from kbgen.diagnostics import Diagnostic, did_you_mean, error
+from kbgen.yamlload import YamlReader
+
+MARKER_FILE = ".kbgen-site"
+RAW_HTML_MODES = ("escape", "sanitize", "allow")
+FIELD_TYPES = ("text", "enum", "number", "boolean")
+RESERVED_SECTION_IDS = frozenset(
+    {"tags", "glossary", "bibliography", "search", "static", "assets", "pagefind", "__kbgen"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldSpec:
+    """A typed front-matter field that every article of a section carries."""
+
+    name: str
+    label: str
+    type: str  #: one of FIELD_TYPES
+    values: tuple[str, ...] = ()  #: allowed values, in display/sort order (enum only)
+    required: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class SectionSpec:
+    id: str
+    title: str
+    description: str
+    order: int
+    fields: tuple[FieldSpec, ...] = ()
+
+    def field_named(self, name: str) -> FieldSpec | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class MarkdownOptions:
+    raw_html: str = "escape"  #: escape | sanitize | allow
+    toc_depth: int = 3  #: deepest heading level in the table of contents
+    glossary_tooltips: bool = True  #: mark the first use of each glossary term
+
+    def key(self) -> str:
+        return f"{self.raw_html}|{self.toc_depth}|{self.glossary_tooltips}"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    path: Path  #: the config file
+    root: Path  #: the project root (the config file's folder)
+    title: str
+    description: str
+    language: str
+    base_url: str  #: "" when unset; otherwise ends with "/"
+    output_dir: Path
+    content_dir: Path
+    templates_dir: Path
+    static_dir: Path
+    cache_dir: Path
+    directory_urls: bool
+    review_interval_days: int
+    disclaimer: str
+    sections: tuple[SectionSpec, ...]
+    markdown: MarkdownOptions
+    feed_entries: int
+    search: bool
+    extra: Mapping[str, str] = field(default_factory=dict)
+    digest: str = ""  #: hash of the config file and overrides: "config changed" is one compare
+
+    def section(self, section_id: str) -> SectionSpec | None:
+        return next((s for s in self.sections if s.id == section_id), None)
+
+    def rel(self, path: Path) -> str:
+        """A path as shown in messages: relative to the project root when inside it."""
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+TOP_LEVEL_KEYS = (
+    "title",
+    "description",
+    "language",
+    "base_url",
+    "output_dir",
+    "content_dir",
+    "templates_dir",
+    "static_dir",
+    "cache_dir",
+    "directory_urls",
+    "review_interval_days",
+    "disclaimer",
+    "markdown",
+    "feed",
+    "sections",
+    "search",
+    "extra",
+)
+SECTION_KEYS = ("id", "title", "description", "order", "fields")
+FIELD_KEYS = ("label", "type", "values", "required")
+MARKDOWN_KEYS = ("raw_html", "toc_depth", "glossary_tooltips")
+FEED_KEYS = ("entries",)
+
+
+@dataclass
+class _Validator:
+    reader: YamlReader
+    root: Path
+
+    def unknown_keys(
+        self, items: Mapping[str, tuple[yaml.Node, yaml.Node]], allowed: tuple[str, ...], where: str
+    ) -> None:
+        for key, (key_node, _) in items.items():
+            if key not in allowed:
+                hint = did_you_mean(key, allowed) or f"allowed keys: {', '.join(allowed)}"
+                self.reader.fail(key_node, f"unknown key '{key}' in {where}", hint)
+
+    def text(
+        self,
+        items: Mapping[str, tuple[yaml.Node, yaml.Node]],
+        key: str,
+        default: str | None = None,
+        where: str = "config.yaml",
+    ) -> str | None:
+        if key not in items:
+            if default is None:
+                self.reader.diagnostics.append(
+                    error(
+                        self.reader.path,
+                        1,
+                        1,
+                        f"missing required key '{key}' in {where}",
+                        f"add a line '{key}: ...'",
+                    )
+                )
+            return default
+        return self.reader.read_str(items[key][1], f"'{key}'", allow_empty=default is not None)
+
+    def boolean(
+        self, items: Mapping[str, tuple[yaml.Node, yaml.Node]], key: str, default: bool
+    ) -> bool:
+        if key not in items:
+            return default
+        value = self.reader.read_bool(items[key][1], f"'{key}'")
+        return default if value is None else value
+
+    def integer(
+        self, items: Mapping[str, tuple[yaml.Node, yaml.Node]], key: str, default: int, minimum: int
+    ) -> int:
+        if key not in items:
+            return default
+        value = self.reader.read_int(items[key][1], f"'{key}'", minimum=minimum)
+        return default if value is None else value
+
+    def path(
+        self, items: Mapping[str, tuple[yaml.Node, yaml.Node]], key: str, default: str
+    ) -> Path:
+        value = self.text(items, key, default=default) or default
+        return (self.root / value).resolve() if not Path(value).is_absolute() else Path(value)
+
+
+def load_config(
+    config_path: Path, output_override: Path | None = None
+) -> tuple[Config | None, list[Diagnostic]]:
+    """Read and validate the config file; every problem is returned, never raised."""
+    config_path = config_path.absolute()
+    shown = config_path.name
+    try:
+        raw = config_path.read_bytes()
+    except FileNotFoundError:
+        return None, [
+            error(
+                str(config_path),
+                None,
+                None,
+                "config file not found",
+                "run the command in the project folder or pass --config PATH",
+            )
+        ]
+    except OSError as exc:
+        return None, [
+            error(str(config_path), None, None, f"cannot read config file: {exc.strerror}")
+        ]
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        return None, [
+            error(
+                shown,
+                None,
+                None,
+                f"config file is not UTF-8 text ({exc.reason})",
+                "save the file as UTF-8",
+            )
+        ]
+    reader = YamlReader(shown)
+    root_node = reader.compose(text)
+    if root_node is None:
+        if not reader.diagnostics:
+            reader.diagnostics.append(
+                error(shown, 1, 1, "config file is empty", "add at least 'title:' and 'sections:'")
+            )
+        return None, reader.diagnostics
+    items = reader.mapping(root_node, "the config file")
+    if items is None:
+        return None, reader.diagnostics
+    root = config_path.parent.resolve()
+    check = _Validator(reader, root)
+    check.unknown_keys(items, TOP_LEVEL_KEYS, "config.yaml")
+
+    title = check.text(items, "title")
+    description = check.text(items, "description", default="") or ""
+    language = check.text(items, "language", default="en") or "en"
+    base_url = (check.text(items, "base_url", default="") or "").strip()
+    if base_url and not base_url.startswith(("http://", "https://")):
+        reader.fail(
+            items["base_url"][1],
+            f"base_url must start with http:// or https://, not '{base_url}'",
+            "for example: https://kb.example.org/",
+        )
+    if base_url and not base_url.endswith("/"):
+        base_url += "/"
+    output_dir = (
+        output_override.absolute()
+        if output_override is not None
+        else check.path(items, "output_dir", "site")
+    )
+    content_dir = check.path(items, "content_dir", "content")
+    templates_dir = check.path(items, "templates_dir", "templates")
+    static_dir = check.path(items, "static_dir", "static")
+    cache_dir = check.path(items, "cache_dir", ".kbgen-cache")
+    directory_urls = check.boolean(items, "directory_urls", True)
+    review_interval_days = check.integer(items, "review_interval_days", 365, minimum=1)
+    disclaimer = check.text(items, "disclaimer", default="") or ""
+    search = check.boolean(items, "search", True)
+    markdown = _markdown_options(check, items)
+    feed_entries = _feed_entries(check, items)
+    sections = _sections(check, items)
+    extra = _extra(check, items)
+
+    diagnostics = list(reader.diagnostics)
+    for name, directory in (("content_dir", content_dir), ("templates_dir", templates_dir)):
+        if not directory.is_dir():
+            diagnostics.append(
+                error(
+                    shown,
+                    _line(reader, items, name),
+                    None,
+                    f"{name} '{check_rel(directory, root)}' is not a folder",
+                    "create it or fix the path in config.yaml",
+                )
+            )
+    diagnostics += check_output_dir(
+        output_dir,
+        root,
+        (content_dir, templates_dir, static_dir),
+        shown,
+        _line(reader, items, "output_dir"),
+        from_cli=output_override is not None,
+    )
+    if diagnostics or title is None:
+        return None, diagnostics
+    digest = hashlib.sha256(raw + str(output_dir).encode()).hexdigest()
+    config = Config(
+        path=config_path,
+        root=root,
+        title=title,
+        description=description,
+        language=language,
+        base_url=base_url,
+        output_dir=output_dir,
+        content_dir=content_dir,
+        templates_dir=templates_dir,
+        static_dir=static_dir,
+        cache_dir=cache_dir,
+        directory_urls=directory_urls,
+        review_interval_days=review_interval_days,
+        disclaimer=disclaimer,
+        sections=sections,
+        markdown=markdown,
+        feed_entries=feed_entries,
+        search=search,
+        extra=extra,
+        digest=digest,
+    )
+    return config, []
+
+
+def check_rel(path: Path, root: Path) -> str:
+    try:
+        return path.relative_to(root).as_posix() or "."
+    except ValueError:
+        return str(path)
+
+
+def _line(
+    reader: YamlReader, items: Mapping[str, tuple[yaml.Node, yaml.Node]], key: str
+) -> int | None:
+    return reader.pos(items[key][0])[0] if key in items else None
+
+
+def _markdown_options(
+    check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.Node]]
+) -> MarkdownOptions:
+    if "markdown" not in items:
+        return MarkdownOptions()
+    sub = check.reader.mapping(items["markdown"][1], "'markdown'")
+    if sub is None:
+        return MarkdownOptions()
+    check.unknown_keys(sub, MARKDOWN_KEYS, "'markdown'")
+    raw_html = check.text(sub, "raw_html", default="escape") or "escape"
+    if raw_html not in RAW_HTML_MODES:
+        check.reader.fail(
+            sub["raw_html"][1],
+            f"markdown.raw_html must be one of {', '.join(RAW_HTML_MODES)}, not '{raw_html}'",
+            did_you_mean(raw_html, RAW_HTML_MODES) or "use 'escape' (the default)",
+        )
+        raw_html = "escape"
+    toc_depth = check.integer(sub, "toc_depth", 3, minimum=1)
+    if toc_depth > 6:
+        check.reader.fail(sub["toc_depth"][1], "markdown.toc_depth must be between 1 and 6")
+    tooltips = check.boolean(sub, "glossary_tooltips", True)
+    return MarkdownOptions(
+        raw_html=raw_html, toc_depth=min(toc_depth, 6), glossary_tooltips=tooltips
+    )
+
+
+def _feed_entries(check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.Node]]) -> int:
+    if "feed" not in items:
+        return 20
+    sub = check.reader.mapping(items["feed"][1], "'feed'")
+    if sub is None:
+        return 20
+    check.unknown_keys(sub, FEED_KEYS, "'feed'")
+    return check.integer(sub, "entries", 20, minimum=1)
+
+
+def _extra(check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.Node]]) -> dict[str, str]:
+    if "extra" not in items:
+        return {}
+    sub = check.reader.mapping(items["extra"][1], "'extra'")
+    result: dict[str, str] = {}
+    for key, (_, value_node) in (sub or {}).items():
+        value = check.reader.read_str(value_node, f"extra.{key}", allow_empty=True)
+        if value is not None:
+            result[key] = value
+    return result
+
+
+def _sections(
+    check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.Node]]
+) -> tuple[SectionSpec, ...]:
+    reader = check.reader
+    if "sections" not in items:
+        reader.diagnostics.append(
+            error(
+                reader.path,
+                1,
+                1,
+                "missing required key 'sections'",
+                "declare at least one section with an id and a title",
+            )
+        )
+        return ()
+    nodes = reader.sequence(items["sections"][1], "'sections'")
+    if nodes is None:
+        return ()
+    sections: list[SectionSpec] = []
+    seen: dict[str, int] = {}
+    for position, node in enumerate(nodes, start=1):
+        sub = reader.mapping(node, f"section {position}")
+        if sub is None:
+            continue
+        check.unknown_keys(sub, SECTION_KEYS, f"section {position}")
+        section_id = check.text(sub, "id", where=f"section {position}")
+        title = check.text(sub, "title", where=f"section {position}")
+        description = check.text(sub, "description", default="") or ""
+        order = check.integer(sub, "order", position, minimum=-10_000)
+        fields = _fields(check, sub["fields"][1]) if "fields" in sub else ()
+        if section_id is None or title is None:
+            continue
+        id_node = sub["id"][1]
+        if not _is_slug(section_id):
+            reader.fail(
+                id_node,
+                f"section id '{section_id}' must be lowercase letters, digits and hyphens",
+                "it is also the folder name under content/",
+            )
+            continue
+        if section_id in RESERVED_SECTION_IDS:
+            reader.fail(
+                id_node,
+                f"section id '{section_id}' is reserved for generated pages",
+                "choose another id",
+            )
+            continue
+        if section_id in seen:
+            reader.fail(
+                id_node,
+                f"duplicate section id '{section_id}' (first declared on line {seen[section_id]})",
+                "give each section a unique id",
+            )
+            continue
+        seen[section_id] = reader.pos(id_node)[0]
+        sections.append(SectionSpec(section_id, title, description, order, fields))
+    return tuple(sorted(sections, key=lambda s: (s.order, s.id)))
+
+
+def _fields(check: _Validator, node: yaml.Node) -> tuple[FieldSpec, ...]:
+    reader = check.reader
+    items = reader.mapping(node, "'fields'")
+    if items is None:
+        return ()
+    fields: list[FieldSpec] = []
+    for name, (key_node, value_node) in items.items():
+        if not _is_identifier(name):
+            reader.fail(
+                key_node,
+                f"field name '{name}' must be lowercase letters, digits and _",
+                "for example: time_to_peak",
+            )
+            continue
+        sub = reader.mapping(value_node, f"field '{name}'")
+        if sub is None:
+            continue
+        check.unknown_keys(sub, FIELD_KEYS, f"field '{name}'")
+        label = check.text(sub, "label", default=name.replace("_", " ").capitalize()) or name
+        kind = check.text(sub, "type", default="text") or "text"
+        if kind not in FIELD_TYPES:
+            reader.fail(
+                sub["type"][1],
+                f"field type must be one of {', '.join(FIELD_TYPES)}, not '{kind}'",
+                did_you_mean(kind, FIELD_TYPES),
+            )
+            continue
+        values: tuple[str, ...] = ()
+        if kind == "enum":
+            if "values" not in sub:
+                reader.fail(
+                    key_node,
+                    f"enum field '{name}' needs 'values'",
+                    "list the allowed values: values: [low, high]",
+                )
+                continue
+            listed = reader.read_str_list(sub["values"][1], f"'{name}.values'")
+            values = tuple(listed or ())
+        required = check.boolean(sub, "required", True)
+        fields.append(FieldSpec(name, label, kind, values, required))
+    return tuple(fields)
+
+
+def _is_slug(text: str) -> bool:
+    return (
+        bool(text)
+        and all(c.islower() or c.isdigit() or c == "-" for c in text)
+        and text.isascii()
+        and not text.startswith("-")
+    )
+
+
+def _is_identifier(text: str) -> bool:
+    return bool(text) and text.isascii() and text.replace("_", "a").isalnum() and text.islower()
+
+
+def check_output_dir(
+    output: Path,
+    root: Path,
+    sources: tuple[Path, ...],
+    shown: str,
+    line: int | None,
+    from_cli: bool,
+) -> list[Diagnostic]:
+    """Refuse output folders whose replacement would destroy something.
+
+    The output folder is replaced wholesale by each build, so it must not be `/`, home, the
+    project root or a parent of it, or overlap a source folder; an existing non-empty folder
+    must carry our marker file (proof that a previous build made it). Real paths are compared,
+    so a symlink cannot disguise any of these.
+    """
+    where = "--output" if from_cli else "output_dir"
+    real = Path(output).resolve()
+    home = Path.home().resolve()
+    problem: str | None = None
+    if real == Path(real.anchor):
+        problem = "is the filesystem root"
+    elif real == home:
+        problem = "is your home folder"
+    elif real == root or root.is_relative_to(real):
+        problem = "is the project folder or one of its parents"
+    else:
+        for source in sources:
+            source_real = source.resolve()
+            if (
+                real == source_real
+                or real.is_relative_to(source_real)
+                or source_real.is_relative_to(real)
+            ):
+                problem = f"overlaps the source folder '{check_rel(source_real, root)}'"
+                break
+    if problem is None and real.is_dir() and not (real / MARKER_FILE).is_file():
+        try:
+            non_empty = any(real.iterdir())
+        except OSError:
+            non_empty = True
+        if non_empty:
+            problem = (
+                f"is a non-empty folder that kbgen did not create (no {MARKER_FILE} marker file)"
+            )
+    if problem is None and real.exists() and not real.is_dir():
+        problem = "exists and is not a folder"
+    if problem is None:
+        return []
+    return [
+        error(
+            shown if not from_cli else "command line",
+            line,
+            None,
+            f"refusing to use {where} '{output}': it {problem}; a build replaces the "
+            "whole output folder",
+            "choose a new or kbgen-made folder such as 'site'; nothing was deleted",
+        )
+    ]

@@ -1,0 +1,117 @@
+"""Diagnostics: problems found in user input, as values.
+
+Every stage returns `Diagnostic`s instead of raising or logging. The CLI prints them like a
+compiler (`content/x.md:12:3: error: message` + `  hint: ...`) so editors can jump to them, or
+as JSON for tools. Helpers here build the common messages so wording stays uniform.
+"""
+
+from __future__ import annotations
+
+import difflib
+import enum
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+
+class Severity(enum.Enum):
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, slots=True)
+class Diagnostic:
+    """One problem in one input file; `line`/`col` are 1-based, None when unknown."""
+
+    path: str
+    line: int | None
+    col: int | None
+    severity: Severity
+    message: str
+    hint: str | None = None
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity is Severity.ERROR
+
+    def location(self) -> str:
+        where = self.path
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.col is not None:
+                where += f":{self.col}"
+        return where
+
+    def format(self) -> str:
+        text = f"{self.location()}: {self.severity.value}: {self.message}"
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "line": self.line,
+            "col": self.col,
+            "severity": self.severity.value,
+            "message": self.message,
+            "hint": self.hint,
+        }
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        return (self.path, self.line or 0, self.col or 0, self.message)
+
+
+def error(
+    path: str, line: int | None, col: int | None, message: str, hint: str | None = None
+) -> Diagnostic:
+    return Diagnostic(path, line, col, Severity.ERROR, message, hint)
+
+
+def warning(
+    path: str, line: int | None, col: int | None, message: str, hint: str | None = None
+) -> Diagnostic:
+    return Diagnostic(path, line, col, Severity.WARNING, message, hint)
+
+
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """A "did you mean 'x'?" hint for the closest candidate, or None."""
+    pool = list(candidates)
+    lowered = {candidate.lower(): candidate for candidate in pool}
+    matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)
+    if not matches:
+        return None
+    return f"did you mean '{lowered[matches[0]]}'?"
+
+
+def has_errors(diagnostics: Iterable[Diagnostic]) -> bool:
+    return any(d.is_error for d in diagnostics)
+
+
+def sorted_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Deterministic order: by file, then position; duplicates removed."""
+    return sorted(set(diagnostics), key=Diagnostic.sort_key)
+
+
+def promote_warnings(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
+    """`--strict`: every warning becomes an error."""
+    return [
+        Diagnostic(d.path, d.line, d.col, Severity.ERROR, d.message, d.hint)
+        if d.severity is Severity.WARNING
+        else d
+        for d in diagnostics
+    ]
+
+
+def format_text(diagnostics: Sequence[Diagnostic]) -> str:
+    return "\n".join(d.format() for d in diagnostics)
+
+
+def format_json(diagnostics: Sequence[Diagnostic]) -> str:
+    errors = sum(1 for d in diagnostics if d.is_error)
+    payload = {
+        "errors": errors,
+        "warnings": len(diagnostics) - errors,
+        "diagnostics": [d.to_json() for d in diagnostics],
+    }
+    return json.dumps(payload, indent=2, ensure_ascii=False)

@@ -1,0 +1,159 @@
+"""Walk the project's source folders -> `SourceTree`.
+
+Input: `Config` (content/, static/, templates/ folders; the output folder to skip).
+Output: the content pages, data files, static files and templates found, plus diagnostics for
+files that can never build (a symlink leaving the project, a page outside any section).
+Dotfiles, editor temp files (vim `.swp`/`~`/`4913`, emacs `.#*`, JetBrains `___jb_tmp___`)
+and the output/cache folders are ignored. Symlinked folders are not followed (no loops).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+from kbgen.config import Config
+from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
+
+DATA_FILES = ("references.yaml", "glossary.yaml")
+
+
+def is_ignored_name(name: str) -> bool:
+    """Hidden files and the temp files editors write while saving."""
+    return (
+        name.startswith(".")
+        or name.endswith(("~", ".swp", ".swx", ".swo", ".tmp", "___jb_tmp___", "___jb_old___"))
+        or name == "4913"
+        or (name.startswith("#") and name.endswith("#"))
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SourceFile:
+    rel: str  #: relative to its source folder, POSIX
+    path: Path  #: absolute path
+    shown: str  #: project-relative path for messages
+
+
+@dataclass(frozen=True, slots=True)
+class SourceTree:
+    pages: tuple[SourceFile, ...]  #: content/**/*.md, sorted
+    data: dict[str, SourceFile]  #: "references.yaml"/"glossary.yaml" -> file
+    static: tuple[SourceFile, ...]
+    templates: tuple[SourceFile, ...]
+
+
+def _walk(
+    folder: Path, config: Config, diagnostics: list[Diagnostic], check_escape: bool
+) -> list[SourceFile]:
+    found: list[SourceFile] = []
+    if not folder.is_dir():
+        return found
+    skip = {config.output_dir.resolve(), config.cache_dir.resolve()}
+    root = config.root
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
+        current = Path(dirpath)
+        kept = []
+        for name in sorted(dirnames):
+            child = current / name
+            if is_ignored_name(name) or child.resolve() in skip or name == "__pycache__":
+                continue
+            if child.is_symlink():
+                diagnostics.append(
+                    warning(
+                        config.rel(child),
+                        None,
+                        None,
+                        "symlinked folder is not followed",
+                        "copy the folder in, or move the real folder here",
+                    )
+                )
+                continue
+            kept.append(name)
+        dirnames[:] = kept
+        for name in sorted(filenames):
+            if is_ignored_name(name):
+                continue
+            path = current / name
+            if check_escape and path.is_symlink():
+                try:
+                    real = path.resolve(strict=True)
+                except (OSError, RuntimeError):
+                    diagnostics.append(
+                        error(
+                            config.rel(path),
+                            None,
+                            None,
+                            "broken or looping symlink",
+                            "remove the link or point it at a real file",
+                        )
+                    )
+                    continue
+                if not real.is_relative_to(root):
+                    diagnostics.append(
+                        error(
+                            config.rel(path),
+                            None,
+                            None,
+                            f"symlink points outside the project (to '{real}'); it is not copied",
+                            "copy the file into the project instead of linking to it",
+                        )
+                    )
+                    continue
+            rel = path.relative_to(folder).as_posix()
+            found.append(SourceFile(rel, path, config.rel(path)))
+    return found
+
+
+def scan(config: Config) -> tuple[SourceTree, list[Diagnostic]]:
+    diagnostics: list[Diagnostic] = []
+    content = _walk(config.content_dir, config, diagnostics, check_escape=True)
+    pages: list[SourceFile] = []
+    data: dict[str, SourceFile] = {}
+    section_ids = [s.id for s in config.sections]
+    for source in content:
+        parts = PurePosixPath(source.rel).parts
+        if len(parts) == 1 and source.rel in DATA_FILES:
+            data[source.rel] = source
+        elif not source.rel.endswith(".md"):
+            continue  # images and other assets beside the articles are not pages
+        elif len(parts) == 1 and source.rel != "index.md":
+            diagnostics.append(
+                error(
+                    source.shown,
+                    None,
+                    None,
+                    f"a page must live in a section folder: content/<section>/{source.rel}",
+                    f"move it into one of: {', '.join(section_ids)}",
+                )
+            )
+        elif len(parts) > 2:
+            diagnostics.append(
+                error(
+                    source.shown,
+                    None,
+                    None,
+                    "articles live exactly one level deep: content/<section>/<slug>.md",
+                    f"move it to content/{parts[0]}/{parts[-1]}",
+                )
+            )
+        elif len(parts) == 2 and parts[0] not in section_ids:
+            hint = (
+                did_you_mean(parts[0], section_ids)
+                or f"declare a section with id '{parts[0]}' in config.yaml, or move the file"
+            )
+            diagnostics.append(
+                error(
+                    source.shown,
+                    None,
+                    None,
+                    f"section '{parts[0]}' is not declared in config.yaml",
+                    hint,
+                )
+            )
+        else:
+            pages.append(source)
+    static = _walk(config.static_dir, config, diagnostics, check_escape=True)
+    templates = _walk(config.templates_dir, config, diagnostics, check_escape=False)
+    return SourceTree(tuple(pages), data, tuple(static), tuple(templates)), diagnostics

@@ -1,0 +1,267 @@
+"""Split a page into its `---` YAML front matter and Markdown body; validate the front matter.
+
+Input: the page text, its path for messages, its section's declared fields, today's date.
+Output: `FrontMatter` (or None), the body, the body's first file line, and diagnostics that
+point at the offending key or value (file line and column, not YAML-block-relative).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import yaml
+
+from kbgen.config import SectionSpec
+from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
+from kbgen.model import FieldValue, FrontMatter
+from kbgen.yamlload import YamlReader
+
+REQUIRED_KEYS = ("title", "summary", "last_reviewed")
+STANDARD_KEYS = (
+    "title",
+    "summary",
+    "last_reviewed",
+    "tags",
+    "aliases",
+    "related",
+    "draft",
+    "order",
+    "reviewed_by",
+    "section",
+)
+FENCE = "---"
+CLOSING_FENCES = ("---", "...")
+
+
+@dataclass(frozen=True, slots=True)
+class SplitPage:
+    yaml_text: str
+    body: str
+    yaml_line: int  #: 0-based file line of the first YAML line
+    body_line: int  #: 1-based file line of the first body line
+
+
+def split_front_matter(text: str, path: str) -> tuple[SplitPage | None, list[Diagnostic]]:
+    """Separate the front matter block; a missing or unclosed block is an error."""
+    lines = text.split("\n")
+    if not lines or lines[0].rstrip("\r").rstrip() != FENCE:
+        first = lines[0].strip() if lines else ""
+        hint = "start the file with a line '---', then title/summary/last_reviewed, then '---'"
+        if not text.strip():
+            return None, [error(path, 1, 1, "the file is empty", hint)]
+        return None, [
+            error(
+                path,
+                1,
+                1,
+                f"missing front matter (the first line is '{first[:40]}', not '---')",
+                hint,
+            )
+        ]
+    for index in range(1, len(lines)):
+        if lines[index].rstrip("\r").rstrip() in CLOSING_FENCES:
+            yaml_text = "\n".join(lines[1:index])
+            body = "\n".join(lines[index + 1 :])
+            return SplitPage(yaml_text, body, 1, index + 2), []
+    return None, [
+        error(
+            path,
+            1,
+            1,
+            "front matter is not closed",
+            "add a line '---' after the last front-matter key",
+        )
+    ]
+
+
+def parse_front_matter(
+    split: SplitPage,
+    path: str,
+    section: SectionSpec | None,
+    today: dt.date,
+    review_interval_days: int,
+    is_article: bool,
+) -> tuple[FrontMatter | None, list[Diagnostic]]:
+    reader = YamlReader(path, line_offset=split.yaml_line)
+    node = reader.compose(split.yaml_text)
+    if node is None:
+        if not reader.diagnostics:
+            reader.diagnostics.append(
+                error(path, 2, 1, "front matter is empty", "add title, summary and last_reviewed")
+            )
+        return None, reader.diagnostics
+    items = reader.mapping(node, "front matter")
+    if items is None:
+        return None, reader.diagnostics
+    diagnostics: list[Diagnostic] = []
+    fields_by_name = {f.name: f for f in section.fields} if section and is_article else {}
+    allowed = STANDARD_KEYS + tuple(fields_by_name)
+    for key, (key_node, _) in items.items():
+        if key not in allowed:
+            line, col = reader.pos(key_node)
+            hint = did_you_mean(key, allowed) or f"known keys: {', '.join(allowed)}"
+            diagnostics.append(warning(path, line, col, f"unknown front-matter key '{key}'", hint))
+    for key in REQUIRED_KEYS:
+        if key not in items and (is_article or key != "last_reviewed"):
+            diagnostics.append(
+                error(
+                    path,
+                    1,
+                    1,
+                    f"missing required front-matter key '{key}'",
+                    f"add a line '{key}: ...' between the '---' lines",
+                )
+            )
+
+    def text(key: str) -> str | None:
+        return reader.read_str(items[key][1], f"'{key}'") if key in items else None
+
+    def text_list(key: str) -> tuple[str, ...]:
+        values = reader.read_str_list(items[key][1], f"'{key}'") if key in items else []
+        return tuple(v.strip() for v in values or ())
+
+    title = (text("title") or "").strip()
+    summary = " ".join((text("summary") or "").split())
+    last_reviewed = (
+        reader.read_date(items["last_reviewed"][1], "'last_reviewed'")
+        if "last_reviewed" in items
+        else None
+    )
+    if last_reviewed is not None:
+        diagnostics += _review_date_problems(
+            reader, items["last_reviewed"][1], last_reviewed, today, review_interval_days
+        )
+    tags = text_list("tags")
+    for tag_problem in _tag_problems(reader, items, tags):
+        diagnostics.append(tag_problem)
+    draft = bool(reader.read_bool(items["draft"][1], "'draft'")) if "draft" in items else False
+    order = reader.read_int(items["order"][1], "'order'") if "order" in items else None
+    if "section" in items and section is not None:
+        declared = text("section")
+        if declared is not None and declared != section.id:
+            reader.fail(
+                items["section"][1],
+                f"'section: {declared}' does not match the folder '{section.id}'",
+                "move the file or fix the section key",
+            )
+    fields = _typed_fields(reader, items, fields_by_name, path, diagnostics)
+    positions = {key: reader.pos(key_node) for key, (key_node, _) in items.items()}
+    diagnostics = reader.diagnostics + diagnostics
+    if any(d.is_error for d in diagnostics):
+        return None, diagnostics
+    return FrontMatter(
+        title=title,
+        summary=summary,
+        last_reviewed=last_reviewed,
+        tags=tuple(dict.fromkeys(tags)),
+        aliases=text_list("aliases"),
+        related=text_list("related"),
+        draft=draft,
+        order=order,
+        reviewed_by=text_list("reviewed_by")
+        if "reviewed_by" in items and isinstance(items["reviewed_by"][1], yaml.SequenceNode)
+        else ((text("reviewed_by") or "").strip(),)
+        if "reviewed_by" in items
+        else (),
+        fields=fields,
+        key_positions=positions,
+    ), diagnostics
+
+
+def _review_date_problems(
+    reader: YamlReader, node: yaml.Node, reviewed: dt.date, today: dt.date, interval: int
+) -> list[Diagnostic]:
+    line, col = reader.pos(node)
+    if reviewed > today:
+        return [
+            error(
+                reader.path,
+                line,
+                col,
+                f"last_reviewed {reviewed.isoformat()} is in the future",
+                f"use the date the article was actually reviewed (today is {today.isoformat()})",
+            )
+        ]
+    due = reviewed + dt.timedelta(days=interval)
+    if due < today:
+        return [
+            warning(
+                reader.path,
+                line,
+                col,
+                f"review overdue: last reviewed {reviewed.isoformat()}, due {due.isoformat()}",
+                "review the article and update last_reviewed",
+            )
+        ]
+    return []
+
+
+def _tag_problems(
+    reader: YamlReader, items: Mapping[str, tuple[yaml.Node, yaml.Node]], tags: tuple[str, ...]
+) -> list[Diagnostic]:
+    if "tags" not in items:
+        return []
+    problems = []
+    line, col = reader.pos(items["tags"][1])
+    for tag in tags:
+        if not tag or any(c in tag for c in "/\\#?%") or tag in (".", ".."):
+            problems.append(
+                error(
+                    reader.path,
+                    line,
+                    col,
+                    f"tag '{tag}' cannot be used in a URL",
+                    "use letters, digits, spaces and hyphens",
+                )
+            )
+    return problems
+
+
+def _typed_fields(
+    reader: YamlReader,
+    items: Mapping[str, tuple[yaml.Node, yaml.Node]],
+    fields_by_name: Mapping[str, object],
+    path: str,
+    diagnostics: list[Diagnostic],
+) -> dict[str, FieldValue]:
+    from kbgen.config import FieldSpec  # local: keeps the signature free of a config cycle
+
+    values: dict[str, FieldValue] = {}
+    for name, spec in fields_by_name.items():
+        assert isinstance(spec, FieldSpec)
+        if name not in items:
+            if spec.required:
+                allowed = f" (one of: {', '.join(spec.values)})" if spec.values else ""
+                diagnostics.append(
+                    error(
+                        path,
+                        1,
+                        1,
+                        f"missing field '{name}' required by this section",
+                        f"add '{name}: ...'{allowed}",
+                    )
+                )
+            continue
+        node = items[name][1]
+        value: FieldValue | None
+        if spec.type == "number":
+            value = reader.read_number(node, f"'{name}'")
+        elif spec.type == "boolean":
+            value = reader.read_bool(node, f"'{name}'")
+        else:
+            value = reader.read_str(node, f"'{name}'")
+            if value is not None:
+                value = value.strip()
+            if spec.type == "enum" and value is not None and value not in spec.values:
+                hint = did_you_mean(value, spec.values, cutoff=0.5)
+                reader.fail(
+                    node,
+                    f"'{name}' must be one of: {', '.join(spec.values)}; not '{value}'",
+                    hint or "use one of the values declared in config.yaml",
+                )
+                value = None
+        if value is not None:
+            values[name] = value
+    return values

@@ -1,0 +1,570 @@
+"""Markdown body -> `Markup` (HTML with placeholders, headings, anchors, links, citations).
+
+Input: a page body, the file line it starts on, the markup options and the glossary.
+Output: `Markup`, which depends on nothing else, so it can be cached by content digest and
+computed in worker processes.
+
+Python-Markdown runs with toc, tables, fenced_code + codehilite (Pygments), footnotes,
+admonition, attr_list, def_list, abbr and sane_lists, plus our extension:
+
+* inline patterns for `[[wikilinks]]` and `[@citations]`;
+* a final treeprocessor that numbers citations by first use, records every internal link
+  (rewriting its href to a placeholder, see links.py), collects element ids (the page's
+  anchors), refuses `javascript:`-style URLs, and marks the first use of each glossary term.
+
+Raw HTML is escaped by default (`raw_html: escape`), cleaned by nh3 with an allowlist
+(`sanitize`), or passed through (`allow`).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import xml.etree.ElementTree as etree
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import markdown
+import nh3
+from markdown.extensions import Extension
+from markdown.inlinepatterns import InlineProcessor
+from markdown.treeprocessors import Treeprocessor
+from pygments.formatters import HtmlFormatter
+
+from kbgen import links
+from kbgen.config import MarkdownOptions
+from kbgen.model import CiteRef, GlossaryTerm, Heading, LinkKind, LinkRef, Markup
+
+BLOCK_TAGS = frozenset(
+    {
+        "p",
+        "li",
+        "td",
+        "th",
+        "dd",
+        "dt",
+        "blockquote",
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "figcaption",
+        "caption",
+    }
+)
+NO_GLOSSARY_TAGS = frozenset(
+    {
+        "h1",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "a",
+        "code",
+        "pre",
+        "abbr",
+        "sup",
+        "dfn",
+        "script",
+        "style",
+        "kbd",
+        "samp",
+        "th",
+    }
+)
+SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
+CONTEXT_MARK = "\x00"
+_SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([.,;:!?)])")
+MAX_CONTEXT = 280
+
+# The allowlist for `raw_html: sanitize` (documented in README.md).
+SANITIZE_TAGS = frozenset(
+    {
+        "a",
+        "abbr",
+        "b",
+        "blockquote",
+        "br",
+        "caption",
+        "cite",
+        "code",
+        "col",
+        "colgroup",
+        "dd",
+        "del",
+        "details",
+        "dfn",
+        "div",
+        "dl",
+        "dt",
+        "em",
+        "figcaption",
+        "figure",
+        "h2",
+        "h3",
+        "h4",
+        "h5",
+        "h6",
+        "hr",
+        "i",
+        "img",
+        "ins",
+        "kbd",
+        "li",
+        "mark",
+        "ol",
+        "p",
+        "pre",
+        "q",
+        "s",
+        "samp",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "summary",
+        "sup",
+        "table",
+        "tbody",
+        "td",
+        "tfoot",
+        "th",
+        "thead",
+        "tr",
+        "u",
+        "ul",
+        "var",
+    }
+)
+SANITIZE_ATTRIBUTES = {
+    "*": {"id", "class", "title", "lang", "dir"},
+    "a": {"href"},
+    "img": {"src", "alt", "width", "height"},
+    "td": {"colspan", "rowspan", "align"},
+    "th": {"colspan", "rowspan", "align", "scope"},
+    "ol": {"start"},
+}
+
+
+def pygments_css() -> str:
+    """Light and dark code highlighting styles (dark follows the site's theme switch)."""
+    light = HtmlFormatter(style="default").get_style_defs(".highlight")  # type: ignore[no-untyped-call]
+    dark = HtmlFormatter(style="monokai").get_style_defs(  # type: ignore[no-untyped-call]
+        ":root[data-theme='dark'] .highlight"
+    )
+    dark_auto = HtmlFormatter(style="monokai").get_style_defs(  # type: ignore[no-untyped-call]
+        ":root:not([data-theme='light']) .highlight"
+    )
+    return f"{light}\n{dark}\n@media (prefers-color-scheme: dark) {{\n{dark_auto}\n}}\n"
+
+
+@dataclass
+class _ConversionState:
+    """Per-conversion scratch space shared by our inline patterns and treeprocessor."""
+
+    body: str = ""
+    body_line: int = 1
+    links: list[LinkRef] = field(default_factory=list)
+    citations: list[CiteRef] = field(default_factory=list)
+    anchors: set[str] = field(default_factory=set)
+    problems: list[tuple[int, int, str, str]] = field(default_factory=list)
+    glossary_used: list[str] = field(default_factory=list)
+
+
+class _WikiLinkPattern(InlineProcessor):
+    def handleMatch(  # type: ignore[override]
+        self, m: re.Match[str], data: str
+    ) -> tuple[etree.Element, int, int]:
+        parsed = links.parse_wikilink(m.group(1))
+        element = etree.Element("a")
+        element.set("data-kb-wiki", m.group(1))
+        element.text = markdown.util.AtomicString(parsed.text or "")
+        return element, m.start(0), m.end(0)
+
+
+class _CitationPattern(InlineProcessor):
+    def handleMatch(  # type: ignore[override]
+        self, m: re.Match[str], data: str
+    ) -> tuple[etree.Element | None, int | None, int | None]:
+        items = links.parse_citation_group(m.group(1))
+        if items is None:
+            return None, None, None
+        element = etree.Element("sup")
+        element.set("class", "cite")
+        element.set("data-kb-cite", "\x1f".join(f"{key}\x1e{loc or ''}" for key, loc in items))
+        return element, m.start(0), m.end(0)
+
+
+class _CaptureTreeprocessor(Treeprocessor):
+    """Runs last: placeholders, anchors, citations, URL safety, glossary terms."""
+
+    def __init__(
+        self,
+        md: markdown.Markdown,
+        state: _ConversionState,
+        glossary: Sequence[GlossaryTerm],
+        options: MarkdownOptions,
+    ) -> None:
+        super().__init__(md)
+        self.state = state
+        self.glossary = glossary
+        self.options = options
+        forms = sorted(
+            {
+                (form, term.id)
+                for term in glossary
+                for form in (term.term, *term.aliases)
+                if form.strip()
+            },
+            key=lambda pair: (-len(pair[0]), pair[0]),
+        )
+        self.term_by_form = {form.lower(): term_id for form, term_id in forms}
+        self.term_by_id = {term.id: term for term in glossary}
+        self.glossary_re = (
+            re.compile(
+                r"(?<![\w-])(" + "|".join(re.escape(form) for form, _ in forms) + r")(?![\w-])",
+                re.IGNORECASE,
+            )
+            if forms
+            else None
+        )
+
+    def run(self, root: etree.Element) -> None:
+        state = self.state
+        matcher = links.PositionMatcher(
+            links.scan_positions(state.body, state.body_line), state.body_line
+        )
+        parents = {child: parent for parent in root.iter() for child in parent}
+        cite_numbers: dict[str, int] = {}
+        cite_uses: dict[str, int] = {}
+        for element in list(root.iter()):
+            element_id = element.get("id")
+            if element_id:
+                state.anchors.add(element_id)
+            if element.tag == "a":
+                self._capture_link(element, matcher, parents)
+            elif element.tag == "img":
+                self._check_url(element, "src", matcher, is_image=True)
+            elif element.tag == "sup" and element.get("data-kb-cite") is not None:
+                self._render_citation(element, matcher, cite_numbers, cite_uses)
+        if self.glossary_re is not None and self.options.glossary_tooltips:
+            self._mark_glossary(root, set())
+
+    # -- links ----------------------------------------------------------------------
+    def _capture_link(
+        self,
+        element: etree.Element,
+        matcher: links.PositionMatcher,
+        parents: dict[etree.Element, etree.Element],
+    ) -> None:
+        wiki = element.attrib.pop("data-kb-wiki", None)
+        if wiki is not None:
+            parsed = links.parse_wikilink(wiki)
+            line, col = matcher.take("wiki", wiki)
+            self._add_link(
+                element,
+                parents,
+                "wiki",
+                parsed.target,
+                parsed.anchor,
+                parsed.text is not None,
+                line,
+                col,
+            )
+            return
+        href = element.get("href")
+        if href is None:
+            return
+        if self._check_url(element, "href", matcher):
+            return
+        if links.is_internal_markdown_link(href):
+            line, col = matcher.take("url", href)
+            path, _, anchor = href.partition("#")
+            self._add_link(element, parents, "md", path, anchor or None, True, line, col)
+        elif href.startswith("#") and len(href) > 1 and "class" not in element.attrib:
+            line, col = matcher.take("url", href)
+            self.state.links.append(LinkRef("anchor", "", href[1:], True, line, col))
+
+    def _add_link(
+        self,
+        element: etree.Element,
+        parents: dict[etree.Element, etree.Element],
+        kind: LinkKind,
+        target: str,
+        anchor: str | None,
+        has_text: bool,
+        line: int,
+        col: int,
+    ) -> None:
+        index = len(self.state.links)
+        element.set("href", links.link_placeholder(index))
+        if not has_text:
+            element.text = links.title_placeholder(index)
+        context = _sentence_around(element, parents)
+        self.state.links.append(
+            LinkRef(
+                kind,
+                target,
+                anchor,
+                has_text,
+                line,
+                col,
+                context,
+            )
+        )
+
+    def _check_url(
+        self,
+        element: etree.Element,
+        attribute: str,
+        matcher: links.PositionMatcher,
+        is_image: bool = False,
+    ) -> bool:
+        url = element.get(attribute, "")
+        scheme = links.unsafe_scheme(url, is_image=is_image)
+        if scheme is None:
+            return False
+        line, col = matcher.take("url", url)
+        what = "image" if is_image else "link"
+        self.state.problems.append(
+            (
+                line,
+                col,
+                f"{what} URL with the unsafe scheme '{scheme}:' is not allowed",
+                "link to an https:// address or another article; script and data URLs are refused",
+            )
+        )
+        element.set(attribute, "#")
+        return True
+
+    # -- citations --------------------------------------------------------------------
+    def _render_citation(
+        self,
+        element: etree.Element,
+        matcher: links.PositionMatcher,
+        numbers: dict[str, int],
+        uses: dict[str, int],
+    ) -> None:
+        raw = element.attrib.pop("data-kb-cite")
+        first = True
+        for item in raw.split("\x1f"):
+            key, _, locator = item.partition("\x1e")
+            line, col = matcher.take("cite", key)
+            self.state.citations.append(CiteRef(key, locator or None, line, col))
+            number = numbers.setdefault(key, len(numbers) + 1)
+            uses[key] = uses.get(key, 0) + 1
+            if not first:
+                separator = etree.SubElement(element, "span")
+                separator.text = ", "
+                separator.set("class", "cite-sep")
+            first = False
+            anchor = etree.SubElement(element, "a")
+            anchor.set("href", f"#ref-{number}")
+            anchor.set("id", f"cite-{number}-{uses[key]}")
+            anchor.set("class", "cite-link")
+            anchor.text = str(number)
+            self.state.anchors.add(f"cite-{number}-{uses[key]}")
+            if locator:
+                span = etree.SubElement(element, "span")
+                span.set("class", "cite-locator")
+                span.text = markdown.util.AtomicString(f" ({locator})")
+        element.set("class", "cite")
+
+    # -- glossary -----------------------------------------------------------------------
+    def _mark_glossary(self, element: etree.Element, used: set[str]) -> None:
+        """Wrap the first prose use of each term (skipping headings, links, code)."""
+        if element.tag in NO_GLOSSARY_TAGS or "toc" in (element.get("class") or "").split():
+            return
+        if element.text and not isinstance(element.text, markdown.util.AtomicString):
+            before, new_elements = self._split_terms(element.text, used)
+            if new_elements:
+                element.text = before
+                for offset, new in enumerate(new_elements):
+                    element.insert(offset, new)
+        for child in list(element):
+            self._mark_glossary(child, used)
+            if child.tail and not isinstance(child.tail, markdown.util.AtomicString):
+                before, new_elements = self._split_terms(child.tail, used)
+                if new_elements:
+                    child.tail = before
+                    position = list(element).index(child)
+                    for offset, new in enumerate(new_elements, start=1):
+                        element.insert(position + offset, new)
+
+    def _split_terms(self, text: str, used: set[str]) -> tuple[str, list[etree.Element]]:
+        assert self.glossary_re is not None
+        created: list[etree.Element] = []
+        before = text
+        rest = text
+        position = 0
+        while True:
+            match = self.glossary_re.search(rest, position)
+            if match is None:
+                break
+            term_id = self.term_by_form[match[1].lower()]
+            if term_id in used:
+                position = match.end()
+                continue
+            used.add(term_id)
+            self.state.glossary_used.append(term_id)
+            term = self.term_by_id[term_id]
+            abbr = etree.Element("abbr")
+            abbr.set("class", "term")
+            abbr.set("title", term.definition)
+            link = etree.SubElement(abbr, "a")
+            link.set("href", links.route_placeholder("glossary", term_id))
+            link.text = markdown.util.AtomicString(match[1])
+            tail = rest[match.end() :]
+            if created:
+                created[-1].tail = rest[: match.start()]
+            else:
+                before = rest[: match.start()]
+            abbr.tail = tail
+            created.append(abbr)
+            rest = tail
+            position = 0
+        return before, created
+
+
+def _sentence_around(element: etree.Element, parents: dict[etree.Element, etree.Element]) -> str:
+    """The sentence containing `element`, as plain text (for "Linked from" lists)."""
+    block = element
+    while block.tag not in BLOCK_TAGS and block in parents:
+        block = parents[block]
+    pieces: list[str] = []
+
+    def walk(node: etree.Element) -> None:
+        if node.tag == "sup" or node.get("class") == "headerlink":
+            return
+        if node is element:
+            pieces.append(CONTEXT_MARK)
+        if node.text:
+            pieces.append(node.text)
+        for child in node:
+            walk(child)
+            if child.tail:
+                pieces.append(child.tail)
+
+    walk(block)
+    text = _SPACE_BEFORE_PUNCT_RE.sub(r"\1", " ".join("".join(pieces).split()))
+    for sentence in SENTENCE_END_RE.split(text):
+        if CONTEXT_MARK in sentence:
+            sentence = sentence.replace(CONTEXT_MARK, "").strip()
+            if len(sentence) > MAX_CONTEXT:
+                sentence = sentence[: MAX_CONTEXT - 1].rstrip() + "…"
+            return sentence
+    return ""
+
+
+class _KbExtension(Extension):
+    def __init__(
+        self, state: _ConversionState, glossary: Sequence[GlossaryTerm], options: MarkdownOptions
+    ) -> None:
+        super().__init__()
+        self.state = state
+        self.glossary = glossary
+        self.options = options
+
+    def extendMarkdown(self, md: markdown.Markdown) -> None:
+        # Above footnotes (175) and links (160), below backslash escapes (180).
+        md.inlinePatterns.register(_WikiLinkPattern(links.WIKILINK_RE.pattern, md), "kb_wiki", 178)
+        md.inlinePatterns.register(
+            _CitationPattern(links.CITATION_GROUP_RE.pattern, md), "kb_cite", 177
+        )
+        # Priority 1: after toc (5) and attr_list (8), so every id is final.
+        md.treeprocessors.register(
+            _CaptureTreeprocessor(md, self.state, self.glossary, self.options), "kb_capture", 1
+        )
+        if self.options.raw_html == "escape":
+            md.preprocessors.deregister("html_block")
+            md.inlinePatterns.deregister("html")
+
+
+class MarkupEngine:
+    """A configured Markdown converter; build one per process and reuse it."""
+
+    def __init__(self, options: MarkdownOptions, glossary: Sequence[GlossaryTerm] = ()) -> None:
+        self.options = options
+        self._state = _ConversionState()
+        self._md = markdown.Markdown(
+            extensions=[
+                "toc",
+                "tables",
+                "fenced_code",
+                "codehilite",
+                "footnotes",
+                "admonition",
+                "attr_list",
+                "def_list",
+                "abbr",
+                "sane_lists",
+                _KbExtension(self._state, glossary, options),
+            ],
+            extension_configs={
+                "toc": {
+                    "permalink": "#",
+                    "permalink_title": "Link to this section",
+                    "permalink_class": "headerlink",
+                    "toc_depth": f"2-{options.toc_depth}",
+                },
+                "codehilite": {"css_class": "highlight", "guess_lang": False},
+                "footnotes": {"BACKLINK_TITLE": "Back to reference %d"},
+            },
+            output_format="html",
+        )
+
+    def convert(self, body: str, body_line: int) -> Markup:
+        state = self._state
+        state.__init__()  # type: ignore[misc]
+        state.body, state.body_line = body, body_line
+        self._md.reset()
+        try:
+            output = self._md.convert(body)
+        except RecursionError:
+            return Markup(
+                "",
+                (),
+                frozenset(),
+                (),
+                (),
+                (),
+                (
+                    (
+                        body_line,
+                        1,
+                        "the Markdown is nested too deeply to convert",
+                        "flatten deeply nested lists or blockquotes",
+                    ),
+                ),
+                0,
+            )
+        if self.options.raw_html == "sanitize":
+            output = nh3.clean(
+                output,
+                tags=set(SANITIZE_TAGS),
+                attributes={k: set(v) for k, v in SANITIZE_ATTRIBUTES.items()},
+                link_rel=None,
+                url_schemes={"http", "https", "mailto"},
+            )
+        toc = tuple(_flatten_toc(getattr(self._md, "toc_tokens", [])))
+        return Markup(
+            html=output,
+            toc=toc,
+            anchors=frozenset(state.anchors),
+            links=tuple(state.links),
+            citations=tuple(state.citations),
+            glossary_terms=tuple(state.glossary_used),
+            problems=tuple(state.problems),
+            word_count=len(body.split()),
+        )
+
+
+def _flatten_toc(tokens: Iterable[dict[str, object]]) -> Iterable[Heading]:
+    for token in tokens:
+        yield Heading(int(str(token["level"])), str(token["id"]), html.unescape(str(token["name"])))
+        children = token.get("children")
+        if isinstance(children, list):
+            yield from _flatten_toc(children)

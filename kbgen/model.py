@@ -1,0 +1,176 @@
+"""The data that flows between stages. No I/O and no third-party imports here.
+
+Pages are immutable and relations are keys (slugs), never object pointers, so two builds can
+be compared field by field and any stage can be run again on the same inputs.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+FieldValue = str | float | bool
+PageKind = Literal["home", "section", "article"]
+LinkKind = Literal["wiki", "md", "anchor"]
+
+
+@dataclass(frozen=True, slots=True)
+class FrontMatter:
+    title: str
+    summary: str
+    last_reviewed: dt.date | None
+    tags: tuple[str, ...] = ()
+    aliases: tuple[str, ...] = ()
+    related: tuple[str, ...] = ()
+    draft: bool = False
+    order: int | None = None
+    reviewed_by: tuple[str, ...] = ()
+    fields: Mapping[str, FieldValue] = field(default_factory=dict)  #: the section's typed fields
+    #: key -> (line, col) in the file, so later stages can point at the offending key
+    key_positions: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkRef:
+    """An internal link as written in the source, in document order."""
+
+    kind: LinkKind  #: [[x]], [t](x.md#a), or [t](#a) on the same page
+    target: str  #: slug/title/alias for wiki links, the relative path for md links, "" for anchor
+    anchor: str | None
+    has_text: bool  #: False for [[slug]] whose text is the target's title
+    line: int
+    col: int
+    context: str = ""  #: the sentence around the link, plain text with title placeholders
+
+
+@dataclass(frozen=True, slots=True)
+class CiteRef:
+    key: str
+    locator: str | None  #: e.g. "p. 12"
+    line: int
+    col: int
+
+
+@dataclass(frozen=True, slots=True)
+class Heading:
+    level: int
+    id: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Markup:
+    """What Markdown conversion yields; depends only on the body and the markup options."""
+
+    html: str  #: with placeholders for internal URLs and link titles (see links.py)
+    toc: tuple[Heading, ...]
+    anchors: frozenset[str]
+    links: tuple[LinkRef, ...]
+    citations: tuple[CiteRef, ...]
+    glossary_terms: tuple[str, ...]  #: ids of glossary terms marked in this page
+    problems: tuple[tuple[int, int, str, str], ...] = ()  #: (line, col, message, hint) errors
+    word_count: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    rel: str  #: content-relative POSIX path, e.g. "mechanism/nmda.md"
+    source: str  #: project-relative path used in messages, e.g. "content/mechanism/nmda.md"
+    kind: PageKind
+    section: str | None
+    slug: str
+    meta: FrontMatter
+    markup: Markup
+    body_line: int  #: file line of the first body line
+    digest: str  #: hash of the file's bytes
+
+    @property
+    def title(self) -> str:
+        return self.meta.title
+
+    @property
+    def cited_keys(self) -> tuple[str, ...]:
+        """Distinct citation keys in order of first citation (their display numbers)."""
+        return tuple(dict.fromkeys(c.key for c in self.markup.citations))
+
+    def signature(self) -> PageSignature:
+        return PageSignature(
+            self.slug,
+            self.kind,
+            self.section,
+            self.meta.title,
+            self.meta.summary,
+            self.meta.tags,
+            self.meta.aliases,
+            self.markup.anchors,
+            self.meta.draft,
+            self.meta.order,
+            tuple(sorted(self.meta.fields.items())),
+            self.meta.last_reviewed,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PageSignature:
+    """Everything other pages can observe about a page: the key to incremental rebuilds."""
+
+    slug: str
+    kind: PageKind
+    section: str | None
+    title: str
+    summary: str
+    tags: tuple[str, ...]
+    aliases: tuple[str, ...]
+    anchors: frozenset[str]
+    draft: bool
+    order: int | None
+    fields: tuple[tuple[str, FieldValue], ...]
+    last_reviewed: dt.date | None
+
+
+@dataclass(frozen=True, slots=True)
+class Reference:
+    key: str
+    type: str
+    authors: tuple[str, ...]
+    title: str
+    container: str  #: journal or publisher
+    year: int | None
+    doi: str | None = None
+    pmid: str | None = None
+    pmcid: str | None = None
+    url: str | None = None
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GlossaryTerm:
+    id: str  #: anchor on the glossary page, e.g. "term-nmda-receptor"
+    term: str
+    definition: str
+    aliases: tuple[str, ...] = ()
+    article: str | None = None  #: slug of the article that explains it
+    line: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Backlink:
+    source_slug: str
+    context: str  #: the sentence around the link (plain text, may hold title placeholders)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedLink:
+    """Where link number n of a page points, after resolution."""
+
+    slug: str
+    anchor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class OutputFile:
+    rel: str  #: output-relative POSIX path
+    data: bytes
+    node: str  #: the dependency-graph node that produced it, e.g. "page:nmda"

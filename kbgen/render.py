@@ -1,0 +1,878 @@
+"""SiteIndex -> `OutputFile`s: every HTML page, plus sitemap, robots.txt and the Atom feed.
+
+Input: the `SiteIndex`, `Config`, and a `Renderer` (the Jinja2 environment, loaded once).
+Output: `OutputFile`s keyed by dependency node (`page:<key>`, `tag:<name>`, `glossary`, ...) and
+diagnostics for template problems, each naming the template file and line.
+
+Templates see *views* (plain dicts built here), never the model objects, so what a template
+can reach is explicit. Every internal URL is relative to the page being rendered; link
+placeholders left by the Markdown stage are substituted here, when all pages are known.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import json
+import re
+import traceback
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape as xml_escape
+
+import jinja2
+import jinja2.meta
+
+from kbgen import links
+from kbgen.citations import doi_url, pmc_url, pubmed_url
+from kbgen.config import Config, SectionSpec
+from kbgen.diagnostics import Diagnostic, error
+from kbgen.model import OutputFile, Page, Reference
+from kbgen.resolve import HOME_KEY, SiteIndex, page_key
+
+NAV_LIMIT = 40  # a section with more articles links to its section page instead of listing them
+GENERATED_ROUTES = ("glossary", "bibliography", "search", "tags")
+_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+
+
+# -- routes ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Router:
+    """Maps logical routes to output files and makes relative hrefs between them."""
+
+    directory_urls: bool
+
+    def file(self, route: str, is_index: bool = False) -> str:
+        if route == "":
+            return "index.html"
+        if is_index or self.directory_urls:
+            return f"{route}/index.html"
+        return f"{route}.html"
+
+    def page_file(self, page: Page) -> str:
+        if page.kind == "home":
+            return "index.html"
+        if page.kind == "section":
+            return self.file(str(page.section), is_index=True)
+        return self.file(f"{page.section}/{page.slug}")
+
+    def route_file(self, route: str) -> str:
+        """Files of generated routes: 'glossary', 'tags', 'tags/<tag>', '<section>'."""
+        return self.file(
+            route,
+            is_index=route == "tags"
+            or ("/" not in route and route not in ("glossary", "bibliography", "search")),
+        )
+
+    def tag_file(self, tag: str) -> str:
+        return self.file(f"tags/{tag_slug(tag)}")
+
+    def href(self, from_file: str, to_file: str, fragment: str | None = None) -> str:
+        url = links.relative_url(from_file, to_file, self.directory_urls)
+        return f"{url}#{fragment}" if fragment else url
+
+
+def tag_slug(tag: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", tag).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "tag"
+
+
+# -- template errors ------------------------------------------------------------------------
+
+
+class TemplateProblem(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+class Renderer:
+    """The Jinja2 environment (templates parsed once) plus template-error translation."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.env = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(config.templates_dir)),
+            autoescape=jinja2.select_autoescape(("html", "xml"), default_for_string=True),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+            auto_reload=True,
+        )
+        self.env.filters["date"] = format_date
+
+    def render(self, template_name: str, context: Mapping[str, Any], for_page: str) -> str:
+        try:
+            template = self.env.get_template(template_name)
+            return template.render(context)
+        except jinja2.TemplateSyntaxError as exc:
+            raise TemplateProblem(
+                error(
+                    self._shown(exc.filename, exc.name),
+                    exc.lineno,
+                    None,
+                    f"template syntax error: {exc.message}",
+                    "fix the Jinja2 syntax (unclosed {% block %}, {{ }} or a typo in a tag?)",
+                )
+            ) from None
+        except jinja2.TemplateNotFound as exc:
+            raise TemplateProblem(
+                error(
+                    self.config.rel(self.config.templates_dir / str(exc.name)),
+                    None,
+                    None,
+                    f"template '{exc.name}' not found (needed for {for_page})",
+                    f"create templates/{exc.name} or fix the include/extends name",
+                )
+            ) from None
+        except jinja2.UndefinedError as exc:
+            path, line = self._template_frame(exc)
+            raise TemplateProblem(
+                error(
+                    path,
+                    line,
+                    None,
+                    f"undefined template variable: {exc.message} (while rendering {for_page})",
+                    "check the variable name; templates see site, page and the names "
+                    "documented in README.md",
+                )
+            ) from None
+        except Exception as exc:  # a template error, not a kbgen bug: report with position
+            path, line = self._template_frame(exc)
+            if path is None:
+                raise
+            raise TemplateProblem(
+                error(
+                    path,
+                    line,
+                    None,
+                    f"template error: {type(exc).__name__}: {exc} (while rendering {for_page})",
+                    "fix the expression on this template line",
+                )
+            ) from None
+
+    def _shown(self, filename: str | None, name: str | None) -> str:
+        if filename:
+            return self.config.rel(Path(filename))
+        return f"templates/{name}"
+
+    def _template_frame(self, exc: BaseException) -> tuple[str, int | None]:
+        """The innermost traceback frame inside templates/ (Jinja rewrites them to it)."""
+        templates = str(self.config.templates_dir)
+        found: tuple[str, int | None] = (None, None)  # type: ignore[assignment]
+        for frame, line in traceback.walk_tb(exc.__traceback__):
+            filename = frame.f_code.co_filename
+            if filename.startswith(templates):
+                found = (self.config.rel(Path(filename)), line)
+        return found
+
+    def template_closure(self, name: str) -> frozenset[str] | None:
+        """Templates that `name` extends/includes, transitively; None if dynamic."""
+        seen: set[str] = set()
+        pending = [name]
+        while pending:
+            current = pending.pop()
+            if current in seen:
+                continue
+            seen.add(current)
+            try:
+                source, _, _ = self.env.loader.get_source(self.env, current)  # type: ignore[union-attr]
+                referenced = jinja2.meta.find_referenced_templates(self.env.parse(source))
+            except (jinja2.TemplateError, OSError):
+                continue
+            for child in referenced:
+                if child is None:
+                    return None
+                pending.append(child)
+        return frozenset(seen)
+
+
+def format_date(value: dt.date | None) -> str:
+    if value is None:
+        return ""
+    return f"{value.day} {value.strftime('%B')} {value.year}"
+
+
+# -- views -------------------------------------------------------------------------------
+
+
+@dataclass
+class SiteView:
+    """Builds template views for one build; all URLs relative to the file being rendered."""
+
+    index: SiteIndex
+    config: Config
+    router: Router
+    _files: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._files = {key: self.router.page_file(page) for key, page in self.index.pages.items()}
+
+    # URLs
+    def file_of(self, key: str) -> str:
+        return self._files[key]
+
+    def section_file(self, section_id: str) -> str:
+        return self.router.file(section_id, is_index=True)
+
+    def absolute(self, file: str) -> str | None:
+        if not self.config.base_url:
+            return None
+        path = (
+            file[: -len("index.html")]
+            if file.endswith("index.html") and self.config.directory_urls
+            else file
+        )
+        return self.config.base_url + path
+
+    def substitute(self, text: str, source_key: str, current_file: str) -> str:
+        targets = self.index.links.get(source_key, ())
+
+        def replace(kind: str, payload: str) -> str:
+            if kind == "P":
+                route, _, fragment = payload.partition("#")
+                return html.escape(
+                    self.router.href(current_file, self.router.route_file(route), fragment or None)
+                )
+            target = targets[int(payload)] if int(payload) < len(targets) else None
+            if target is None:
+                return "#" if kind == "L" else ""
+            if kind == "T":
+                return html.escape(self.index.pages[target.slug].meta.title)
+            return html.escape(
+                self.router.href(current_file, self.file_of(target.slug), target.anchor)
+            )
+
+        return links.substitute(text, replace)
+
+    def context_html(self, text: str, source_key: str) -> str:
+        """A backlink's sentence: escaped text with title placeholders filled in."""
+        targets = self.index.links.get(source_key, ())
+
+        def title(kind: str, payload: str) -> str:
+            if kind != "T":
+                return ""
+            target = targets[int(payload)] if int(payload) < len(targets) else None
+            return html.escape(self.index.pages[target.slug].meta.title) if target else ""
+
+        return links.substitute(html.escape(text, quote=False), title)
+
+    def page_link(self, key: str, current_file: str) -> dict[str, Any]:
+        page = self.index.pages[key]
+        return {
+            "title": page.meta.title,
+            "summary": page.meta.summary,
+            "slug": page.slug,
+            "url": self.router.href(current_file, self.file_of(key)),
+            "draft": page.meta.draft,
+        }
+
+    def site(self, current_file: str, current_section: str | None) -> dict[str, Any]:
+        def href(file: str, fragment: str | None = None) -> str:
+            return self.router.href(current_file, file, fragment)
+
+        sections = []
+        for spec in self.config.sections:
+            members = self.index.articles_by_section.get(spec.id, ())
+            listed = members if len(members) <= NAV_LIMIT else ()
+            sections.append(
+                {
+                    "id": spec.id,
+                    "title": spec.title,
+                    "description": spec.description,
+                    "url": href(self.section_file(spec.id)),
+                    "count": len(members),
+                    "current": spec.id == current_section,
+                    "articles": [self.page_link(k, current_file) for k in listed],
+                    "truncated": len(members) > NAV_LIMIT,
+                }
+            )
+        return {
+            "title": self.config.title,
+            "description": self.config.description,
+            "language": self.config.language,
+            "base_url": self.config.base_url,
+            "disclaimer": self.config.disclaimer,
+            "extra": dict(self.config.extra),
+            "sections": sections,
+            "review_interval_days": self.config.review_interval_days,
+            "search": self.config.search,
+            "urls": {
+                "home": href("index.html"),
+                "root": _root_prefix(current_file),
+                "glossary": href(self.router.route_file("glossary")),
+                "bibliography": href(self.router.route_file("bibliography")),
+                "search": href(self.router.route_file("search")),
+                "tags": href(self.router.route_file("tags")),
+                "feed": href("feed.xml"),
+            },
+        }
+
+    def field_views(self, page: Page, spec: SectionSpec | None) -> list[dict[str, Any]]:
+        if spec is None:
+            return []
+        views = []
+        for field_spec in spec.fields:
+            if field_spec.name not in page.meta.fields:
+                continue
+            value = page.meta.fields[field_spec.name]
+            views.append(
+                {
+                    "name": field_spec.name,
+                    "label": field_spec.label,
+                    "type": field_spec.type,
+                    "value": _field_text(value),
+                    "slug": tag_slug(_field_text(value)),
+                    "sort": sort_key(value, field_spec.values),
+                }
+            )
+        return views
+
+    def reference_view(
+        self, ref: Reference, number: int | None = None, uses: int = 0
+    ) -> dict[str, Any]:
+        return {
+            "number": number,
+            "key": ref.key,
+            "type": ref.type,
+            "title": ref.title,
+            "authors": _author_list(ref.authors),
+            "container": ref.container,
+            "year": ref.year,
+            "doi": ref.doi,
+            "doi_url": doi_url(ref.doi) if ref.doi else None,
+            "pmid": ref.pmid,
+            "pubmed_url": pubmed_url(ref.pmid) if ref.pmid else None,
+            "pmcid": ref.pmcid,
+            "pmc_url": pmc_url(ref.pmcid) if ref.pmcid else None,
+            "url": ref.url,
+            "backrefs": [f"cite-{number}-{n}" for n in range(1, uses + 1)] if number else [],
+        }
+
+
+def _root_prefix(current_file: str) -> str:
+    depth = current_file.count("/")
+    return "../" * depth
+
+
+def _field_text(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def sort_key(value: object, enum_values: tuple[str, ...]) -> str:
+    """A value that sorts numerically/by declared order: tables stay sortable without JS."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:g}"
+    text = str(value)
+    if text in enum_values:
+        return str(enum_values.index(text))
+    match = _NUMBER_RE.search(text)
+    return match[0] if match else ""
+
+
+def _author_list(authors: Iterable[str]) -> str:
+    names = list(authors)
+    if len(names) > 3:
+        return ", ".join(names[:3]) + ", et al."
+    return ", ".join(names)
+
+
+# -- pages -----------------------------------------------------------------------------
+
+
+@dataclass
+class RenderJob:
+    node: str
+    file: str
+    template: str
+    context: Callable[[], dict[str, Any]]
+
+
+def page_jobs(view: SiteView) -> list[RenderJob]:
+    """One render job per output page, keyed by dependency node."""
+    jobs: list[RenderJob] = []
+    index = view.index
+    for key, page in index.pages.items():
+        file = view.file_of(key)
+        template = {"home": "home.html", "section": "section.html", "article": "article.html"}[
+            page.kind
+        ]
+        jobs.append(RenderJob(f"page:{key}", file, template, _bind(_page_context, view, key, file)))
+    for spec in view.config.sections:
+        if f"_section:{spec.id}" not in index.pages:
+            file = view.section_file(spec.id)
+            jobs.append(
+                RenderJob(
+                    f"page:_section:{spec.id}",
+                    file,
+                    "section.html",
+                    _bind(_section_context, view, spec, None, file),
+                )
+            )
+    if HOME_KEY not in index.pages:
+        jobs.append(
+            RenderJob(
+                f"page:{HOME_KEY}",
+                "index.html",
+                "home.html",
+                _bind(_home_context, view, None, "index.html"),
+            )
+        )
+    for tag in index.pages_by_tag:
+        file = view.router.tag_file(tag)
+        jobs.append(RenderJob(f"tag:{tag}", file, "tag.html", _bind(_tag_context, view, tag, file)))
+    generated: list[tuple[str, str, Callable[[SiteView, str], dict[str, Any]]]] = [
+        ("tags", "tags.html", _tags_context),
+        ("glossary", "glossary.html", _glossary_context),
+        ("bibliography", "bibliography.html", _bibliography_context),
+        ("search", "search.html", _search_context),
+    ]
+    for route, template, builder in generated:
+        file = view.router.route_file(route)
+        jobs.append(RenderJob(route, file, template, _bind(builder, view, file)))
+    jobs.append(RenderJob("404", "404.html", "404.html", _bind(_not_found_context, view)))
+    return jobs
+
+
+def _bind(function: Callable[..., dict[str, Any]], *args: Any) -> Callable[[], dict[str, Any]]:
+    return lambda: function(*args)
+
+
+def _base_context(
+    view: SiteView, file: str, section: str | None, title: str, description: str, kind: str
+) -> dict[str, Any]:
+    return {
+        "site": view.site(file, section),
+        "kind": kind,
+        "title": title,
+        "description": description,
+        "canonical": view.absolute(file),
+        "breadcrumbs": [],
+        "json_ld": None,
+        "draft": False,
+    }
+
+
+def _page_context(view: SiteView, key: str, file: str) -> dict[str, Any]:
+    page = view.index.pages[key]
+    if page.kind == "section":
+        spec = view.config.section(str(page.section))
+        assert spec is not None
+        return _section_context(view, spec, page, file)
+    if page.kind == "home":
+        return _home_context(view, page, file)
+    return _article_context(view, key, page, file)
+
+
+def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[str, Any]:
+    index, router = view.index, view.router
+    spec = view.config.section(str(page.section))
+    context = _base_context(view, file, page.section, page.meta.title, page.meta.summary, "article")
+    cited = page.cited_keys
+    uses: dict[str, int] = {}
+    for cite in page.markup.citations:
+        uses[cite.key] = uses.get(cite.key, 0) + 1
+    references = [
+        view.reference_view(index.references[k], n, uses[k])
+        for n, k in enumerate(cited, start=1)
+        if k in index.references
+    ]
+    previous, following = index.prev_next(key)
+    reviewed = page.meta.last_reviewed
+    next_review = (
+        reviewed + dt.timedelta(days=view.config.review_interval_days) if reviewed else None
+    )
+    context.update(
+        {
+            "page": {
+                "title": page.meta.title,
+                "summary": page.meta.summary,
+                "slug": page.slug,
+                "html": view.substitute(page.markup.html, key, file),
+                "toc": [{"level": h.level, "id": h.id, "text": h.text} for h in page.markup.toc],
+                "tags": [
+                    {"name": t, "url": router.href(file, router.tag_file(t))}
+                    for t in page.meta.tags
+                ],
+                "fields": view.field_views(page, spec),
+                "last_reviewed": reviewed,
+                "next_review": next_review,
+                "reviewed_by": list(page.meta.reviewed_by),
+                "word_count": page.markup.word_count,
+                "reading_minutes": max(1, round(page.markup.word_count / 220)),
+                "draft": page.meta.draft,
+                "source": page.source,
+            },
+            "section": {
+                "id": page.section,
+                "title": spec.title if spec else page.section,
+                "url": router.href(file, view.section_file(str(page.section))),
+            },
+            "references": references,
+            "backlinks": [
+                {
+                    **view.page_link(b.source_slug, file),
+                    "context": view.context_html(b.context, b.source_slug),
+                }
+                for b in index.backlinks.get(key, ())
+            ],
+            "related": [view.page_link(k, file) for k in index.related.get(key, ())],
+            "previous": view.page_link(previous, file) if previous else None,
+            "next": view.page_link(following, file) if following else None,
+            "breadcrumbs": [
+                {"title": "Home", "url": router.href(file, "index.html")},
+                {
+                    "title": spec.title if spec else str(page.section),
+                    "url": router.href(file, view.section_file(str(page.section))),
+                },
+            ],
+            "draft": page.meta.draft,
+        }
+    )
+    context["json_ld"] = _json_ld(
+        view, page, file, [index.references[k] for k in cited if k in index.references]
+    )
+    return context
+
+
+def _json_ld(view: SiteView, page: Page, file: str, references: list[Reference]) -> str:
+    data: dict[str, Any] = {
+        "@context": "https://schema.org",
+        "@type": "MedicalWebPage",
+        "name": page.meta.title,
+        "description": page.meta.summary,
+        "inLanguage": view.config.language,
+        "about": {
+            "@type": "Drug",
+            "name": "Ketamine",
+            "alternateName": ["Esketamine", "Arketamine"],
+        },
+    }
+    if page.meta.last_reviewed:
+        data["lastReviewed"] = page.meta.last_reviewed.isoformat()
+    if page.meta.reviewed_by:
+        data["reviewedBy"] = [{"@type": "Person", "name": n} for n in page.meta.reviewed_by]
+    absolute = view.absolute(file)
+    if absolute:
+        data["url"] = absolute
+    citations = []
+    for ref in references:
+        work: dict[str, Any] = {
+            "@type": "ScholarlyArticle"
+            if ref.type not in ("label", "book", "regulatory")
+            else "CreativeWork",
+            "name": ref.title,
+        }
+        if ref.year:
+            work["datePublished"] = str(ref.year)
+        if ref.doi:
+            work["sameAs"] = doi_url(ref.doi)
+        elif ref.url:
+            work["sameAs"] = ref.url
+        citations.append(work)
+    if citations:
+        data["citation"] = citations
+    # "</" must not appear inside a <script> element
+    return json.dumps(data, ensure_ascii=False, sort_keys=True).replace("</", "<\\/")
+
+
+def _section_context(
+    view: SiteView, spec: SectionSpec, page: Page | None, file: str
+) -> dict[str, Any]:
+    index, router = view.index, view.router
+    title = page.meta.title if page else spec.title
+    summary = page.meta.summary if page else spec.description
+    context = _base_context(view, file, spec.id, title, summary, "section")
+    key = f"_section:{spec.id}"
+    articles = []
+    for article_key in index.articles_by_section.get(spec.id, ()):
+        article = index.pages[article_key]
+        articles.append(
+            {
+                **view.page_link(article_key, file),
+                "fields": view.field_views(article, spec),
+                "tags": list(article.meta.tags),
+            }
+        )
+    context.update(
+        {
+            "section": {
+                "id": spec.id,
+                "title": spec.title,
+                "description": spec.description,
+                "url": "./" if view.config.directory_urls else "index.html",
+            },
+            "intro_html": view.substitute(page.markup.html, key, file) if page else "",
+            "fields": [{"name": f.name, "label": f.label, "type": f.type} for f in spec.fields],
+            "articles": articles,
+            "breadcrumbs": [{"title": "Home", "url": router.href(file, "index.html")}],
+            "page": {
+                "title": title,
+                "summary": summary,
+                "last_reviewed": page.meta.last_reviewed if page else None,
+            },
+        }
+    )
+    return context
+
+
+def _home_context(view: SiteView, page: Page | None, file: str) -> dict[str, Any]:
+    title = page.meta.title if page else view.config.title
+    summary = page.meta.summary if page else view.config.description
+    context = _base_context(view, file, None, title, summary, "home")
+    recent = sorted(
+        (k for k, p in view.index.pages.items() if p.kind == "article"),
+        key=lambda k: (-(view.index.pages[k].meta.last_reviewed or dt.date.min).toordinal(), k),
+    )[:8]
+    context.update(
+        {
+            "intro_html": view.substitute(page.markup.html, HOME_KEY, file) if page else "",
+            "page": {
+                "title": title,
+                "summary": summary,
+                "last_reviewed": page.meta.last_reviewed if page else None,
+            },
+            "recent": [view.page_link(k, file) for k in recent],
+        }
+    )
+    return context
+
+
+def _tag_context(view: SiteView, tag: str, file: str) -> dict[str, Any]:
+    context = _base_context(view, file, None, f"Tag: {tag}", f"Articles tagged '{tag}'", "tag")
+    context.update(
+        {
+            "tag": tag,
+            "articles": [view.page_link(k, file) for k in view.index.pages_by_tag[tag]],
+            "breadcrumbs": [
+                {"title": "Home", "url": view.router.href(file, "index.html")},
+                {"title": "Tags", "url": view.router.href(file, view.router.route_file("tags"))},
+            ],
+        }
+    )
+    return context
+
+
+def _tags_context(view: SiteView, file: str) -> dict[str, Any]:
+    context = _base_context(view, file, None, "Tags", "All tags used on this site", "tags")
+    context["tags"] = [
+        {"name": tag, "count": len(keys), "url": view.router.href(file, view.router.tag_file(tag))}
+        for tag, keys in view.index.pages_by_tag.items()
+    ]
+    context["breadcrumbs"] = [{"title": "Home", "url": view.router.href(file, "index.html")}]
+    return context
+
+
+def _glossary_context(view: SiteView, file: str) -> dict[str, Any]:
+    context = _base_context(
+        view,
+        file,
+        None,
+        "Glossary",
+        "Plain-language definitions of the terms used on this site",
+        "glossary",
+    )
+    terms = []
+    for term in sorted(view.index.glossary, key=lambda t: t.term.lower()):
+        article = (
+            view.page_link(term.article, file)
+            if term.article and term.article in view.index.pages
+            else None
+        )
+        terms.append(
+            {
+                "id": term.id,
+                "term": term.term,
+                "definition": term.definition,
+                "aliases": list(term.aliases),
+                "article": article,
+            }
+        )
+    context["terms"] = terms
+    context["breadcrumbs"] = [{"title": "Home", "url": view.router.href(file, "index.html")}]
+    return context
+
+
+def _bibliography_context(view: SiteView, file: str) -> dict[str, Any]:
+    context = _base_context(
+        view,
+        file,
+        None,
+        "Bibliography",
+        "Every source cited on this site, with the articles that cite it",
+        "bibliography",
+    )
+    entries = []
+    for key, ref in sorted(
+        view.index.references.items(),
+        key=lambda item: (item[1].authors[:1], item[1].year or 0, item[0]),
+    ):
+        entry = view.reference_view(ref)
+        entry["cited_by"] = [view.page_link(k, file) for k in view.index.citing_pages.get(key, ())]
+        entries.append(entry)
+    context["references"] = entries
+    context["breadcrumbs"] = [{"title": "Home", "url": view.router.href(file, "index.html")}]
+    return context
+
+
+def _search_context(view: SiteView, file: str) -> dict[str, Any]:
+    context = _base_context(view, file, None, "Search", "Search the knowledge base", "search")
+    context["breadcrumbs"] = [{"title": "Home", "url": view.router.href(file, "index.html")}]
+    return context
+
+
+def _not_found_context(view: SiteView) -> dict[str, Any]:
+    # A host serves 404.html at any missing path, so relative URLs would break: use the
+    # site's absolute path (from base_url) instead.
+    context = _base_context(
+        view, "404.html", None, "Page not found", "The page you asked for does not exist", "404"
+    )
+    base_path = (
+        "/" + view.config.base_url.split("://", 1)[-1].partition("/")[2]
+        if view.config.base_url
+        else "/"
+    )
+    _make_absolute(context["site"], base_path)
+    return context
+
+
+def _make_absolute(site: dict[str, Any], base_path: str) -> None:
+    site["urls"] = {
+        name: (base_path + url if not url.startswith(("/", "http")) else url)
+        for name, url in site["urls"].items()
+    }
+    site["urls"]["root"] = base_path
+    for section in site["sections"]:
+        section["url"] = base_path + section["url"]
+        for article in section["articles"]:
+            article["url"] = base_path + article["url"]
+
+
+# -- whole site --------------------------------------------------------------------------
+
+
+def render_all(
+    index: SiteIndex, config: Config, renderer: Renderer, only: frozenset[str] | None = None
+) -> tuple[list[OutputFile], list[Diagnostic]]:
+    """Render every page (or only the nodes in `only`) plus the site files."""
+    router = Router(config.directory_urls)
+    view = SiteView(index, config, router)
+    outputs: list[OutputFile] = []
+    diagnostics: list[Diagnostic] = []
+    seen_files: dict[str, str] = {}
+    for job in page_jobs(view):
+        if job.file in seen_files:
+            diagnostics.append(
+                error(
+                    config.rel(config.content_dir),
+                    None,
+                    None,
+                    f"two pages would be written to '{job.file}' "
+                    f"({seen_files[job.file]} and {job.node})",
+                    "rename a tag, section or article so URLs differ",
+                )
+            )
+            continue
+        seen_files[job.file] = job.node
+        if only is not None and job.node not in only:
+            continue
+        try:
+            text = renderer.render(job.template, job.context(), job.node)
+        except TemplateProblem as problem:
+            diagnostics.append(problem.diagnostic)
+            if problem.diagnostic.message.startswith("template syntax error"):
+                break  # the same error would repeat for every page
+            continue
+        outputs.append(OutputFile(job.file, text.encode("utf-8"), job.node))
+    if only is None or "site-files" in only:
+        outputs += site_files(view)
+    return outputs, diagnostics
+
+
+def site_files(view: SiteView) -> list[OutputFile]:
+    config, index, router = view.config, view.index, view.router
+    files = [OutputFile("robots.txt", _robots(config).encode(), "site-files")]
+    articles = sorted(
+        (k for k, p in index.pages.items() if p.kind == "article"),
+        key=lambda k: (-(index.pages[k].meta.last_reviewed or dt.date.min).toordinal(), k),
+    )
+    files.append(
+        OutputFile("feed.xml", _atom(view, articles[: config.feed_entries]).encode(), "site-files")
+    )
+    if config.base_url:
+        locations = [view.absolute(view.file_of(k)) for k in sorted(index.pages)]
+        locations += [view.absolute(router.tag_file(t)) for t in index.pages_by_tag]
+        locations += [view.absolute(router.route_file(r)) for r in GENERATED_ROUTES]
+        body = "".join(f"  <url><loc>{xml_escape(str(loc))}</loc></url>\n" for loc in locations)
+        sitemap = (
+            '<?xml version="1.0" encoding="UTF-8"?>\n'
+            '<urlset xmlns="http://www.sitemaps.org/schemas/sitemap/0.9">\n'
+            f"{body}</urlset>\n"
+        )
+        files.append(OutputFile("sitemap.xml", sitemap.encode(), "site-files"))
+    return files
+
+
+def _robots(config: Config) -> str:
+    text = "User-agent: *\nAllow: /\n"
+    if config.base_url:
+        text += f"Sitemap: {config.base_url}sitemap.xml\n"
+    return text
+
+
+def _atom(view: SiteView, article_keys: list[str]) -> str:
+    config = view.config
+    pages = [view.index.pages[k] for k in article_keys]
+    updated = max(
+        (p.meta.last_reviewed for p in pages if p.meta.last_reviewed), default=dt.date(2000, 1, 1)
+    )
+    feed_id = config.base_url or "urn:kbgen:" + tag_slug(config.title)
+    entries = []
+    for key, page in zip(article_keys, pages, strict=True):
+        file = view.file_of(key)
+        href = view.absolute(file) or view.router.href("feed.xml", file)
+        entry_id = view.absolute(file) or f"urn:kbgen:{tag_slug(config.title)}:{page.slug}"
+        reviewed = (page.meta.last_reviewed or updated).isoformat()
+        entries.append(
+            "  <entry>\n"
+            f"    <title>{xml_escape(page.meta.title)}</title>\n"
+            f'    <link href="{xml_escape(href)}"/>\n'
+            f"    <id>{xml_escape(entry_id)}</id>\n"
+            f"    <updated>{reviewed}T00:00:00Z</updated>\n"
+            f"    <summary>{xml_escape(page.meta.summary)}</summary>\n"
+            "  </entry>\n"
+        )
+    self_link = (
+        f'  <link rel="self" href="{xml_escape(config.base_url)}feed.xml"/>\n'
+        if config.base_url
+        else ""
+    )
+    return (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '<feed xmlns="http://www.w3.org/2005/Atom">\n'
+        f"  <title>{xml_escape(config.title)}</title>\n"
+        f"  <subtitle>{xml_escape(config.description)}</subtitle>\n"
+        f"  <id>{xml_escape(feed_id)}</id>\n"
+        f"  <updated>{updated.isoformat()}T00:00:00Z</updated>\n"
+        f"  <author><name>{xml_escape(config.title)}</name></author>\n"
+        f"{self_link}" + "".join(entries) + "</feed>\n"
+    )
+
+
+def keys_of(index: SiteIndex) -> list[str]:
+    return sorted(index.pages)
+
+
+__all__ = ["Renderer", "Router", "SiteView", "page_key", "render_all"]

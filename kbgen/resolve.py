@@ -1,0 +1,418 @@
+"""Pages + references + glossary -> `SiteIndex` (the knowledge graph) and its diagnostics.
+
+Input: every loaded page, the references by key, the glossary, and whether drafts are shown.
+Output: `SiteIndex`: pages by key, where each link points, backlinks with context, tags,
+section order (prev/next), related pages, which pages cite each reference. Diagnostics:
+slug collisions (naming both files), unknown or ambiguous link targets and anchors (with
+`file:line:col` and "did you mean"), links from published pages to drafts, unknown citation
+keys, unknown `related` slugs and glossary article slugs; warnings for orphan articles,
+articles without outbound links, and unused references.
+
+Everything here is dictionaries over N pages (bounded fan-out, no O(N^2)), so it is cheap
+enough to recompute on every rebuild; only Markdown conversion is worth caching.
+"""
+
+from __future__ import annotations
+
+import difflib
+import posixpath
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from kbgen.config import Config
+from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
+from kbgen.links import resolve_relative_path
+from kbgen.model import Backlink, GlossaryTerm, LinkRef, Page, Reference, ResolvedLink
+
+HOME_KEY = "_home"
+RELATED_LIMIT = 5
+FANOUT_CAP = 50  # candidates taken per shared tag/target when ranking related pages
+
+
+def page_key(page: Page) -> str:
+    """Unique key: the slug for articles; reserved forms that no slug can take otherwise."""
+    if page.kind == "home":
+        return HOME_KEY
+    if page.kind == "section":
+        return f"_section:{page.section}"
+    return page.slug
+
+
+@dataclass(frozen=True, slots=True)
+class SiteIndex:
+    pages: Mapping[str, Page]  #: page key -> page (drafts only when shown)
+    links: Mapping[str, tuple[ResolvedLink | None, ...]]  #: key -> target of each link
+    backlinks: Mapping[str, tuple[Backlink, ...]]  #: key -> pages linking to it
+    outbound: Mapping[str, frozenset[str]]  #: key -> keys it links to
+    pages_by_tag: Mapping[str, tuple[str, ...]]
+    articles_by_section: Mapping[str, tuple[str, ...]]  #: in display order
+    related: Mapping[str, tuple[str, ...]]
+    references: Mapping[str, Reference]
+    citing_pages: Mapping[str, tuple[str, ...]]  #: reference key -> page keys
+    glossary: tuple[GlossaryTerm, ...]
+
+    def prev_next(self, key: str) -> tuple[str | None, str | None]:
+        page = self.pages[key]
+        if page.kind != "article" or page.section is None:
+            return None, None
+        order = self.articles_by_section.get(page.section, ())
+        position = order.index(key)
+        previous = order[position - 1] if position > 0 else None
+        following = order[position + 1] if position + 1 < len(order) else None
+        return previous, following
+
+
+def article_sort_key(page: Page) -> tuple[bool, int, str, str]:
+    order = page.meta.order
+    return (order is None, order or 0, page.meta.title.lower(), page.slug)
+
+
+def build_index(
+    pages: Iterable[Page],
+    references: Mapping[str, Reference],
+    glossary: Sequence[GlossaryTerm],
+    config: Config,
+    show_drafts: bool,
+    references_path: str = "content/references.yaml",
+    glossary_path: str = "content/glossary.yaml",
+) -> tuple[SiteIndex, list[Diagnostic]]:
+    diagnostics: list[Diagnostic] = []
+    all_pages = sorted(pages, key=lambda p: p.rel)
+    drafts = {page_key(p): p for p in all_pages if p.meta.draft and not show_drafts}
+    by_key = _unique_pages([p for p in all_pages if page_key(p) not in drafts], diagnostics)
+    everything = {**{page_key(p): p for p in drafts.values()}, **by_key}
+    names = _name_table(everything.values())
+    by_rel = {p.rel: page_key(p) for p in everything.values()}
+
+    resolved: dict[str, tuple[ResolvedLink | None, ...]] = {}
+    backlinks: dict[str, list[Backlink]] = defaultdict(list)
+    outbound: dict[str, set[str]] = {}
+    for key, page in by_key.items():
+        targets: list[ResolvedLink | None] = []
+        outbound[key] = set()
+        for link in page.markup.links:
+            target = _resolve_link(
+                page, link, names, by_rel, everything, drafts, show_drafts, diagnostics
+            )
+            targets.append(target)
+            if target is not None and target.slug != key and link.kind != "anchor":
+                if target.slug not in outbound[key]:
+                    backlinks[target.slug].append(Backlink(key, link.context))
+                outbound[key].add(target.slug)
+        resolved[key] = tuple(targets)
+
+    pages_by_tag: dict[str, list[str]] = defaultdict(list)
+    articles_by_section: dict[str, list[Page]] = defaultdict(list)
+    for key, page in by_key.items():
+        if page.kind == "article":
+            for tag in page.meta.tags:
+                pages_by_tag[tag].append(key)
+            if page.section is not None:
+                articles_by_section[page.section].append(page)
+    section_order = {
+        section: tuple(page_key(p) for p in sorted(members, key=article_sort_key))
+        for section, members in articles_by_section.items()
+    }
+    tags_sorted = {
+        tag: tuple(sorted(keys, key=lambda k: (by_key[k].meta.title.lower(), k)))
+        for tag, keys in sorted(pages_by_tag.items())
+    }
+    citing = _check_citations(by_key, references, diagnostics, references_path)
+    _check_glossary(glossary, everything, diagnostics, glossary_path)
+    related = _related(by_key, outbound, backlinks, tags_sorted, names, diagnostics)
+    _graph_warnings(by_key, outbound, backlinks, diagnostics)
+    index = SiteIndex(
+        pages=by_key,
+        links=resolved,
+        backlinks={
+            k: tuple(
+                sorted(v, key=lambda b: (by_key[b.source_slug].meta.title.lower(), b.source_slug))
+            )
+            for k, v in backlinks.items()
+            if k in by_key
+        },
+        outbound={k: frozenset(v) for k, v in outbound.items()},
+        pages_by_tag=tags_sorted,
+        articles_by_section=section_order,
+        related=related,
+        references=dict(references),
+        citing_pages=citing,
+        glossary=tuple(glossary),
+    )
+    return index, diagnostics
+
+
+def _unique_pages(pages: list[Page], diagnostics: list[Diagnostic]) -> dict[str, Page]:
+    by_key: dict[str, Page] = {}
+    by_lower: dict[str, Page] = {}
+    for page in pages:
+        key = page_key(page)
+        if key in by_key:
+            diagnostics.append(
+                error(
+                    page.source,
+                    None,
+                    None,
+                    f"duplicate slug '{page.slug}': also used by {by_key[key].source}",
+                    "slugs are unique across sections; rename one of the files",
+                )
+            )
+            continue
+        lowered = key.lower()
+        if lowered in by_lower:
+            other = by_lower[lowered]
+            diagnostics.append(
+                error(
+                    page.source,
+                    None,
+                    None,
+                    f"slug '{page.slug}' differs only in case from '{other.slug}' ({other.source})",
+                    "URLs clash on case-insensitive file systems; rename one",
+                )
+            )
+            continue
+        by_key[key] = page
+        by_lower[lowered] = page
+    return by_key
+
+
+def _name_table(pages: Iterable[Page]) -> dict[str, set[str]]:
+    """Lower-cased slug, title and alias -> page keys (several means ambiguous)."""
+    names: dict[str, set[str]] = defaultdict(set)
+    for page in pages:
+        key = page_key(page)
+        if page.kind == "home":
+            continue
+        forms = [page.meta.title, *page.meta.aliases]
+        forms.append(page.slug if page.kind == "article" else f"{page.section}")
+        for form in forms:
+            names[" ".join(form.lower().split())].add(key)
+    return names
+
+
+def _resolve_link(
+    page: Page,
+    link: LinkRef,
+    names: Mapping[str, set[str]],
+    by_rel: Mapping[str, str],
+    everything: Mapping[str, Page],
+    drafts: Mapping[str, Page],
+    show_drafts: bool,
+    diagnostics: list[Diagnostic],
+) -> ResolvedLink | None:
+    def fail(message: str, hint: str | None) -> None:
+        diagnostics.append(error(page.source, link.line, link.col, message, hint))
+
+    if link.kind == "anchor":
+        target_key = page_key(page)
+    elif link.kind == "wiki":
+        written = link.target
+        if written in everything and everything[written].kind == "article":
+            target_key = written
+        else:
+            candidates = names.get(" ".join(written.lower().split()), set())
+            if not candidates:
+                hint = did_you_mean(
+                    written, [p.slug for p in everything.values() if p.kind == "article"]
+                ) or did_you_mean(written, [p.meta.title for p in everything.values()])
+                fail(
+                    f"link target '{written}' does not exist",
+                    hint or "link to an article by its file name (slug), title or alias",
+                )
+                return None
+            if len(candidates) > 1:
+                files = " and ".join(sorted(everything[c].source for c in candidates))
+                fail(
+                    f"link target '{written}' is ambiguous: it matches {files}",
+                    "link by slug instead of title or alias",
+                )
+                return None
+            target_key = next(iter(candidates))
+    else:
+        rel = resolve_relative_path(page.rel, link.target)
+        if rel is None or rel not in by_rel:
+            hint = "use a path relative to this file, e.g. ../section/slug.md"
+            closest = difflib.get_close_matches(rel or link.target, list(by_rel), n=1)
+            if closest:
+                here = posixpath.dirname(page.rel) or "."
+                hint = f"did you mean '{posixpath.relpath(closest[0], here)}'?"
+            fail(f"linked file '{link.target}' does not exist", hint)
+            return None
+        target_key = by_rel[rel]
+    target = everything[target_key]
+    if target_key in drafts:
+        fail(
+            f"published page links to draft '{target.slug}' ({target.source})",
+            "publish the draft (remove 'draft: true') or remove the link",
+        )
+        return None
+    if show_drafts and target.meta.draft and not page.meta.draft:
+        diagnostics.append(
+            warning(
+                page.source,
+                link.line,
+                link.col,
+                f"links to draft '{target.slug}'; this link will fail when the site is published",
+                "publish the draft or remove the link",
+            )
+        )
+    if link.anchor is not None and link.anchor not in target.markup.anchors:
+        headings = [h.id for h in target.markup.toc]
+        where = "this page" if target_key == page_key(page) else f"'{target.slug}'"
+        fail(
+            f"anchor '#{link.anchor}' does not exist in {where}",
+            did_you_mean(link.anchor, headings or target.markup.anchors)
+            or (
+                f"headings there: {', '.join(headings[:8])}"
+                if headings
+                else "the target page has no headings"
+            ),
+        )
+        return None
+    return ResolvedLink(target_key, link.anchor)
+
+
+def _check_citations(
+    pages: Mapping[str, Page],
+    references: Mapping[str, Reference],
+    diagnostics: list[Diagnostic],
+    references_path: str,
+) -> dict[str, tuple[str, ...]]:
+    citing: dict[str, list[str]] = defaultdict(list)
+    for key, page in pages.items():
+        for cite in page.markup.citations:
+            if cite.key not in references:
+                diagnostics.append(
+                    error(
+                        page.source,
+                        cite.line,
+                        cite.col,
+                        f"unknown citation key '@{cite.key}'",
+                        did_you_mean(cite.key, references)
+                        or f"add an entry '{cite.key}:' to {references_path}",
+                    )
+                )
+            elif not citing[cite.key] or citing[cite.key][-1] != key:
+                citing[cite.key].append(key)
+    for ref_key, reference in references.items():
+        if ref_key not in citing:
+            diagnostics.append(
+                warning(
+                    references_path,
+                    reference.line,
+                    1,
+                    f"reference '{ref_key}' is never cited",
+                    "cite it with [@" + ref_key + "] or remove the entry",
+                )
+            )
+    return {k: tuple(sorted(set(v))) for k, v in sorted(citing.items())}
+
+
+def _check_glossary(
+    glossary: Sequence[GlossaryTerm],
+    pages: Mapping[str, Page],
+    diagnostics: list[Diagnostic],
+    glossary_path: str,
+) -> None:
+    slugs = [p.slug for p in pages.values() if p.kind == "article"]
+    for term in glossary:
+        if term.article is not None and term.article not in pages:
+            diagnostics.append(
+                error(
+                    glossary_path,
+                    term.line,
+                    1,
+                    f"glossary term '{term.term}' points to unknown article '{term.article}'",
+                    did_you_mean(term.article, slugs) or "use an article slug",
+                )
+            )
+
+
+def _related(
+    pages: Mapping[str, Page],
+    outbound: Mapping[str, set[str]],
+    backlinks: Mapping[str, list[Backlink]],
+    pages_by_tag: Mapping[str, tuple[str, ...]],
+    names: Mapping[str, set[str]],
+    diagnostics: list[Diagnostic],
+) -> dict[str, tuple[str, ...]]:
+    """Explicit `related:` first, then pages sharing links and tags (bounded fan-out)."""
+    article_keys = [k for k, p in pages.items() if p.kind == "article"]
+    inbound = {k: [b.source_slug for b in v] for k, v in backlinks.items()}
+    related: dict[str, tuple[str, ...]] = {}
+    for key in article_keys:
+        page = pages[key]
+        chosen: list[str] = []
+        for slug in page.meta.related:
+            if slug in pages and pages[slug].kind == "article" and slug != key:
+                if slug not in chosen:
+                    chosen.append(slug)
+                continue
+            line, col = page.meta.key_positions.get("related", (1, 1))
+            diagnostics.append(
+                error(
+                    page.source,
+                    line,
+                    col,
+                    f"related article '{slug}' does not exist",
+                    did_you_mean(slug, article_keys) or "use an article slug",
+                )
+            )
+        scores: dict[str, float] = defaultdict(float)
+        for other in outbound.get(key, ()):
+            scores[other] += 3
+            for co_citer in inbound.get(other, [])[:FANOUT_CAP]:
+                scores[co_citer] += 1
+        for other in inbound.get(key, [])[:FANOUT_CAP]:
+            scores[other] += 3
+        my_tags = set(page.meta.tags)
+        for other in list(scores):
+            if other in pages:
+                scores[other] += len(my_tags.intersection(pages[other].meta.tags))
+        if len(scores) < RELATED_LIMIT * 2:
+            for tag in sorted(my_tags, key=lambda t: (len(pages_by_tag.get(t, ())), t)):
+                for other in pages_by_tag.get(tag, ())[:FANOUT_CAP]:
+                    if other not in scores:
+                        scores[other] = len(my_tags.intersection(pages[other].meta.tags))
+        ranked = sorted(
+            (
+                k
+                for k in scores
+                if k != key and k not in chosen and k in pages and pages[k].kind == "article"
+            ),
+            key=lambda k: (-scores[k], pages[k].meta.title.lower(), k),
+        )
+        related[key] = tuple(chosen + ranked[: max(0, RELATED_LIMIT - len(chosen))])
+    return related
+
+
+def _graph_warnings(
+    pages: Mapping[str, Page],
+    outbound: Mapping[str, set[str]],
+    backlinks: Mapping[str, list[Backlink]],
+    diagnostics: list[Diagnostic],
+) -> None:
+    for key, page in pages.items():
+        if page.kind != "article":
+            continue
+        if not backlinks.get(key):
+            diagnostics.append(
+                warning(
+                    page.source,
+                    1,
+                    1,
+                    "orphan article: no other page links to it",
+                    f"link to it from a related article with [[{page.slug}]]",
+                )
+            )
+        if not outbound.get(key):
+            diagnostics.append(
+                warning(
+                    page.source,
+                    1,
+                    1,
+                    "article has no links to other articles",
+                    "link related ideas with [[slug]]",
+                )
+            )

@@ -1,0 +1,112 @@
+"""Shared fixtures: tiny sites in tmp_path, built through the real pipeline and CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pytest
+
+from kbgen.pipeline import BuildOptions, BuildResult, Builder
+
+REPO = Path(__file__).resolve().parent.parent
+TODAY = dt.date(2026, 11, 21)
+
+MINIMAL_CONFIG = """\
+title: Test KB
+description: A tiny site for tests.
+search: false
+sections:
+  - id: mechanism
+    title: Mechanism
+    description: How it works.
+    fields:
+      status:
+        label: Status
+        type: enum
+        values: [established, contested]
+  - id: routes
+    title: Routes
+    fields:
+      bioavailability: {label: Bioavailability, type: text}
+      onset: {label: Onset, type: text, required: false}
+"""
+
+
+def article(title: str, body: str = "Text.", *, summary: str = "A summary.",
+            reviewed: str = "2026-11-01", extra: str = "", tags: str = "[test]") -> str:
+    """Front matter + body for a test article (extra: more YAML lines)."""
+    lines = [f"title: {title}", f"summary: {summary}", f"last_reviewed: {reviewed}",
+             f"tags: {tags}"]
+    if extra:
+        lines.append(textwrap.dedent(extra).strip())
+    return "---\n" + "\n".join(lines) + "\n---\n" + body + "\n"
+
+
+SiteFactory = Callable[..., Path]
+
+
+@pytest.fixture
+def make_site(tmp_path: Path) -> SiteFactory:
+    """make_site({"content/mechanism/a.md": "...", ...}) -> project folder.
+
+    Templates and static files are the repository's own, so tests exercise the real theme.
+    A config.yaml is written unless the files provide one.
+    """
+
+    def factory(files: Mapping[str, str | bytes], *, config: str | None = None,
+                name: str = "site-project", copy_theme: bool = True) -> Path:
+        root = tmp_path / name
+        root.mkdir(parents=True, exist_ok=True)
+        if copy_theme:
+            _copy_tree(REPO / "templates", root / "templates")
+            _copy_tree(REPO / "static", root / "static")
+        (root / "content").mkdir(exist_ok=True)
+        if "config.yaml" not in files:
+            (root / "config.yaml").write_text(config or MINIMAL_CONFIG, "utf-8")
+        for rel, data in files.items():
+            path = root / rel
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(data, bytes):
+                path.write_bytes(data)
+            else:
+                path.write_text(data, "utf-8")
+        return root
+
+    return factory
+
+
+def _copy_tree(source: Path, target: Path) -> None:
+    for path in source.rglob("*"):
+        if path.is_file():
+            destination = target / path.relative_to(source)
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            destination.write_bytes(path.read_bytes())
+
+
+def run_build(root: Path, **options: object) -> BuildResult:
+    """Build a project in-process with a fixed 'today' (review dates stay deterministic)."""
+    options.setdefault("today", TODAY)
+    return Builder(root / "config.yaml", BuildOptions(**options)).build()  # type: ignore[arg-type]
+
+
+def read_out(root: Path, rel: str) -> str:
+    return (root / "site" / rel).read_text("utf-8")
+
+
+def run_cli(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """Run `python build.py ARGS` in `root` as a user would."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, str(REPO / "build.py"), *args], cwd=root, env=env,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under folder -> bytes (to compare whole output trees)."""
+    return {p.relative_to(folder).as_posix(): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}

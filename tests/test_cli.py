@@ -1,0 +1,83 @@
+"""The command line as a user runs it: exit codes, compiler-style messages, no tracebacks."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import article, run_cli
+
+MECH = "status: established"
+
+
+def test_build_prints_summary_and_exits_zero(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", extra=MECH)})
+    result = run_cli(root, "build")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Built ") and " pages in " in result.stdout
+
+
+def test_check_reports_path_line_col_and_hint_without_traceback(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", "Intro.\n\nSee [[alpah]].",
+                                                            extra=MECH)})
+    result = run_cli(root, "check")
+    assert result.returncode == 1
+    assert "content/mechanism/alpha.md:10:5: error: link target 'alpah' does not exist" \
+        in result.stderr
+    assert "  hint: did you mean 'alpha'?" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (root / "site").exists()
+
+
+def test_check_json_lists_diagnostics(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", "See [[zzz]].",
+                                                            extra=MECH)})
+    result = run_cli(root, "check", "--format", "json")
+    assert result.returncode == 1
+    payload = json.loads(result.stdout)
+    assert payload["errors"] == 1
+    errors = [d for d in payload["diagnostics"] if d["severity"] == "error"]
+    assert errors[0]["path"] == "content/mechanism/alpha.md"
+    assert (errors[0]["line"], errors[0]["col"]) == (8, 5)
+    assert errors[0]["hint"]
+
+
+def test_config_error_exits_two(make_site) -> None:
+    root = make_site({"config.yaml": "title: x\nsectons: []\n"})
+    result = run_cli(root, "build")
+    assert result.returncode == 2
+    assert "config.yaml:2:1: error: unknown key 'sectons' in config.yaml" in result.stderr
+    assert "hint: did you mean 'sections'?" in result.stderr
+
+
+def test_output_dot_and_content_are_refused_and_nothing_deleted(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", extra=MECH)})
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    for target in (".", "content"):
+        result = run_cli(root, "build", "--output", target)
+        assert result.returncode == 2, target
+        assert "refusing to use --output" in result.stderr
+        assert "nothing was deleted" in result.stderr
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+
+
+def test_new_scaffolds_valid_article_and_refuses_overwrite(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", "[[sigma-receptors]]",
+                                                            extra=MECH)})
+    result = run_cli(root, "new", "mechanism", "Sigma receptors")
+    assert result.returncode == 0, result.stderr
+    created = root / "content/mechanism/sigma-receptors.md"
+    text = created.read_text()
+    assert 'title: "Sigma receptors"' in text and "status: \"established\"" in text
+    assert run_cli(root, "check", "--drafts").returncode == 0
+    again = run_cli(root, "new", "mechanism", "Sigma receptors")
+    assert again.returncode == 1 and "already exists" in again.stderr
+    assert created.read_text() == text
+
+
+def test_help_shows_examples() -> None:
+    from conftest import REPO
+
+    for command in ("build", "check", "new", "serve"):
+        result = run_cli(REPO, command, "--help")
+        assert result.returncode == 0
+        assert "examples:" in result.stdout

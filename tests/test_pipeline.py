@@ -1,0 +1,69 @@
+"""End-to-end builds of tiny sites through the real pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from conftest import article, read_out, run_build, snapshot
+
+MECH = 'status: established'
+
+
+def test_build_writes_pages_sections_tags_and_site_files(make_site) -> None:
+    root = make_site({
+        "content/mechanism/alpha.md": article("Alpha", "See [[beta]].", extra=MECH),
+        "content/mechanism/beta.md": article("Beta", "Back to [[alpha]].", extra=MECH),
+    })
+    result = run_build(root)
+    assert result.ok, result.diagnostics
+    site = root / "site"
+    for rel in ("index.html", "mechanism/index.html", "mechanism/alpha/index.html",
+                "mechanism/beta/index.html", "tags/index.html", "tags/test/index.html",
+                "glossary/index.html", "bibliography/index.html", "search/index.html",
+                "404.html", "robots.txt", "feed.xml", "assets/pygments.css",
+                "static/css/site.css", ".kbgen-site"):
+        assert (site / rel).is_file(), rel
+    assert not (site / "sitemap.xml").exists()  # needs base_url
+    alpha = read_out(root, "mechanism/alpha/index.html")
+    assert '<a href="../beta/">Beta</a>' in alpha
+    assert '<html lang="en">' in alpha and alpha.count("<h1") == 1
+
+
+def test_same_input_gives_byte_identical_output(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", "Hi [[alpha]].",
+                                                            extra=MECH)})
+    assert run_build(root).ok
+    first = snapshot(root / "site")
+    assert run_build(root).ok
+    assert snapshot(root / "site") == first
+
+
+def test_no_directory_urls_links_to_html_files(make_site) -> None:
+    from conftest import MINIMAL_CONFIG
+
+    root = make_site({
+        "content/mechanism/alpha.md": article("Alpha", "See [[beta]].", extra=MECH),
+        "content/mechanism/beta.md": article("Beta", "Back to [[alpha]].", extra=MECH),
+    }, config=MINIMAL_CONFIG + "directory_urls: false\n")
+    assert run_build(root).ok
+    alpha = read_out(root, "mechanism/alpha.html")
+    assert '<a href="beta.html">Beta</a>' in alpha
+    assert 'href="../index.html"' in alpha  # home works from file://
+
+
+def test_errors_write_nothing(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", "See [[nope]].",
+                                                            extra=MECH)})
+    result = run_build(root)
+    assert not result.ok
+    assert not (root / "site").exists()
+
+
+def test_build_never_writes_into_sources(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", extra=MECH)})
+    before = {p: p.read_bytes() for p in Path(root).rglob("*") if p.is_file()}
+    assert run_build(root).ok
+    for path, data in before.items():
+        assert path.read_bytes() == data
+    created = {p for p in Path(root).rglob("*") if p.is_file()} - set(before)
+    assert all(p.is_relative_to(root / "site") for p in created)
