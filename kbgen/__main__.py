@@ -2,4 +2,5 @@
 
 from kbgen.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when multiprocessing imports it in a worker
+    raise SystemExit(main())

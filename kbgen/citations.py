@@ -92,7 +92,6 @@ def load_references(text: str | None, path: str) -> tuple[dict[str, Reference], 
         fields = reader.mapping(value_node, f"reference '{key}'")
         if fields is None:
             continue
-        problems_before = len(reader.diagnostics)
         for name, (name_node, _) in fields.items():
             if name not in REFERENCE_KEYS:
                 reader.fail(
@@ -113,7 +112,7 @@ def load_references(text: str | None, path: str) -> tuple[dict[str, Reference], 
             reader.fail(
                 fields["type"][1],
                 f"reference type '{ref_type}' is not one of {', '.join(REFERENCE_TYPES)}",
-                did_you_mean(ref_type, REFERENCE_TYPES),
+                did_you_mean(ref_type, REFERENCE_TYPES) or "use 'other' when no type fits",
             )
         authors = (
             reader.read_str_list(fields["authors"][1], f"'authors' of reference '{key}'")
@@ -153,19 +152,19 @@ def load_references(text: str | None, path: str) -> tuple[dict[str, Reference], 
                 f"reference URL must start with https://, not '{url}'",
                 "give the full address",
             )
-        if len(reader.diagnostics) > problems_before or title is None:
-            continue
+        # A reference with a bad field is still registered (its errors fail the build anyway),
+        # so citing it does not add a misleading "unknown citation key" error.
         references[key] = Reference(
             key=key,
-            type=ref_type,
+            type=ref_type if ref_type in REFERENCE_TYPES else "other",
             authors=tuple(authors or ()),
-            title=title,
+            title=title or key,
             container=text_field("journal") or text_field("publisher") or "",
             year=year,
-            doi=doi,
-            pmid=pmid,
-            pmcid=pmcid,
-            url=url,
+            doi=doi if doi is not None and DOI_RE.match(doi) else None,
+            pmid=pmid if pmid is not None and PMID_RE.match(pmid) else None,
+            pmcid=pmcid if pmcid is not None and PMCID_RE.match(pmcid) else None,
+            url=url if url is not None and url.startswith(("https://", "http://")) else None,
             line=reader.pos(key_node)[0],
         )
     return references, reader.diagnostics

@@ -16,6 +16,7 @@ import traceback
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from kbgen import __version__
 from kbgen.config import load_config
@@ -28,6 +29,8 @@ EXIT_OK, EXIT_CONTENT, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 BUILD_EXAMPLES = """examples:
   python build.py build                      build ./config.yaml's project into site/
   python build.py build --strict             fail on warnings too (for CI)
+  python build.py build -v                   show what was reused and per-stage timings
+  python build.py build --jobs 1             one process (the output is the same)
   python build.py build --drafts --output /tmp/preview
   kbgen build --config ../other-kb/config.yaml
 """
@@ -78,8 +81,23 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--drafts", action="store_true", help="include pages marked draft: true")
     build.add_argument("--output", type=Path, help="output folder (overrides output_dir)")
     build.add_argument("--no-search", action="store_true", help="skip the Pagefind index")
-    build.add_argument("--quiet", "-q", action="store_true", help="print only problems")
-    build.add_argument("--verbose", "-v", action="store_true", help="print per-stage timings")
+    build.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help="worker processes for cold builds (default: the CPUs available; output is "
+        "identical for any N)",
+    )
+    noise = build.add_mutually_exclusive_group()
+    noise.add_argument("--quiet", "-q", action="store_true", help="print only problems")
+    noise.add_argument(
+        "--verbose",
+        "-v",
+        action="store_true",
+        help="also print what was reused and per-stage timings",
+    )
 
     check = command(
         "check", "Validate content, links, citations and templates; write nothing.", CHECK_EXAMPLES
@@ -157,18 +175,24 @@ def exit_code(result: BuildResult) -> int:
 
 def _build(args: argparse.Namespace) -> int:
     start = time.perf_counter()
+    bar = ProgressBar(sys.stderr) if not args.quiet and sys.stderr.isatty() else None
     options = BuildOptions(
         drafts=args.drafts,
         strict=args.strict,
         output=args.output,
         search=False if args.no_search else None,
+        jobs=args.jobs,
+        progress=bar,
     )
-    result = Builder(args.config, options).build()
+    try:
+        result = Builder(args.config, options).build()
+    finally:
+        if bar is not None:
+            bar.close()
     print_diagnostics(result)
     elapsed = time.perf_counter() - start
     if args.verbose:
-        for stage, seconds in result.timings.items():
-            print(f"  {stage:<10} {seconds * 1000:8.1f} ms", file=sys.stderr)
+        _print_build_details(result)
     if not result.ok:
         if not result.config_failed:
             print(
@@ -178,12 +202,71 @@ def _build(args: argparse.Namespace) -> int:
             )
         return exit_code(result)
     if not args.quiet:
-        changed = len(result.written.changed) if result.written else 0
+        changed = len(result.written.changed) + len(result.written.removed) if result.written else 0
         print(
             f"Built {result.pages} pages in {elapsed:.2f} s ({result.warnings} warnings; "
             f"{changed} files changed) -> {result.output_dir}"
         )
     return EXIT_OK
+
+
+def _print_build_details(result: BuildResult) -> None:
+    """`--verbose`: what kind of build ran, what it reused, and where the time went."""
+    how = {
+        "cold": "cold build (no usable previous build)",
+        "warm": "incremental build",
+        "unchanged": "nothing changed since the last build",
+    }[result.mode]
+    print(
+        f"  {how}: {len(result.rendered)} nodes rendered, {result.converted} Markdown "
+        f"conversions, {result.workers} process(es)",
+        file=sys.stderr,
+    )
+    for stage, seconds in result.timings.items():
+        print(f"  {stage:<10} {seconds * 1000:8.1f} ms", file=sys.stderr)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal, shown only once a build has run a while.
+
+    Builds shorter than `delay` seconds print nothing; updates are throttled; `close`
+    erases the line so diagnostics and the summary start on a clean line.
+    """
+
+    def __init__(self, stream: TextIO, delay: float = 1.5, width: int = 30) -> None:
+        self.stream = stream
+        self.delay = delay
+        self.width = width
+        self.started = time.monotonic()
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.started < self.delay or (now - self._last < 0.1 and done < total):
+            return
+        self._last = now
+        filled = self.width * done // total if total else self.width
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r{stage:<8} [{bar}] {done}/{total}\x1b[K")
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+            self._shown = False
 
 
 def _check(args: argparse.Namespace) -> int:

@@ -10,18 +10,26 @@ anything else runs.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
 
-from kbgen.diagnostics import Diagnostic, did_you_mean, error
+from kbgen.diagnostics import (
+    Diagnostic,
+    did_you_mean,
+    error,
+    no_file_error,
+    sorted_diagnostics,
+)
 from kbgen.yamlload import YamlReader
 
 MARKER_FILE = ".kbgen-site"
 RAW_HTML_MODES = ("escape", "sanitize", "allow")
 FIELD_TYPES = ("text", "enum", "number", "boolean")
+MAX_REVIEW_INTERVAL_DAYS = 36_500  #: a century; longer would overflow date arithmetic
 RESERVED_SECTION_IDS = frozenset(
     {"tags", "glossary", "bibliography", "search", "static", "assets", "pagefind", "__kbgen"}
 )
@@ -138,14 +146,17 @@ class _Validator:
         key: str,
         default: str | None = None,
         where: str = "config.yaml",
+        at: yaml.Node | None = None,
     ) -> str | None:
+        """A string value; a missing required key is reported at its mapping (`at`)."""
         if key not in items:
             if default is None:
+                line, col = self.reader.pos(at) if at is not None else (1, 1)
                 self.reader.diagnostics.append(
                     error(
                         self.reader.path,
-                        1,
-                        1,
+                        line,
+                        col,
                         f"missing required key '{key}' in {where}",
                         f"add a line '{key}: ...'",
                     )
@@ -162,51 +173,81 @@ class _Validator:
         return default if value is None else value
 
     def integer(
-        self, items: Mapping[str, tuple[yaml.Node, yaml.Node]], key: str, default: int, minimum: int
+        self,
+        items: Mapping[str, tuple[yaml.Node, yaml.Node]],
+        key: str,
+        default: int,
+        minimum: int,
+        maximum: int | None = None,
     ) -> int:
         if key not in items:
             return default
-        value = self.reader.read_int(items[key][1], f"'{key}'", minimum=minimum)
+        value = self.reader.read_int(items[key][1], f"'{key}'", minimum=minimum, maximum=maximum)
         return default if value is None else value
 
     def path(
         self, items: Mapping[str, tuple[yaml.Node, yaml.Node]], key: str, default: str
     ) -> Path:
-        value = self.text(items, key, default=default) or default
-        return (self.root / value).resolve() if not Path(value).is_absolute() else Path(value)
+        return (self.root / self.written_path(items, key, default)).resolve()
+
+    def written_path(
+        self, items: Mapping[str, tuple[yaml.Node, yaml.Node]], key: str, default: str
+    ) -> str:
+        """The path as the author wrote it (relative to the project root, or absolute)."""
+        return self.text(items, key, default=default) or default
 
 
 def load_config(
     config_path: Path, output_override: Path | None = None
 ) -> tuple[Config | None, list[Diagnostic]]:
     """Read and validate the config file; every problem is returned, never raised."""
+    config, diagnostics = _load_config(config_path, output_override)
+    return config, sorted_diagnostics(diagnostics)
+
+
+def _load_config(
+    config_path: Path, output_override: Path | None
+) -> tuple[Config | None, list[Diagnostic]]:
+    given = str(config_path)
     config_path = config_path.absolute()
     shown = config_path.name
     try:
         raw = config_path.read_bytes()
     except FileNotFoundError:
         return None, [
-            error(
-                str(config_path),
-                None,
-                None,
+            no_file_error(
+                given,
                 "config file not found",
-                "run the command in the project folder or pass --config PATH",
+                "run the command in the project folder, or pass --config PATH/config.yaml",
+            )
+        ]
+    except IsADirectoryError:
+        return None, [
+            no_file_error(
+                given,
+                "the config path is a folder",
+                "pass the config file: --config PATH/config.yaml",
             )
         ]
     except OSError as exc:
         return None, [
-            error(str(config_path), None, None, f"cannot read config file: {exc.strerror}")
+            no_file_error(
+                given,
+                f"cannot read the config file: {exc.strerror}",
+                "check the file's permissions",
+            )
         ]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        col = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
         return None, [
             error(
                 shown,
-                None,
-                None,
-                f"config file is not UTF-8 text ({exc.reason})",
+                line,
+                col,
+                f"config file is not valid UTF-8 (byte 0x{raw[exc.start]:02x})",
                 "save the file as UTF-8",
             )
         ]
@@ -225,7 +266,7 @@ def load_config(
     check = _Validator(reader, root)
     check.unknown_keys(items, TOP_LEVEL_KEYS, "config.yaml")
 
-    title = check.text(items, "title")
+    title = check.text(items, "title", at=root_node)
     description = check.text(items, "description", default="") or ""
     language = check.text(items, "language", default="en") or "en"
     base_url = (check.text(items, "base_url", default="") or "").strip()
@@ -237,17 +278,24 @@ def load_config(
         )
     if base_url and not base_url.endswith("/"):
         base_url += "/"
+    output_written = (
+        str(output_override)
+        if output_override is not None
+        else check.written_path(items, "output_dir", "site")
+    )
     output_dir = (
         output_override.absolute()
         if output_override is not None
-        else check.path(items, "output_dir", "site")
+        else (root / output_written).resolve()
     )
     content_dir = check.path(items, "content_dir", "content")
     templates_dir = check.path(items, "templates_dir", "templates")
     static_dir = check.path(items, "static_dir", "static")
     cache_dir = check.path(items, "cache_dir", ".kbgen-cache")
     directory_urls = check.boolean(items, "directory_urls", True)
-    review_interval_days = check.integer(items, "review_interval_days", 365, minimum=1)
+    review_interval_days = check.integer(
+        items, "review_interval_days", 365, minimum=1, maximum=MAX_REVIEW_INTERVAL_DAYS
+    )
     disclaimer = check.text(items, "disclaimer", default="") or ""
     search = check.boolean(items, "search", True)
     markdown = _markdown_options(check, items)
@@ -258,22 +306,25 @@ def load_config(
     diagnostics = list(reader.diagnostics)
     for name, directory in (("content_dir", content_dir), ("templates_dir", templates_dir)):
         if not directory.is_dir():
+            line_col = reader.pos(items[name][1]) if name in items else (1, 1)
             diagnostics.append(
                 error(
                     shown,
-                    _line(reader, items, name),
-                    None,
+                    *line_col,
                     f"{name} '{check_rel(directory, root)}' is not a folder",
                     "create it or fix the path in config.yaml",
                 )
             )
     diagnostics += check_output_dir(
-        output_dir,
+        output_override.absolute() if output_override is not None else root / output_written,
         root,
         (content_dir, templates_dir, static_dir),
-        shown,
-        _line(reader, items, "output_dir"),
-        from_cli=output_override is not None,
+        OutputSetting(
+            output_written,
+            shown,
+            reader.pos(items["output_dir"][1]) if "output_dir" in items else None,
+            from_cli=output_override is not None,
+        ),
     )
     if diagnostics or title is None:
         return None, diagnostics
@@ -310,12 +361,6 @@ def check_rel(path: Path, root: Path) -> str:
         return str(path)
 
 
-def _line(
-    reader: YamlReader, items: Mapping[str, tuple[yaml.Node, yaml.Node]], key: str
-) -> int | None:
-    return reader.pos(items[key][0])[0] if key in items else None
-
-
 def _markdown_options(
     check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.Node]]
 ) -> MarkdownOptions:
@@ -333,13 +378,9 @@ def _markdown_options(
             did_you_mean(raw_html, RAW_HTML_MODES) or "use 'escape' (the default)",
         )
         raw_html = "escape"
-    toc_depth = check.integer(sub, "toc_depth", 3, minimum=1)
-    if toc_depth > 6:
-        check.reader.fail(sub["toc_depth"][1], "markdown.toc_depth must be between 1 and 6")
+    toc_depth = check.integer(sub, "toc_depth", 3, minimum=1, maximum=6)
     tooltips = check.boolean(sub, "glossary_tooltips", True)
-    return MarkdownOptions(
-        raw_html=raw_html, toc_depth=min(toc_depth, 6), glossary_tooltips=tooltips
-    )
+    return MarkdownOptions(raw_html=raw_html, toc_depth=toc_depth, glossary_tooltips=tooltips)
 
 
 def _feed_entries(check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.Node]]) -> int:
@@ -389,8 +430,8 @@ def _sections(
         if sub is None:
             continue
         check.unknown_keys(sub, SECTION_KEYS, f"section {position}")
-        section_id = check.text(sub, "id", where=f"section {position}")
-        title = check.text(sub, "title", where=f"section {position}")
+        section_id = check.text(sub, "id", where=f"section {position}", at=node)
+        title = check.text(sub, "title", where=f"section {position}", at=node)
         description = check.text(sub, "description", default="") or ""
         order = check.integer(sub, "order", position, minimum=-10_000)
         fields = _fields(check, sub["fields"][1]) if "fields" in sub else ()
@@ -447,7 +488,8 @@ def _fields(check: _Validator, node: yaml.Node) -> tuple[FieldSpec, ...]:
             reader.fail(
                 sub["type"][1],
                 f"field type must be one of {', '.join(FIELD_TYPES)}, not '{kind}'",
-                did_you_mean(kind, FIELD_TYPES),
+                did_you_mean(kind, FIELD_TYPES)
+                or "dates and lists are not field types; use text for anything else",
             )
             continue
         values: tuple[str, ...] = ()
@@ -479,61 +521,76 @@ def _is_identifier(text: str) -> bool:
     return bool(text) and text.isascii() and text.replace("_", "a").isalnum() and text.islower()
 
 
+@dataclass(frozen=True, slots=True)
+class OutputSetting:
+    """Where the output folder was set, for messages."""
+
+    written: str  #: as the author wrote it
+    shown: str  #: the config file's name
+    position: tuple[int, int] | None  #: line and column of the value in the config file
+    from_cli: bool = False  #: set by --output rather than config.yaml
+
+
 def check_output_dir(
-    output: Path,
-    root: Path,
-    sources: tuple[Path, ...],
-    shown: str,
-    line: int | None,
-    from_cli: bool,
+    output: Path, root: Path, sources: tuple[Path, ...], setting: OutputSetting
 ) -> list[Diagnostic]:
     """Refuse output folders whose replacement would destroy something.
 
     The output folder is replaced wholesale by each build, so it must not be `/`, home, the
-    project root or a parent of it, or overlap a source folder; an existing non-empty folder
-    must carry our marker file (proof that a previous build made it). Real paths are compared,
-    so a symlink cannot disguise any of these.
+    project root or a parent of it, overlap a source folder, or hold a `.git` repository; an
+    existing non-empty folder must carry our marker file (proof that a previous build made
+    it). Real paths are compared, so a symlink cannot disguise any of these.
+    `output` is the path as configured (absolute, symlinks not yet resolved).
     """
-    where = "--output" if from_cli else "output_dir"
     real = Path(output).resolve()
-    home = Path.home().resolve()
-    problem: str | None = None
+    problem = _output_problem(real, root, sources)
+    if problem is None:
+        return []
+    where = "--output" if setting.from_cli else "output_dir"
+    default = " (the default)" if setting.position is None and not setting.from_cli else ""
+    literal = Path(os.path.normpath(Path(output).absolute()))
+    resolved = f" (which resolves to '{real}')" if literal != real else ""
+    message = (
+        f"refusing to use {where} '{setting.written}'{default}{resolved}: it {problem}; a "
+        "build replaces the whole output folder"
+    )
+    hint = (
+        f"point {where} at a new folder, or at one kbgen built before; nothing was deleted"
+    )
+    if setting.from_cli or setting.position is None:
+        return [no_file_error("command line" if setting.from_cli else setting.shown, message, hint)]
+    line, col = setting.position
+    return [error(setting.shown, line, col, message, hint)]
+
+
+def _output_problem(real: Path, root: Path, sources: tuple[Path, ...]) -> str | None:
+    """Why the (real) output folder is unsafe, or None."""
     if real == Path(real.anchor):
-        problem = "is the filesystem root"
-    elif real == home:
-        problem = "is your home folder"
-    elif real == root or root.is_relative_to(real):
-        problem = "is the project folder or one of its parents"
-    else:
-        for source in sources:
-            source_real = source.resolve()
-            if (
-                real == source_real
-                or real.is_relative_to(source_real)
-                or source_real.is_relative_to(real)
-            ):
-                problem = f"overlaps the source folder '{check_rel(source_real, root)}'"
-                break
-    if problem is None and real.is_dir() and not (real / MARKER_FILE).is_file():
+        return "is the filesystem root"
+    if real == Path.home().resolve():
+        return "is your home folder"
+    if real == root:
+        return "is the project folder"
+    if root.is_relative_to(real):
+        return "is a parent of the project folder"
+    for source in sources:
+        source_real = source.resolve()
+        if real == source_real:
+            return f"is the source folder '{check_rel(source_real, root)}'"
+        if real.is_relative_to(source_real):
+            return f"is inside the source folder '{check_rel(source_real, root)}'"
+        if source_real.is_relative_to(real):
+            return f"contains the source folder '{check_rel(source_real, root)}'"
+    if real.exists() and not real.is_dir():
+        return "exists and is not a folder"
+    if (real / ".git").exists() or (real / ".git").is_symlink():
+        # e.g. a gh-pages checkout kept in the output folder: its history is irreplaceable
+        return "holds a .git repository, which the build would delete"
+    if real.is_dir() and not (real / MARKER_FILE).is_file():
         try:
             non_empty = any(real.iterdir())
         except OSError:
             non_empty = True
         if non_empty:
-            problem = (
-                f"is a non-empty folder that kbgen did not create (no {MARKER_FILE} marker file)"
-            )
-    if problem is None and real.exists() and not real.is_dir():
-        problem = "exists and is not a folder"
-    if problem is None:
-        return []
-    return [
-        error(
-            shown if not from_cli else "command line",
-            line,
-            None,
-            f"refusing to use {where} '{output}': it {problem}; a build replaces the "
-            "whole output folder",
-            "choose a new or kbgen-made folder such as 'site'; nothing was deleted",
-        )
-    ]
+            return f"is a non-empty folder that kbgen did not create (no {MARKER_FILE} marker file)"
+    return None

@@ -3,6 +3,9 @@
 Every stage returns `Diagnostic`s instead of raising or logging. The CLI prints them like a
 compiler (`content/x.md:12:3: error: message` + `  hint: ...`) so editors can jump to them, or
 as JSON for tools. Helpers here build the common messages so wording stays uniform.
+`error()`/`warning()` always give a line and column: a problem with a whole file (a symlink
+loop, a duplicate slug) points at 1:1, and one whose column is unknown (Jinja reports lines
+only) at the line's first column. Only `no_file_error` has no position.
 """
 
 from __future__ import annotations
@@ -65,13 +68,24 @@ class Diagnostic:
 def error(
     path: str, line: int | None, col: int | None, message: str, hint: str | None = None
 ) -> Diagnostic:
-    return Diagnostic(path, line, col, Severity.ERROR, message, hint)
+    """An error in `path`; an unknown line or column points at the file's or line's start."""
+    return Diagnostic(path, *_position(line, col), Severity.ERROR, message, hint)
 
 
 def warning(
     path: str, line: int | None, col: int | None, message: str, hint: str | None = None
 ) -> Diagnostic:
-    return Diagnostic(path, line, col, Severity.WARNING, message, hint)
+    """A warning in `path`; positions as for `error`."""
+    return Diagnostic(path, *_position(line, col), Severity.WARNING, message, hint)
+
+
+def _position(line: int | None, col: int | None) -> tuple[int, int]:
+    return (1 if line is None else line, 1 if col is None else col)
+
+
+def no_file_error(what: str, message: str, hint: str) -> Diagnostic:
+    """An error about something that is not a position in a file (a missing file, an option)."""
+    return Diagnostic(what, None, None, Severity.ERROR, message, hint)
 
 
 def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:

@@ -5,11 +5,15 @@ Output: the content pages, data files, static files and templates found, plus di
 files that can never build (a symlink leaving the project, a page outside any section).
 Dotfiles, editor temp files (vim `.swp`/`~`/`4913`, emacs `.#*`, JetBrains `___jb_tmp___`)
 and the output/cache folders are ignored. Symlinked folders are not followed (no loops).
+Only regular files are returned: a FIFO, socket or device named `x.md` is an error here, since
+reading it would block the build or never end.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -72,23 +76,29 @@ def _walk(
                 continue
             kept.append(name)
         dirnames[:] = kept
+        if check_escape:
+            for name in kept:
+                if name.endswith(".md"):
+                    diagnostics.append(
+                        error(
+                            config.rel(current / name),
+                            None,
+                            None,
+                            f"'{name}' is a folder, not a Markdown file",
+                            "rename the folder (a page is a file content/<section>/<slug>.md)",
+                        )
+                    )
         for name in sorted(filenames):
             if is_ignored_name(name):
                 continue
             path = current / name
+            if not _is_regular_file(path, config, diagnostics):
+                continue
             if check_escape and path.is_symlink():
                 try:
                     real = path.resolve(strict=True)
-                except (OSError, RuntimeError):
-                    diagnostics.append(
-                        error(
-                            config.rel(path),
-                            None,
-                            None,
-                            "broken or looping symlink",
-                            "remove the link or point it at a real file",
-                        )
-                    )
+                except (OSError, RuntimeError) as exc:
+                    diagnostics.append(_bad_symlink(path, exc, config))
                     continue
                 if not real.is_relative_to(root):
                     diagnostics.append(
@@ -104,6 +114,55 @@ def _walk(
             rel = path.relative_to(folder).as_posix()
             found.append(SourceFile(rel, path, config.rel(path)))
     return found
+
+
+def _bad_symlink(path: Path, exc: Exception, config: Config) -> Diagnostic:
+    """A symlink that resolves to nothing: a loop, or a target that does not exist."""
+    try:
+        target = os.readlink(path)
+    except OSError:  # pragma: no cover - it was a symlink a moment ago
+        target = "?"
+    looping = isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP
+    message = (
+        f"symlink loop: '{path.name}' -> '{target}' leads back to itself"
+        if looping
+        else f"broken symlink: '{path.name}' -> '{target}', which does not exist"
+    )
+    return error(
+        config.rel(path), None, None, message, "remove the link or point it at a real file"
+    )
+
+
+def _is_regular_file(path: Path, config: Config, diagnostics: list[Diagnostic]) -> bool:
+    """True for a regular file (through symlinks); other kinds get a diagnostic.
+
+    Broken and looping symlinks are left to the symlink check, which names them.
+    """
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return path.is_symlink()
+    if stat.S_ISREG(mode):
+        return True
+    kind = (
+        "a named pipe (FIFO)"
+        if stat.S_ISFIFO(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "a device"
+        if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
+        else "not a regular file"
+    )
+    diagnostics.append(
+        error(
+            config.rel(path),
+            None,
+            None,
+            f"'{path.name}' is {kind}, not a regular file; it cannot be read",
+            "replace it with a regular file or remove it",
+        )
+    )
+    return False
 
 
 def scan(config: Config) -> tuple[SourceTree, list[Diagnostic]]:

@@ -70,7 +70,7 @@ def split_front_matter(text: str, path: str) -> tuple[SplitPage | None, list[Dia
             path,
             1,
             1,
-            "front matter is not closed",
+            "front matter is not closed: no '---' line follows the opening '---'",
             "add a line '---' after the last front-matter key",
         )
     ]
@@ -147,6 +147,16 @@ def parse_front_matter(
                 "move the file or fix the section key",
             )
     fields = _typed_fields(reader, items, fields_by_name, path, diagnostics)
+    # Read every key before deciding: all of a file's problems are reported in one run.
+    aliases = text_list("aliases")
+    related = text_list("related")
+    reviewed_by = (
+        text_list("reviewed_by")
+        if "reviewed_by" in items and isinstance(items["reviewed_by"][1], yaml.SequenceNode)
+        else ((text("reviewed_by") or "").strip(),)
+        if "reviewed_by" in items
+        else ()
+    )
     positions = {key: reader.pos(key_node) for key, (key_node, _) in items.items()}
     diagnostics = reader.diagnostics + diagnostics
     if any(d.is_error for d in diagnostics):
@@ -156,15 +166,11 @@ def parse_front_matter(
         summary=summary,
         last_reviewed=last_reviewed,
         tags=tuple(dict.fromkeys(tags)),
-        aliases=text_list("aliases"),
-        related=text_list("related"),
+        aliases=aliases,
+        related=related,
         draft=draft,
         order=order,
-        reviewed_by=text_list("reviewed_by")
-        if "reviewed_by" in items and isinstance(items["reviewed_by"][1], yaml.SequenceNode)
-        else ((text("reviewed_by") or "").strip(),)
-        if "reviewed_by" in items
-        else (),
+        reviewed_by=reviewed_by,
         fields=fields,
         key_positions=positions,
     ), diagnostics

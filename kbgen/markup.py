@@ -18,11 +18,13 @@ Raw HTML is escaped by default (`raw_html: escape`), cleaned by nh3 with an allo
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import re
 import xml.etree.ElementTree as etree
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from html.parser import HTMLParser
 
 import markdown
 import nh3
@@ -79,6 +81,8 @@ SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 CONTEXT_MARK = "\x00"
 _SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([.,;:!?)])")
 MAX_CONTEXT = 280
+MAX_QUOTE_DEPTH = 100  #: blockquote levels
+MAX_INDENT = 400  #: leading columns (100 list levels of 4 spaces)
 
 # The allowlist for `raw_html: sanitize` (documented in README.md).
 SANITIZE_TAGS = frozenset(
@@ -147,6 +151,130 @@ SANITIZE_ATTRIBUTES = {
     "th": {"colspan", "rowspan", "align", "scope"},
     "ol": {"start"},
 }
+
+
+# Attributes an element in the Markdown tree may carry: what Python-Markdown and its
+# extensions write (toc, footnotes, tables, abbr) plus harmless ones for `{: ...}`. Everything
+# else, above all `on*` event handlers and `style`, is refused (see _check_attributes).
+ALLOWED_ATTRIBUTES = frozenset(
+    {
+        "id",
+        "class",
+        "title",
+        "alt",
+        "href",
+        "src",
+        "width",
+        "height",
+        "lang",
+        "dir",
+        "colspan",
+        "rowspan",
+        "align",
+        "scope",
+        "start",
+        "reversed",
+        "role",
+        "loading",
+    }
+)
+_TABLE_ALIGN_RE = re.compile(r"^text-align: (?:left|right|center);?$")
+_URL_ATTRIBUTES = frozenset(
+    {"href", "src", "action", "formaction", "xlink:href", "poster", "background", "cite", "data"}
+)
+
+
+def _attribute_allowed(tag: str, name: str, value: str) -> bool:
+    if name in ALLOWED_ATTRIBUTES or name.startswith(("aria-", "data-kb-")):
+        return True
+    # the tables extension aligns columns with an inline style
+    return name == "style" and tag in ("th", "td") and bool(_TABLE_ALIGN_RE.match(value))
+
+
+def url_scheme_refused(url: str, is_image: bool = False) -> str | None:
+    """The scheme of a URL a browser would run or render as a document, else None.
+
+    Character references are decoded first, as the browser will: Python-Markdown keeps
+    `&#106;avascript:` verbatim in the attribute, and the browser reads it as `javascript:`.
+    `links.unsafe_scheme` then ignores whitespace and control characters inside the scheme.
+    """
+    decoded = url
+    for _ in range(3):  # `&amp;#106;` decodes twice; more is not an attack a browser runs
+        unescaped = html.unescape(decoded)
+        if unescaped == decoded:
+            break
+        decoded = unescaped
+    return links.unsafe_scheme(url, is_image=is_image) or links.unsafe_scheme(
+        decoded, is_image=is_image
+    )
+
+
+def _unsafe_url_problem(
+    line: int, col: int, scheme: str, is_image: bool
+) -> tuple[int, int, str, str]:
+    what = "image" if is_image else "link"
+    return (
+        line,
+        col,
+        f"{what} URL with the unsafe scheme '{scheme}:' is not allowed",
+        "link to an https:// address or another article; script and data URLs are refused",
+    )
+
+
+def _locate(body: str, body_line: int, *needles: str) -> tuple[int, int]:
+    """File line and column of the first needle found in the body (else the body's start).
+
+    Whitespace in a needle matches any whitespace: Python-Markdown expands tabs to spaces.
+    """
+    for needle in needles:
+        words = needle.split()
+        found = re.search(r"\s+".join(map(re.escape, words)), body) if words else None
+        index = found.start() if found else -1
+        if index >= 0:
+            line_start = body.rfind("\n", 0, index) + 1
+            return body_line + body.count("\n", 0, index), index - line_start + 1
+    return body_line, 1
+
+
+class _RawHtmlUrls(HTMLParser):
+    """Collects (tag, attribute, value) for URL attributes in raw HTML (entities decoded)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.urls: list[tuple[str, str, str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in _URL_ATTRIBUTES and value is not None:
+                self.urls.append((tag, name, value))
+
+    handle_startendtag = handle_starttag
+
+
+def raw_html_url_problems(
+    fragments: Iterable[str], body: str, body_line: int
+) -> list[tuple[int, int, str, str]]:
+    """Unsafe URLs in raw HTML kept by `raw_html: sanitize` or `allow`: always refused."""
+    problems = []
+    for fragment in fragments:
+        parser = _RawHtmlUrls()
+        parser.feed(fragment)
+        parser.close()
+        start = body.find(fragment)  # to place the problems; -1 if Markdown changed its tabs
+        for tag, name, value in parser.urls:
+            is_image = tag == "img" and name == "src"
+            scheme = url_scheme_refused(value, is_image=is_image)
+            if scheme is None:
+                continue
+            if start >= 0:
+                offset_line, col = _locate(fragment, 0, value, f"{name}=")
+                line_start = body.rfind("\n", 0, start) + 1
+                line = body_line + body.count("\n", 0, start) + offset_line
+                col += start - line_start if offset_line == 0 else 0
+            else:
+                line, col = _locate(body, body_line, value, f"{name}=")
+            problems.append(_unsafe_url_problem(line, col, scheme, is_image))
+    return problems
 
 
 def pygments_css() -> str:
@@ -234,6 +362,7 @@ class _CaptureTreeprocessor(Treeprocessor):
 
     def run(self, root: etree.Element) -> None:
         state = self.state
+        self._link_elements: list[tuple[int, etree.Element]] = []
         matcher = links.PositionMatcher(
             links.scan_positions(state.body, state.body_line), state.body_line
         )
@@ -241,6 +370,7 @@ class _CaptureTreeprocessor(Treeprocessor):
         cite_numbers: dict[str, int] = {}
         cite_uses: dict[str, int] = {}
         for element in list(root.iter()):
+            self._check_attributes(element)
             element_id = element.get("id")
             if element_id:
                 state.anchors.add(element_id)
@@ -250,6 +380,12 @@ class _CaptureTreeprocessor(Treeprocessor):
                 self._check_url(element, "src", matcher, is_image=True)
             elif element.tag == "sup" and element.get("data-kb-cite") is not None:
                 self._render_citation(element, matcher, cite_numbers, cite_uses)
+        # Contexts are taken only now: a sentence may hold later links whose text (a title
+        # placeholder) is filled in further down the loop.
+        for index, element in self._link_elements:
+            state.links[index] = dataclasses.replace(
+                state.links[index], context=_sentence_around(element, parents))
+        self._link_elements.clear()
         if self.glossary_re is not None and self.options.glossary_tooltips:
             self._mark_glossary(root, set())
 
@@ -303,18 +439,8 @@ class _CaptureTreeprocessor(Treeprocessor):
         element.set("href", links.link_placeholder(index))
         if not has_text:
             element.text = links.title_placeholder(index)
-        context = _sentence_around(element, parents)
-        self.state.links.append(
-            LinkRef(
-                kind,
-                target,
-                anchor,
-                has_text,
-                line,
-                col,
-                context,
-            )
-        )
+        self._link_elements.append((index, element))
+        self.state.links.append(LinkRef(kind, target, anchor, has_text, line, col))
 
     def _check_url(
         self,
@@ -324,21 +450,45 @@ class _CaptureTreeprocessor(Treeprocessor):
         is_image: bool = False,
     ) -> bool:
         url = element.get(attribute, "")
-        scheme = links.unsafe_scheme(url, is_image=is_image)
+        scheme = url_scheme_refused(url, is_image=is_image)
         if scheme is None:
             return False
         line, col = matcher.take("url", url)
-        what = "image" if is_image else "link"
-        self.state.problems.append(
-            (
-                line,
-                col,
-                f"{what} URL with the unsafe scheme '{scheme}:' is not allowed",
-                "link to an https:// address or another article; script and data URLs are refused",
-            )
-        )
+        if (line, col) == (self.state.body_line, 1):  # the matcher's "not found" fallback
+            line, col = _locate(self.state.body, self.state.body_line, url)
+        self.state.problems.append(_unsafe_url_problem(line, col, scheme, is_image))
         element.set(attribute, "#")
         return True
+
+    def _check_attributes(self, element: etree.Element) -> None:
+        """Refuse attributes Markdown never writes but `{: ...}` (attr_list) could.
+
+        attr_list copies any `key="value"` onto the element: `{: onclick="..."}` would be a
+        script, `{: style="..."}` can overlay the page. Names outside ALLOWED_ATTRIBUTES are
+        removed with a diagnostic; `href`/`src` on elements other than links and images are
+        URL-checked like theirs.
+        """
+        for name in list(element.attrib):
+            value = element.attrib[name]
+            if _attribute_allowed(element.tag, name, value):
+                if name in ("href", "src") and element.tag not in ("a", "img"):
+                    scheme = url_scheme_refused(value)
+                    if scheme is not None:
+                        line, col = _locate(self.state.body, self.state.body_line, value)
+                        self.state.problems.append(_unsafe_url_problem(line, col, scheme, False))
+                        element.set(name, "#")
+                continue
+            del element.attrib[name]
+            line, col = _locate(self.state.body, self.state.body_line, f"{name}=", name)
+            self.state.problems.append(
+                (
+                    line,
+                    col,
+                    f"the HTML attribute '{name}' is not allowed",
+                    "attribute lists {: ...} may set id, class, title, alt, width, height and "
+                    "lang; event handlers and styles are refused",
+                )
+            )
 
     # -- citations --------------------------------------------------------------------
     def _render_citation(
@@ -488,8 +638,13 @@ class MarkupEngine:
 
     def __init__(self, options: MarkdownOptions, glossary: Sequence[GlossaryTerm] = ()) -> None:
         self.options = options
+        self._glossary = glossary
         self._state = _ConversionState()
-        self._md = markdown.Markdown(
+        self._md = self._new_markdown()
+
+    def _new_markdown(self) -> markdown.Markdown:
+        options = self.options
+        return markdown.Markdown(
             extensions=[
                 "toc",
                 "tables",
@@ -501,7 +656,7 @@ class MarkupEngine:
                 "def_list",
                 "abbr",
                 "sane_lists",
-                _KbExtension(self._state, glossary, options),
+                _KbExtension(self._state, self._glossary, options),
             ],
             extension_configs={
                 "toc": {
@@ -517,30 +672,31 @@ class MarkupEngine:
         )
 
     def convert(self, body: str, body_line: int) -> Markup:
+        too_deep = nesting_problem(body, body_line)
+        if too_deep is not None:
+            return Markup("", (), frozenset(), (), (), (), (too_deep,), len(body.split()))
         state = self._state
         state.__init__()  # type: ignore[misc]
         state.body, state.body_line = body, body_line
         self._md.reset()
         try:
             output = self._md.convert(body)
-        except RecursionError:
-            return Markup(
-                "",
-                (),
-                frozenset(),
-                (),
-                (),
-                (),
-                (
-                    (
-                        body_line,
-                        1,
-                        "the Markdown is nested too deeply to convert",
-                        "flatten deeply nested lists or blockquotes",
-                    ),
-                ),
-                0,
+        except RecursionError:  # nesting that the line-based pre-check cannot see
+            # The converter is left half-way through its processors; a reused instance
+            # would silently skip Markdown in every later page. Start a fresh one.
+            self._md = self._new_markdown()
+            line_offset, levels = _deepest_nesting(body)
+            problem = (
+                body_line + line_offset,
+                1,
+                f"lists or blockquotes are nested too deeply to convert (about {levels} "
+                "levels on this line)",
+                "flatten the nesting; a few levels of lists or quotes are plenty",
             )
+            return Markup("", (), frozenset(), (), (), (), (problem,), len(body.split()))
+        if self.options.raw_html != "escape":
+            fragments = [b for b in self._md.htmlStash.rawHtmlBlocks if isinstance(b, str)]
+            state.problems += raw_html_url_problems(fragments, body, body_line)
         if self.options.raw_html == "sanitize":
             output = nh3.clean(
                 output,
@@ -560,6 +716,42 @@ class MarkupEngine:
             problems=tuple(state.problems),
             word_count=len(body.split()),
         )
+
+
+def nesting_problem(body: str, body_line: int) -> tuple[int, int, str, str] | None:
+    """Refuse absurdly deep list/quote nesting before Python-Markdown sees it.
+
+    Its list parser is quadratic in depth (200 levels: 0.6 s; 3,000 levels: minutes, then a
+    RecursionError), so depth is checked from indentation and '>' markers first.
+    """
+    for offset, line in enumerate(body.split("\n")):
+        stripped = line.lstrip(" \t>")
+        prefix = line[: len(line) - len(stripped)]
+        quotes = prefix.count(">")
+        indent = len(prefix.replace("\t", "    ").replace(">", ""))
+        if quotes > MAX_QUOTE_DEPTH or indent > MAX_INDENT:
+            levels = quotes if quotes > MAX_QUOTE_DEPTH else indent // 4  # 4 columns a level
+            return (body_line + offset, 1,
+                    f"lists or blockquotes are nested about {levels} levels deep; at most "
+                    f"{MAX_QUOTE_DEPTH} are supported",
+                    "flatten the nesting (use headings or separate lists)")
+    return None
+
+
+_NESTING_MARKER_RE = re.compile(r"[ \t]*(?:>|[-*+](?=[ \t])|\d{1,9}[.)](?=[ \t]))")
+
+
+def _deepest_nesting(body: str) -> tuple[int, int]:
+    """(line offset, levels) of the line with the most leading list/quote markers."""
+    deepest = (0, 0)
+    for offset, line in enumerate(body.split("\n")):
+        levels, position = 0, 0
+        while match := _NESTING_MARKER_RE.match(line, position):
+            levels, position = levels + 1, match.end()
+        levels += (len(line) - len(line.lstrip(" "))) // 4
+        if levels > deepest[1]:
+            deepest = (offset, levels)
+    return deepest
 
 
 def _flatten_toc(tokens: Iterable[dict[str, object]]) -> Iterable[Heading]:

@@ -11,16 +11,19 @@ placeholders left by the Markdown stage are substituted here, when all pages are
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import datetime as dt
+import hashlib
 import html
 import json
 import re
 import traceback
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from xml.sax.saxutils import escape as xml_escape
 
 import jinja2
@@ -29,12 +32,21 @@ import jinja2.meta
 from kbgen import links
 from kbgen.citations import doi_url, pmc_url, pubmed_url
 from kbgen.config import Config, SectionSpec
+from kbgen.deps import (
+    DepKey,
+    Fingerprinter,
+    Recorder,
+    RecordingMapping,
+    recording_index,
+    template_keys,
+)
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.model import OutputFile, Page, Reference
 from kbgen.resolve import HOME_KEY, SiteIndex, page_key
 
 NAV_LIMIT = 40  # a section with more articles links to its section page instead of listing them
 GENERATED_ROUTES = ("glossary", "bibliography", "search", "tags")
+PREVIEWS_FILE = "previews.json"  #: link-preview data for site.js (see previews_json)
 _NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
 
 
@@ -94,8 +106,14 @@ class TemplateProblem(Exception):
 class Renderer:
     """The Jinja2 environment (templates parsed once) plus template-error translation."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, bytecode_dir: Path | None = None) -> None:
         self.config = config
+        # Compiled templates cached on disk (keyed by name and source checksum, so an
+        # edited template is recompiled): saves ~70 ms of compiling per CLI build.
+        bytecode_cache = None
+        if bytecode_dir is not None:
+            bytecode_dir.mkdir(parents=True, exist_ok=True)
+            bytecode_cache = jinja2.FileSystemBytecodeCache(str(bytecode_dir))
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(config.templates_dir)),
             autoescape=jinja2.select_autoescape(("html", "xml"), default_for_string=True),
@@ -104,6 +122,7 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=True,
             auto_reload=True,
+            bytecode_cache=bytecode_cache,
         )
         self.env.filters["date"] = format_date
 
@@ -244,7 +263,7 @@ class SiteView:
             if target is None:
                 return "#" if kind == "L" else ""
             if kind == "T":
-                return html.escape(self.index.pages[target.slug].meta.title)
+                return html.escape(self.link_text(source_key, int(payload), target.slug))
             return html.escape(
                 self.router.href(current_file, self.file_of(target.slug), target.anchor)
             )
@@ -259,9 +278,22 @@ class SiteView:
             if kind != "T":
                 return ""
             target = targets[int(payload)] if int(payload) < len(targets) else None
-            return html.escape(self.index.pages[target.slug].meta.title) if target else ""
+            return html.escape(self.link_text(source_key, int(payload), target.slug)) \
+                if target else ""
 
         return links.substitute(html.escape(text, quote=False), title)
+
+    def link_text(self, source_key: str, number: int, target_key: str) -> str:
+        """Text of a `[[...]]` link written without `|text`.
+
+        `[[slug]]` shows the target's current title; `[[Title or alias]]` keeps the words
+        the writer chose, so a sentence like "see [[Spravato]]" still reads as written.
+        """
+        written = self.index.pages[source_key].markup.links[number].target
+        target = self.index.pages[target_key]
+        if written == target.slug or written == target.section and target.kind == "section":
+            return target.meta.title
+        return written
 
     def page_link(self, key: str, current_file: str) -> dict[str, Any]:
         page = self.index.pages[key]
@@ -394,14 +426,28 @@ def _author_list(authors: Iterable[str]) -> str:
 
 @dataclass
 class RenderJob:
+    """One dependency node: the output it writes and how to produce it from a view."""
+
     node: str
-    file: str
-    template: str
-    context: Callable[[], dict[str, Any]]
+    file: str | None  #: its output file; None when it writes several (site-files)
+    template: str | None  #: the template it renders (None: produced without one)
+    context: Callable[[SiteView], dict[str, Any]] | None = None
+    produce: Callable[[SiteView], list[OutputFile]] | None = None
+
+    def outputs(self, view: SiteView, renderer: Renderer) -> list[OutputFile]:
+        if self.produce is not None:
+            return self.produce(view)
+        assert self.template is not None and self.context is not None and self.file is not None
+        text = renderer.render(self.template, self.context(view), self.node)
+        return [OutputFile(self.file, text.encode("utf-8"), self.node)]
 
 
 def page_jobs(view: SiteView) -> list[RenderJob]:
-    """One render job per output page, keyed by dependency node."""
+    """One render job per dependency node (every HTML page, then the site files).
+
+    Jobs receive the view when they run, so the incremental builder can hand each one a
+    view that records what it reads (see deps.py).
+    """
     jobs: list[RenderJob] = []
     index = view.index
     for key, page in index.pages.items():
@@ -409,7 +455,7 @@ def page_jobs(view: SiteView) -> list[RenderJob]:
         template = {"home": "home.html", "section": "section.html", "article": "article.html"}[
             page.kind
         ]
-        jobs.append(RenderJob(f"page:{key}", file, template, _bind(_page_context, view, key, file)))
+        jobs.append(RenderJob(f"page:{key}", file, template, _with_view(_page_context, key, file)))
     for spec in view.config.sections:
         if f"_section:{spec.id}" not in index.pages:
             file = view.section_file(spec.id)
@@ -418,7 +464,7 @@ def page_jobs(view: SiteView) -> list[RenderJob]:
                     f"page:_section:{spec.id}",
                     file,
                     "section.html",
-                    _bind(_section_context, view, spec, None, file),
+                    _with_view(_section_context, spec, None, file),
                 )
             )
     if HOME_KEY not in index.pages:
@@ -427,12 +473,12 @@ def page_jobs(view: SiteView) -> list[RenderJob]:
                 f"page:{HOME_KEY}",
                 "index.html",
                 "home.html",
-                _bind(_home_context, view, None, "index.html"),
+                _with_view(_home_context, None, "index.html"),
             )
         )
     for tag in index.pages_by_tag:
         file = view.router.tag_file(tag)
-        jobs.append(RenderJob(f"tag:{tag}", file, "tag.html", _bind(_tag_context, view, tag, file)))
+        jobs.append(RenderJob(f"tag:{tag}", file, "tag.html", _with_view(_tag_context, tag, file)))
     generated: list[tuple[str, str, Callable[[SiteView, str], dict[str, Any]]]] = [
         ("tags", "tags.html", _tags_context),
         ("glossary", "glossary.html", _glossary_context),
@@ -441,13 +487,16 @@ def page_jobs(view: SiteView) -> list[RenderJob]:
     ]
     for route, template, builder in generated:
         file = view.router.route_file(route)
-        jobs.append(RenderJob(route, file, template, _bind(builder, view, file)))
-    jobs.append(RenderJob("404", "404.html", "404.html", _bind(_not_found_context, view)))
+        jobs.append(RenderJob(route, file, template, _with_view(builder, file)))
+    jobs.append(RenderJob("404", "404.html", "404.html", _with_view(_not_found_context)))
+    jobs.append(RenderJob("site-files", None, None, produce=site_files))
     return jobs
 
 
-def _bind(function: Callable[..., dict[str, Any]], *args: Any) -> Callable[[], dict[str, Any]]:
-    return lambda: function(*args)
+def _with_view(
+    function: Callable[..., dict[str, Any]], *args: Any
+) -> Callable[[SiteView], dict[str, Any]]:
+    return lambda view: function(view, *args)
 
 
 def _base_context(
@@ -481,14 +530,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
     spec = view.config.section(str(page.section))
     context = _base_context(view, file, page.section, page.meta.title, page.meta.summary, "article")
     cited = page.cited_keys
-    uses: dict[str, int] = {}
-    for cite in page.markup.citations:
-        uses[cite.key] = uses.get(cite.key, 0) + 1
-    references = [
-        view.reference_view(index.references[k], n, uses[k])
-        for n, k in enumerate(cited, start=1)
-        if k in index.references
-    ]
+    references = _cited_references(view, page)
     previous, following = index.prev_next(key)
     reviewed = page.meta.last_reviewed
     next_review = (
@@ -539,6 +581,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
                 },
             ],
             "draft": page.meta.draft,
+            "has_code": _has_code(page.markup.html),
         }
     )
     context["json_ld"] = _json_ld(
@@ -584,8 +627,52 @@ def _json_ld(view: SiteView, page: Page, file: str, references: list[Reference])
         citations.append(work)
     if citations:
         data["citation"] = citations
-    # "</" must not appear inside a <script> element
-    return json.dumps(data, ensure_ascii=False, sort_keys=True).replace("</", "<\\/")
+    website: dict[str, Any] = {"@type": "WebSite", "name": view.config.title}
+    if view.config.base_url:
+        website["url"] = view.config.base_url
+    data["isPartOf"] = website
+    return _script_json(data)
+
+
+def _cited_references(view: SiteView, page: Page) -> list[dict[str, Any]]:
+    """The page's numbered reference list (by first citation), with back-links per use."""
+    uses: dict[str, int] = {}
+    for cite in page.markup.citations:
+        uses[cite.key] = uses.get(cite.key, 0) + 1
+    return [
+        view.reference_view(view.index.references[k], n, uses[k])
+        for n, k in enumerate(page.cited_keys, start=1)
+        if k in view.index.references
+    ]
+
+
+def _script_json(data: object) -> str:
+    """JSON safe inside <script>: no "<" at all, so no "</script>" or "<!--" can appear."""
+    return json.dumps(data, ensure_ascii=False, sort_keys=True).replace("<", "\\u003c")
+
+
+def _has_code(page_html: str) -> bool:
+    """Whether the page holds highlighted code (only then is pygments.css linked)."""
+    return 'class="highlight"' in page_html
+
+
+def previews_json(view: SiteView) -> bytes:
+    """Output file -> {title, summary} of every page: what link previews show.
+
+    One small file for the whole site, fetched by site.js on the first hover or focus of a
+    link and cached by the browser, instead of repeating summaries in every page.
+    """
+    data = {
+        view.file_of(key): {"title": page.meta.title, "summary": page.meta.summary}
+        for key, page in view.index.pages.items()
+    }
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _index_letter(term: str) -> str:
+    """The glossary heading a term is listed under: its first letter, or '#'."""
+    first = unicodedata.normalize("NFKD", term[:1]).encode("ascii", "ignore").decode().upper()
+    return first if first.isalpha() else "#"
 
 
 def _section_context(
@@ -615,6 +702,8 @@ def _section_context(
                 "url": "./" if view.config.directory_urls else "index.html",
             },
             "intro_html": view.substitute(page.markup.html, key, file) if page else "",
+            "has_code": _has_code(page.markup.html) if page else False,
+            "references": _cited_references(view, page) if page else [],
             "fields": [{"name": f.name, "label": f.label, "type": f.type} for f in spec.fields],
             "articles": articles,
             "breadcrumbs": [{"title": "Home", "url": router.href(file, "index.html")}],
@@ -639,6 +728,8 @@ def _home_context(view: SiteView, page: Page | None, file: str) -> dict[str, Any
     context.update(
         {
             "intro_html": view.substitute(page.markup.html, HOME_KEY, file) if page else "",
+            "has_code": _has_code(page.markup.html) if page else False,
+            "references": _cited_references(view, page) if page else [],
             "page": {
                 "title": title,
                 "summary": summary,
@@ -695,6 +786,7 @@ def _glossary_context(view: SiteView, file: str) -> dict[str, Any]:
             {
                 "id": term.id,
                 "term": term.term,
+                "letter": _index_letter(term.term),
                 "definition": term.definition,
                 "aliases": list(term.aliases),
                 "article": article,
@@ -766,14 +858,198 @@ def _make_absolute(site: dict[str, Any], base_path: str) -> None:
 def render_all(
     index: SiteIndex, config: Config, renderer: Renderer, only: frozenset[str] | None = None
 ) -> tuple[list[OutputFile], list[Diagnostic]]:
-    """Render every page (or only the nodes in `only`) plus the site files."""
-    router = Router(config.directory_urls)
-    view = SiteView(index, config, router)
-    outputs: list[OutputFile] = []
+    """Render every page (or only the nodes in `only`) plus the site files, in memory."""
+    session = RenderSession(index, config, renderer)
+    result = session.render(only)
+    outputs = [
+        OutputFile(rel, node.data[rel], node.node) for node in result.nodes for rel, _ in node.files
+    ]
+    return outputs, session.diagnostics + result.diagnostics
+
+
+# -- rendering many nodes: recorded, streamed, in parallel -------------------------------------
+
+RENDER_PARALLEL_MIN = 200  #: fewer nodes than this render faster in-process than with a pool
+Sink = Callable[[str, bytes], tuple[str, bool]]  #: (rel, bytes) -> (digest, changed)
+
+
+@dataclass
+class NodeResult:
+    node: str
+    files: tuple[tuple[str, str], ...]  #: (output rel, sha256) of each file written
+    data: dict[str, bytes]  #: rel -> bytes, when kept in memory (no sink)
+    changed: tuple[str, ...]  #: rels the sink reported as different from the old site
+    deps: frozenset[DepKey]  #: what the node read (empty unless recording)
+
+
+@dataclass
+class RenderResult:
+    nodes: list[NodeResult]
+    diagnostics: list[Diagnostic]
+    fingerprints: dict[DepKey, Hashable]  #: computed by worker processes, for the graph
+    workers: int
+
+
+class RenderSession:
+    """All render jobs of one build, with the view they share.
+
+    `render` renders a subset of nodes: in this process, or forked into `workers` processes
+    that inherit the index and the compiled templates (each renders a share of the nodes and
+    streams its files into the `sink`, so no process holds the whole site in memory). With
+    `template_digests` given, each node's reads are recorded for the dependency graph.
+    Output bytes never depend on the number of workers.
+    """
+
+    def __init__(
+        self,
+        index: SiteIndex,
+        config: Config,
+        renderer: Renderer,
+        extra_jobs: Iterable[RenderJob] = (),
+        template_digests: Mapping[str, str] | None = None,
+    ) -> None:
+        self.view = SiteView(index, config, Router(config.directory_urls))
+        self.renderer = renderer
+        self.template_digests = template_digests
+        self.jobs, self.diagnostics = _unique_outputs([*page_jobs(self.view), *extra_jobs], config)
+        self._closures: dict[str, set[DepKey]] = {}
+
+    def wanted(self) -> dict[str, tuple[str, ...] | None]:
+        """Node -> the files it writes (None when only rendering can tell)."""
+        return {job.node: (job.file,) if job.file is not None else None for job in self.jobs}
+
+    def fingerprinter(self) -> Fingerprinter:
+        return Fingerprinter(self.view.index, self.view._files, self.template_digests or {})
+
+    def render(
+        self,
+        nodes: Collection[str] | None = None,
+        *,
+        sink: Sink | None = None,
+        workers: int = 1,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> RenderResult:
+        chosen = [i for i, job in enumerate(self.jobs) if nodes is None or job.node in nodes]
+        if workers > 1 and len(chosen) >= RENDER_PARALLEL_MIN:
+            result = self._render_forked(chosen, sink, workers, progress)
+            if result is not None:
+                return result
+        results, diagnostics, _ = self._render_some(chosen, sink, progress=progress)
+        return RenderResult(results, diagnostics, {}, 1)
+
+    def _render_forked(
+        self,
+        chosen: list[int],
+        sink: Sink | None,
+        workers: int,
+        progress: Callable[[int, int], None] | None,
+    ) -> RenderResult | None:
+        from kbgen.load import worker_pool  # the same pool policy as loading
+
+        global _FORKED
+        for name in {self.jobs[i].template for i in chosen} - {None}:
+            self._template_keys(str(name))  # parse templates once, before the workers fork
+            with contextlib.suppress(jinja2.TemplateError):
+                self.renderer.env.get_template(str(name))
+        chunk = max(8, min(64, len(chosen) // (workers * 8) or 1))
+        chunks = [chosen[i : i + chunk] for i in range(0, len(chosen), chunk)]
+        results: list[NodeResult] = []
+        diagnostics: list[Diagnostic] = []
+        fingerprints: dict[DepKey, Hashable] = {}
+        _FORKED = (self, sink)
+        try:
+            with worker_pool(workers, _no_setup, (), require_fork=True) as pool:
+                if pool is None:
+                    return None
+                for part, problems, known in pool.imap(_render_chunk, chunks):
+                    results += part
+                    diagnostics += problems
+                    fingerprints.update(known)
+                    if progress is not None:
+                        progress(len(results), len(chosen))
+        finally:
+            _FORKED = None
+        return RenderResult(results, diagnostics, fingerprints, workers)
+
+    def _render_some(
+        self,
+        indices: list[int],
+        sink: Sink | None,
+        *,
+        with_fingerprints: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[list[NodeResult], list[Diagnostic], dict[DepKey, Hashable]]:
+        recording = self.template_digests is not None
+        current = self.fingerprinter() if recording and with_fingerprints else None
+        results: list[NodeResult] = []
+        diagnostics: list[Diagnostic] = []
+        known: dict[DepKey, Hashable] = {}
+        for count, i in enumerate(indices, start=1):
+            job = self.jobs[i]
+            recorder = Recorder() if recording else None
+            view = self._recording_view(recorder) if recorder is not None else self.view
+            try:
+                outputs = job.outputs(view, self.renderer)
+            except TemplateProblem as problem:
+                diagnostics.append(problem.diagnostic)
+                if problem.diagnostic.message.startswith("template syntax error"):
+                    break  # the same error would repeat for every page
+                continue
+            deps: frozenset[DepKey] = frozenset()
+            if recorder is not None:
+                if job.template is not None:
+                    recorder.keys |= self._template_keys(job.template)
+                deps = frozenset(recorder.keys)
+                if current is not None:
+                    for key in deps:
+                        if key not in known:
+                            known[key] = current(key)
+            results.append(_node_result(job.node, outputs, sink, deps))
+            if progress is not None:
+                progress(count, len(indices))
+        return results, diagnostics, known
+
+    def _recording_view(self, recorder: Recorder) -> SiteView:
+        view = copy.copy(self.view)  # a shallow copy: __post_init__ does not run again
+        view.index = recording_index(self.view.index, recorder)
+        view._files = cast(dict[str, str], RecordingMapping("files", self.view._files, recorder))
+        return view
+
+    def _template_keys(self, name: str) -> set[DepKey]:
+        found = self._closures.get(name)
+        if found is None:
+            found = template_keys(self.renderer.template_closure(name))
+            self._closures[name] = found
+        return found
+
+
+def _node_result(
+    node: str, outputs: list[OutputFile], sink: Sink | None, deps: frozenset[DepKey]
+) -> NodeResult:
+    files: list[tuple[str, str]] = []
+    data: dict[str, bytes] = {}
+    changed: list[str] = []
+    for output in outputs:
+        if sink is not None:
+            digest, is_new = sink(output.rel, output.data)
+            if is_new:
+                changed.append(output.rel)
+        else:
+            digest = hashlib.sha256(output.data).hexdigest()
+            data[output.rel] = output.data
+        files.append((output.rel, digest))
+    return NodeResult(node, tuple(files), data, tuple(changed), deps)
+
+
+def _unique_outputs(
+    jobs: list[RenderJob], config: Config
+) -> tuple[list[RenderJob], list[Diagnostic]]:
+    """Drop (and report) jobs whose output file another job already writes."""
+    kept: list[RenderJob] = []
     diagnostics: list[Diagnostic] = []
     seen_files: dict[str, str] = {}
-    for job in page_jobs(view):
-        if job.file in seen_files:
+    for job in jobs:
+        if job.file is not None and job.file in seen_files:
             diagnostics.append(
                 error(
                     config.rel(config.content_dir),
@@ -785,25 +1061,32 @@ def render_all(
                 )
             )
             continue
-        seen_files[job.file] = job.node
-        if only is not None and job.node not in only:
-            continue
-        try:
-            text = renderer.render(job.template, job.context(), job.node)
-        except TemplateProblem as problem:
-            diagnostics.append(problem.diagnostic)
-            if problem.diagnostic.message.startswith("template syntax error"):
-                break  # the same error would repeat for every page
-            continue
-        outputs.append(OutputFile(job.file, text.encode("utf-8"), job.node))
-    if only is None or "site-files" in only:
-        outputs += site_files(view)
-    return outputs, diagnostics
+        if job.file is not None:
+            seen_files[job.file] = job.node
+        kept.append(job)
+    return kept, diagnostics
+
+
+# Forked render workers find their session here (inherited from the parent at fork time).
+_FORKED: tuple[RenderSession, Sink | None] | None = None
+
+
+def _no_setup() -> None:
+    return None
+
+
+def _render_chunk(
+    indices: list[int],
+) -> tuple[list[NodeResult], list[Diagnostic], dict[DepKey, Hashable]]:
+    assert _FORKED is not None, "render worker without a session"
+    session, sink = _FORKED
+    return session._render_some(indices, sink, with_fingerprints=True)
 
 
 def site_files(view: SiteView) -> list[OutputFile]:
     config, index, router = view.config, view.index, view.router
     files = [OutputFile("robots.txt", _robots(config).encode(), "site-files")]
+    files.append(OutputFile(PREVIEWS_FILE, previews_json(view), "site-files"))
     articles = sorted(
         (k for k, p in index.pages.items() if p.kind == "article"),
         key=lambda k: (-(index.pages[k].meta.last_reviewed or dt.date.min).toordinal(), k),
@@ -812,7 +1095,10 @@ def site_files(view: SiteView) -> list[OutputFile]:
         OutputFile("feed.xml", _atom(view, articles[: config.feed_entries]).encode(), "site-files")
     )
     if config.base_url:
-        locations = [view.absolute(view.file_of(k)) for k in sorted(index.pages)]
+        # every page the site has, including home and section pages without a source file
+        files_listed = {"index.html"} | {view.section_file(s.id) for s in config.sections}
+        files_listed |= {view.file_of(k) for k in index.pages}
+        locations = [view.absolute(f) for f in sorted(files_listed)]
         locations += [view.absolute(router.tag_file(t)) for t in index.pages_by_tag]
         locations += [view.absolute(router.route_file(r)) for r in GENERATED_ROUTES]
         body = "".join(f"  <url><loc>{xml_escape(str(loc))}</loc></url>\n" for loc in locations)

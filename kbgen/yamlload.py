@@ -32,6 +32,13 @@ _INT_RE = re.compile(r"^[-+]?[0-9]+$")
 _FLOAT_RE = re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?$")
 BOOL_TRUE = frozenset({"true", "True", "TRUE"})
 BOOL_FALSE = frozenset({"false", "False", "FALSE"})
+MAX_DEPTH = 50  #: nesting levels of lists/mappings; real files use three or four
+_CORE_TAG_PREFIX = "tag:yaml.org,2002:"
+#: None: no tag written; "!": the non-specific tag; the core types name what we read anyway
+_ALLOWED_TAGS = frozenset(
+    {None, "!", *(f"{_CORE_TAG_PREFIX}{name}" for name in ("str", "int", "float", "bool", "null"))}
+    | {f"{_CORE_TAG_PREFIX}seq", f"{_CORE_TAG_PREFIX}map"}
+)
 
 
 @dataclass
@@ -52,70 +59,133 @@ class YamlReader:
 
     # -- parsing --------------------------------------------------------------------
     def compose(self, text: str) -> yaml.Node | None:
-        """Parse `text` to a node tree; None (with a diagnostic) if it is not valid YAML."""
+        """Parse `text` to a node tree; None (with a diagnostic) if it is not valid YAML.
+
+        A first pass over the parser's events refuses what `compose` must never see: aliases
+        (an alias bomb), tags such as `!!python/object` (we never construct objects, but a
+        tag in content is always a mistake or an attack), and nesting deeper than MAX_DEPTH
+        (the composer recurses; libyaml's overflows the C stack and kills the process).
+        """
         try:
-            node = yaml.compose(text, Loader=_Loader)
+            if not self._check_events(text):
+                return None
+            return yaml.compose(text, Loader=_Loader)
         except yaml.MarkedYAMLError as exc:
             self.diagnostics.append(self._syntax_error(exc, text))
             return None
-        except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
+        except yaml.reader.ReaderError as exc:  # a character YAML does not allow
+            line = text.count("\n", 0, exc.position)
+            col = exc.position - (text.rfind("\n", 0, exc.position) + 1)
             self.diagnostics.append(
-                error(self.path, self.line_offset + 1, 1, f"invalid YAML: {exc}")
+                error(
+                    self.path,
+                    self.line_offset + line + 1,
+                    col + 1,
+                    f"the text contains the control character U+{exc.character:04X}"
+                    if isinstance(exc.character, int)
+                    else "the text contains a character YAML does not allow",
+                    "remove it; YAML files may hold printable text, tabs and line breaks",
+                )
             )
             return None
-        except RecursionError:
+        except yaml.YAMLError as exc:  # pragma: no cover - unmarked errors are rare
             self.diagnostics.append(
                 error(
                     self.path,
                     self.line_offset + 1,
                     1,
-                    "YAML is nested too deeply",
-                    "flatten the structure",
+                    f"invalid YAML: {exc}",
+                    "check the indentation and quoting",
                 )
             )
             return None
-        if node is not None and not self._check_no_aliases(node):
-            return None
-        return node
 
-    def _syntax_error(self, exc: yaml.MarkedYAMLError, text: str) -> Diagnostic:
-        mark = exc.problem_mark or exc.context_mark
-        line = self.line_offset + (mark.line + 1 if mark else 1)
-        col = mark.column + 1 if mark else 1
-        problem = exc.problem or "invalid YAML"
-        hint = "check the indentation and quoting on this line"
-        if "\t" in text and ("tab" in problem or "found character" in problem):
-            hint = "YAML does not allow tabs for indentation; indent with spaces"
-            problem = "tab character used for indentation"
-        elif "found unexpected end of stream" in problem or "found unexpected end" in problem:
-            hint = "a quoted string or bracket is not closed"
-        elif "mapping values are not allowed" in problem:
-            hint = "quote values that contain ': ' (for example title: \"A: B\")"
-        elif "could not find expected ':'" in problem:
-            hint = "each line must be 'key: value'; quote values that span lines"
-        return error(self.path, line, col, f"invalid YAML: {problem}", hint)
+    def _fail_at(self, event: yaml.Event, message: str, hint: str) -> None:
+        mark = event.start_mark
+        line, col = (mark.line, mark.column) if mark is not None else (0, 0)
+        self.diagnostics.append(
+            error(self.path, self.line_offset + line + 1, col + 1, message, hint)
+        )
 
-    def _check_no_aliases(self, root: yaml.Node) -> bool:
-        """Refuse anchors/aliases: a repeated node object means an alias was used."""
-        seen: set[int] = set()
-        stack: list[yaml.Node] = [root]
-        while stack:
-            node = stack.pop()
-            if id(node) in seen:
-                self.fail(
-                    node,
+    def _check_events(self, text: str) -> bool:
+        """Stream the parser's events, stopping at the first alias, tag or excess depth."""
+        depth = 0
+        for event in yaml.parse(text, Loader=_Loader):
+            if isinstance(event, yaml.AliasEvent):
+                self._fail_at(
+                    event,
                     "YAML anchors and aliases (&name / *name) are not supported here",
                     "write the value out in full",
                 )
                 return False
-            seen.add(id(node))
-            if isinstance(node, yaml.MappingNode):
-                for key, value in node.value:
-                    stack.append(key)
-                    stack.append(value)
-            elif isinstance(node, yaml.SequenceNode):
-                stack.extend(node.value)
+            tag = getattr(event, "tag", None)
+            if tag not in _ALLOWED_TAGS:
+                self._fail_at(
+                    event,
+                    f"YAML tag '{_shown_tag(str(tag))}' is not allowed",
+                    "remove the tag: values are plain text, numbers, dates, lists and mappings",
+                )
+                return False
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    self._fail_at(
+                        event,
+                        f"YAML is nested more than {MAX_DEPTH} levels deep",
+                        "flatten the structure; front matter and data files need only a few levels",
+                    )
+                    return False
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
         return True
+
+    def _syntax_error(self, exc: yaml.MarkedYAMLError, text: str) -> Diagnostic:
+        """A parser error as a diagnostic that names the likely mistake and its fix."""
+        problem = exc.problem or "invalid YAML"
+        context = exc.context or ""
+        mark = exc.problem_mark or exc.context_mark
+        line_text = _line_at(text, mark.line) if mark else ""
+        at_char = line_text[mark.column : mark.column + 1] if mark else ""
+        message = f"invalid YAML: {problem}"
+        hint = "check the indentation and quoting on this line"
+        if "tab" in problem or at_char == "\t":
+            message = "invalid YAML: tab character used for indentation"
+            hint = "YAML does not allow tabs for indentation; indent with spaces"
+        elif "quoted scalar" in context and exc.context_mark is not None:
+            mark = exc.context_mark
+            message = "invalid YAML: a quoted value is not closed"
+            hint = "add the closing quote on the same line, or remove the opening one"
+        elif ("flow sequence" in context or "flow mapping" in context) and exc.context_mark:
+            opening, closing = ("[", "]") if "sequence" in context else ("{", "}")
+            mark = exc.context_mark
+            message = f"invalid YAML: a '{opening}' is not closed"
+            hint = f"close it with '{closing}' and separate the items with ', '"
+        elif "mapping values are not allowed" in problem:
+            if (
+                mark is not None
+                and line_text.startswith(" ")
+                and _first_colon(line_text) == mark.column
+            ):
+                message = "invalid YAML: unexpected indentation"
+                hint = (
+                    "keys of one mapping must start in the same column; remove the leading spaces"
+                )
+            else:
+                message = "invalid YAML: an unquoted value contains ': '"
+                hint = 'quote the value, for example title: "Ketamine: an overview"'
+        elif "expected '-' indicator" in problem:
+            message = "invalid YAML: list items and 'key: value' lines are mixed"
+            hint = "indent the keys under their list item, or make every line a '- item'"
+        elif "could not find expected ':'" in problem:
+            hint = "each line must be 'key: value'; quote values that span lines"
+        elif "cannot start any token" in problem and at_char.strip():
+            message = f"invalid YAML: a value cannot start with '{at_char}'"
+            hint = f'quote the value, e.g. "{at_char}..."'
+        elif "end of stream" in problem:
+            hint = "a quoted string or bracket is not closed"
+        line = self.line_offset + (mark.line + 1 if mark else 1)
+        col = mark.column + 1 if mark else 1
+        return error(self.path, line, col, message, hint)
 
     # -- structure ------------------------------------------------------------------
     def mapping(self, node: yaml.Node, what: str) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
@@ -197,7 +267,13 @@ class YamlReader:
         )
         return None
 
-    def read_int(self, node: yaml.Node, what: str, minimum: int | None = None) -> int | None:
+    def read_int(
+        self,
+        node: yaml.Node,
+        what: str,
+        minimum: int | None = None,
+        maximum: int | None = None,
+    ) -> int | None:
         value = node.value if isinstance(node, yaml.ScalarNode) else None
         if not isinstance(value, str) or not _INT_RE.match(value) or not is_plain(node):
             self.fail(
@@ -208,7 +284,14 @@ class YamlReader:
             return None
         number = int(value)
         if minimum is not None and number < minimum:
-            self.fail(node, f"{what} must be at least {minimum}, not {number}")
+            self.fail(
+                node, f"{what} must be at least {minimum}, not {number}", _range(minimum, maximum)
+            )
+            return None
+        if maximum is not None and number > maximum:
+            self.fail(
+                node, f"{what} must be at most {maximum}, not {number}", _range(minimum, maximum)
+            )
             return None
         return number
 
@@ -277,3 +360,29 @@ def iter_scalars(node: yaml.Node) -> Iterator[yaml.ScalarNode]:
                 stack.extend((key, value))
         elif isinstance(current, yaml.SequenceNode):
             stack.extend(current.value)
+
+
+def _shown_tag(tag: str) -> str:
+    """`tag:yaml.org,2002:python/object` -> `!!python/object`, as the author wrote it."""
+    return "!!" + tag[len(_CORE_TAG_PREFIX) :] if tag.startswith(_CORE_TAG_PREFIX) else tag
+
+
+def _line_at(text: str, index: int) -> str:
+    lines = text.split("\n")
+    return lines[index] if 0 <= index < len(lines) else ""
+
+
+def _first_colon(line: str) -> int:
+    """Column of the first ': ' (or final ':') in a line, -1 if none."""
+    position = line.find(": ")
+    if position < 0 and line.rstrip().endswith(":"):
+        position = len(line.rstrip()) - 1
+    return position
+
+
+def _range(minimum: int | None, maximum: int | None) -> str:
+    if minimum is not None and maximum is not None:
+        return f"use a whole number from {minimum} to {maximum}"
+    if minimum is not None:
+        return f"use a whole number of at least {minimum}"
+    return f"use a whole number of at most {maximum}"

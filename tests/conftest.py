@@ -110,3 +110,46 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under folder -> bytes (to compare whole output trees)."""
     return {p.relative_to(folder).as_posix(): p.read_bytes()
             for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+@pytest.fixture(scope="session")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's own site (with its search index), built once per test session.
+
+    Shared by the HTML-validity test and the browser tests; treat it as read-only.
+    """
+    output = tmp_path_factory.mktemp("repo-site") / "site"
+    result = Builder(REPO / "config.yaml", BuildOptions(output=output, today=TODAY)).build()
+    assert result.ok, "\n".join(d.format() for d in result.diagnostics)
+    return output
+
+
+def anchors(html: str) -> list[tuple[str, str, dict[str, str]]]:
+    """Every <a> in a page as (href, visible text, attributes): markup-agnostic assertions."""
+    from html.parser import HTMLParser
+
+    found: list[tuple[str, str, dict[str, str]]] = []
+
+    class Parser(HTMLParser):
+        stack: list[tuple[dict[str, str], list[str]]] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag == "a":
+                self.stack.append(({k: v or "" for k, v in attrs}, []))
+
+        def handle_data(self, data: str) -> None:
+            for _, texts in self.stack:
+                texts.append(data)
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "a" and self.stack:
+                attrs, texts = self.stack.pop()
+                found.append((attrs.get("href", ""), " ".join("".join(texts).split()), attrs))
+
+    Parser().feed(html)
+    return found
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--update-golden", action="store_true",
+                     help="rewrite tests/fixtures/golden/expected from the current output")

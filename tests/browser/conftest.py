@@ -71,3 +71,12 @@ def static_server() -> Iterator[Any]:
     for server in servers:
         server.shutdown()
         server.server_close()
+
+
+@pytest.fixture(scope="session")
+def site_url(built_site: Path) -> Iterator[str]:
+    """The session's build of the repository site, served on 127.0.0.1 (base URL, no slash)."""
+    url, server = serve_folder(built_site)
+    yield url
+    server.shutdown()
+    server.server_close()

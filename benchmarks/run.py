@@ -1,0 +1,593 @@
+#!/usr/bin/env python3
+"""Measure kbgen against Hugo, MkDocs, Material for MkDocs and Pelican on the same corpus.
+
+    .venv/bin/python benchmarks/run.py --pages 1000
+    .venv/bin/python benchmarks/run.py --pages 1000 10000 --runs 3 --limit 600
+
+For each size, the synthetic corpus (/work/shared/bench/make_corpus.py, found as
+../shared/bench/make_corpus.py beside the repository unless --corpus-script says otherwise)
+is generated once per flavor under benchmarks/work/corpus/. Every run then copies it to a fresh
+folder and measures, tool by tool (the order rotates between runs so machine noise spreads
+evenly):
+
+  cold        the first build of the fresh copy (for kbgen: no cache, no output folder)
+  no change   the same command again, nothing edited
+  body edit   after changing one line of one article's body
+  title edit  after changing the same article's title
+
+plus the peak memory of the process tree during the cold build (RSS of the tool and all its
+child processes, sampled every 50 ms, and never below the main process's own maximum) and the
+size of the output folder. Medians over --runs are printed as a table with ratios against Hugo
+and MkDocs, and written to benchmarks/RESULTS.md. A tool that runs longer than --limit seconds
+is stopped and reported as "> limit".
+
+The peers are installed from the pins in benchmarks/requirements-peers.txt into virtual
+environments under benchmarks/work/venvs/ (one per peer: Pelican 4.12 pins Pygments < 2.20 and
+Material 9.8 needs >= 2.20, so they cannot share one). This is not a test: nothing here runs
+under pytest, and the numbers depend on the machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+WORK = HERE / "work"
+DEFAULT_CORPUS_SCRIPT = REPO.parent / "shared" / "bench" / "make_corpus.py"
+MEASURES = ("cold", "no change", "body edit", "title edit")
+EDIT_SLUG_INDEX = 0  #: the article edited: the first one the generator plans
+
+#: peer -> (virtualenv, packages from requirements-peers.txt it needs)
+PEER_VENVS = {
+    "hugo": ("hugo", ("hugo",)),
+    "mkdocs": ("mkdocs", ("mkdocs", "mkdocs-material", "markdown")),
+    "mkdocs-material": ("mkdocs", ("mkdocs", "mkdocs-material", "markdown")),
+    "pelican": ("pelican", ("pelican", "markdown")),
+}
+FLAVOR = {
+    "kbgen": "kb",
+    "kbgen+search": "kb",
+    "hugo": "hugo",
+    "mkdocs": "mkdocs",
+    "mkdocs-material": "mkdocs-material",
+    "pelican": "pelican",
+}
+OUTPUT = {
+    "kbgen": "site",
+    "kbgen+search": "site",
+    "hugo": "public",
+    "mkdocs": "site",
+    "mkdocs-material": "site",
+    "pelican": "output",
+}
+ALL_TOOLS = tuple(FLAVOR)
+
+
+# -- running one command -----------------------------------------------------------------------
+
+
+@dataclass
+class Sample:
+    seconds: float | None  #: None: stopped at the time limit
+    peak_rss: int = 0  #: bytes, process tree
+    failed: str = ""  #: stderr tail when the command failed
+
+
+def _children(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found += [int(x) for x in handle.read().split()]
+        except OSError:
+            continue
+    return found
+
+
+def _tree_rss(root: int) -> int:
+    page = os.sysconf("SC_PAGE_SIZE")
+    total = 0
+    pending = [root]
+    while pending:
+        pid = pending.pop()
+        try:
+            with open(f"/proc/{pid}/statm") as handle:
+                total += int(handle.read().split()[1]) * page
+        except (OSError, IndexError, ValueError):
+            continue
+        pending += _children(pid)
+    return total
+
+
+def run_command(command: list[str], cwd: Path, limit: float, env: dict[str, str]) -> Sample:
+    """Run `command`, timing it and sampling the memory of its process tree."""
+    start = time.perf_counter()
+    process = subprocess.Popen(
+        command,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # so a run past the limit can be stopped with its children
+    )
+    peak = 0
+    done = threading.Event()
+    errors: list[bytes] = []
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.wait(0.05):
+            peak = max(peak, _tree_rss(process.pid))
+
+    def drain() -> None:
+        assert process.stderr is not None
+        errors.append(process.stderr.read())
+
+    threads = [
+        threading.Thread(target=sample, daemon=True),
+        threading.Thread(target=drain, daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    status, usage = 0, None
+    while True:  # wait4 (not Popen.wait) to get the main process's own maximum RSS
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
+        if time.perf_counter() - start > limit:
+            os.killpg(process.pid, signal.SIGKILL)
+            os.wait4(process.pid, 0)
+            process.returncode = -9
+            done.set()
+            for thread in threads:
+                thread.join()
+            return Sample(None, peak)
+        time.sleep(0.005)
+    seconds = time.perf_counter() - start
+    process.returncode = os.waitstatus_to_exitcode(status)
+    done.set()
+    for thread in threads:
+        thread.join()
+    peak = max(peak, usage.ru_maxrss * 1024)  # ru_maxrss is in KiB on Linux
+    if process.returncode != 0:
+        return Sample(seconds, peak, b"".join(errors).decode(errors="replace")[-800:])
+    return Sample(seconds, peak)
+
+
+# -- tools ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Tool:
+    name: str
+    command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def prepare(self, folder: Path) -> None:
+        """Make `folder` (a fresh corpus copy) buildable by this tool."""
+        if self.name.startswith("kbgen"):
+            for part in ("templates", "static"):
+                shutil.copytree(REPO / part, folder / part)
+            config = (HERE / "config.yaml").read_text("utf-8")
+            if self.name == "kbgen":
+                config = config.replace("search: true", "search: false")
+            (folder / "config.yaml").write_text(config, "utf-8")
+
+
+def tools(selected: list[str]) -> dict[str, Tool]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    kbgen = [sys.executable, "-m", "kbgen", "build", "--quiet"]
+    found: dict[str, Tool] = {}
+    for name in selected:
+        if name in ("kbgen", "kbgen+search"):
+            found[name] = Tool(name, kbgen, env)
+            continue
+        venv = WORK / "venvs" / PEER_VENVS[name][0] / "bin"
+        if name == "hugo":
+            command = [str(venv / "hugo"), "--quiet", "--logLevel", "error"]
+        elif name.startswith("mkdocs"):
+            command = [str(venv / "mkdocs"), "build", "--quiet"]
+        else:
+            command = [
+                str(venv / "pelican"),
+                "content",
+                "-s",
+                "pelicanconf.py",
+                "-o",
+                "output",
+                "-q",
+            ]
+        found[name] = Tool(name, command, {**os.environ, "PATH": f"{venv}:{os.environ['PATH']}"})
+    return found
+
+
+def pins() -> dict[str, str]:
+    found = {}
+    for line in (HERE / "requirements-peers.txt").read_text("utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if "==" in line:
+            name, version = line.split("==", 1)
+            found[name.strip().lower()] = version.strip()
+    return found
+
+
+def install_peers(selected: list[str]) -> None:
+    versions = pins()
+    venvs: dict[str, set[str]] = {}
+    for name in selected:
+        if name in PEER_VENVS:
+            venv, packages = PEER_VENVS[name]
+            venvs.setdefault(venv, set()).update(packages)
+    for venv, packages in sorted(venvs.items()):
+        folder = WORK / "venvs" / venv
+        wanted = sorted(f"{p}=={versions[p]}" for p in packages)
+        stamp = folder / "installed.txt"
+        if stamp.exists() and stamp.read_text("utf-8").split() == wanted:
+            continue
+        print(f"installing {' '.join(wanted)} into {folder.relative_to(REPO)}", file=sys.stderr)
+        if folder.exists():
+            shutil.rmtree(folder)
+        subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
+        subprocess.run(
+            [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *wanted], check=True
+        )
+        stamp.write_text("\n".join(wanted) + "\n", "utf-8")
+
+
+def version_of(tool: Tool) -> str:
+    commands = {
+        "hugo": [tool.command[0], "version"],
+        "mkdocs": [tool.command[0], "--version"],
+        "mkdocs-material": [tool.command[0], "--version"],
+        "pelican": [tool.command[0], "--version"],
+    }
+    if tool.name.startswith("kbgen"):
+        return subprocess.run(
+            [sys.executable, "-m", "kbgen", "--version"],
+            capture_output=True,
+            text=True,
+            env=tool.env,
+            check=False,
+        ).stdout.strip()
+    done = subprocess.run(
+        commands[tool.name], capture_output=True, text=True, env=tool.env, check=False
+    )
+    text = (done.stdout or done.stderr).strip().splitlines()
+    line = next((t for t in text if re.search(r"\d+\.\d+", t) and "Running" not in t), "?")
+    return re.sub(r"\x1b\[[0-9;]*m", "", line)[:90]
+
+
+# -- the corpus and its edits ------------------------------------------------------------------
+
+
+def corpus(flavor: str, pages: int, script: Path) -> Path:
+    folder = WORK / "corpus" / f"{flavor}-{pages}"
+    if not (folder / ".complete").exists():
+        if folder.exists():
+            shutil.rmtree(folder)
+        subprocess.run(
+            [
+                sys.executable,
+                str(script),
+                "--flavor",
+                flavor,
+                "--pages",
+                str(pages),
+                "--out",
+                str(folder),
+            ],
+            check=True,
+        )
+        (folder / ".complete").write_text("", "utf-8")
+    return folder
+
+
+def edited_article(folder: Path) -> Path:
+    """The article every tool gets edited: the same slug in every flavor."""
+    content = folder / ("docs" if (folder / "mkdocs.yml").exists() else "content")
+    candidates = sorted(content.glob("*/*-00000.md"))
+    if not candidates:
+        raise SystemExit(f"no article *-00000.md under {content}")
+    return candidates[EDIT_SLUG_INDEX]
+
+
+def edit_body(folder: Path, step: int) -> None:
+    path = edited_article(folder)
+    lines = path.read_text("utf-8").split("\n")
+    last = max(
+        i
+        for i, line in enumerate(lines)
+        if line.strip() and not line.startswith(("#", "|", "-", "`"))
+    )
+    lines[last] += f" Edited {step}."
+    path.write_text("\n".join(lines), "utf-8")
+
+
+def edit_title(folder: Path, step: int) -> None:
+    path = edited_article(folder)
+    text = path.read_text("utf-8")
+    text, count = re.subn(r'(?m)^(title: "[^"\n]*)"$', rf'\1 edited {step}"', text, count=1)
+    if count == 0:  # Pelican: "Title: ..." header
+        text, count = re.subn(r"(?m)^(Title: .*)$", rf"\1 edited {step}", text, count=1)
+    if count == 0:
+        raise SystemExit(f"no title line in {path}")
+    path.write_text(text, "utf-8")
+
+
+def folder_size(folder: Path) -> int:
+    total = 0
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            total += path.stat().st_size
+    return total
+
+
+# -- measuring ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    times: dict[str, list[float | None]] = field(default_factory=lambda: {m: [] for m in MEASURES})
+    peaks: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+    def median(self, measure: str) -> float | None:
+        values = self.times[measure]
+        if not values or any(v is None for v in values):
+            return None
+        return statistics.median(v for v in values if v is not None)
+
+
+def measure_tool(
+    tool: Tool, source: Path, scratch: Path, limit: float, result: Result, step: int
+) -> None:
+    folder = scratch / f"{tool.name}-{step}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns(".complete"))
+    tool.prepare(folder)
+    try:
+        edits = {"cold": None, "no change": None, "body edit": edit_body, "title edit": edit_title}
+        for measure, edit in edits.items():
+            if edit is not None:
+                edit(folder, step)
+            sample = run_command(tool.command, folder, limit, tool.env)
+            result.times[measure].append(sample.seconds)
+            if sample.failed:
+                result.failures.append(f"{measure}: {sample.failed}")
+            if measure == "cold":
+                result.peaks.append(sample.peak_rss)
+                if sample.seconds is None:  # past the limit: the rest would be too
+                    for rest in MEASURES[1:]:
+                        result.times[rest].append(None)
+                    return
+                result.sizes.append(folder_size(folder / OUTPUT[tool.name]))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def run_size(
+    pages: int, names: list[str], runs: int, limit: float, script: Path
+) -> dict[str, Result]:
+    chosen = tools(names)
+    results = {name: Result() for name in names}
+    scratch = WORK / "runs"
+    scratch.mkdir(parents=True, exist_ok=True)
+    sources = {name: corpus(FLAVOR[name], pages, script) for name in names}
+    for step in range(runs):
+        order = names[step % len(names) :] + names[: step % len(names)]
+        for name in order:
+            if step > 0 and results[name].times["cold"] and results[name].times["cold"][0] is None:
+                continue  # it did not finish within the limit once; do not wait again
+            print(f"  {pages} pages, run {step + 1}/{runs}: {name}", file=sys.stderr, flush=True)
+            measure_tool(chosen[name], sources[name], scratch, limit, results[name], step)
+    return results
+
+
+# -- reporting -----------------------------------------------------------------------------------
+
+
+def seconds(value: float | None, limit: float) -> str:
+    return f"> {limit:.0f} s" if value is None else f"{value:.2f} s"
+
+
+def megabytes(values: list[int]) -> str:
+    return f"{statistics.median(values) / 1e6:,.0f} MB" if values else "-"
+
+
+def ratio(value: float | None, base: float | None) -> str:
+    if value is None or base is None or base == 0:
+        return "-"
+    return f"{value / base:.2f}x"
+
+
+def table(pages: int, results: dict[str, Result], limit: float) -> list[str]:
+    lines = [
+        f"### {pages:,} articles",
+        "",
+        "| tool | cold | no change | body edit | title edit | peak memory (cold) | output size |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, result in results.items():
+        cells = [seconds(result.median(m), limit) for m in MEASURES]
+        lines.append(
+            f"| {name} | "
+            + " | ".join(cells)
+            + f" | {megabytes(result.peaks)} | {megabytes(result.sizes)} |"
+        )
+    for base in ("hugo", "mkdocs"):
+        if base not in results:
+            continue
+        lines += ["", f"Ratios to {base}'s cold build (lower is better):", ""]
+        lines += [
+            "| tool | cold | no change | body edit | title edit | peak memory |",
+            "|---|---|---|---|---|---|",
+        ]
+        base_cold = results[base].median("cold")
+        base_peak = statistics.median(results[base].peaks) if results[base].peaks else None
+        for name, result in results.items():
+            if name == base:
+                continue
+            cells = [ratio(result.median(m), base_cold) for m in MEASURES]
+            peak = statistics.median(result.peaks) if result.peaks else None
+            lines.append(f"| {name} | " + " | ".join(cells) + f" | {ratio(peak, base_peak)} |")
+    failures = [f"- {name}: {f}" for name, r in results.items() for f in r.failures]
+    if failures:
+        lines += ["", "Failures:", "", *failures]
+    return lines
+
+
+def targets(all_results: dict[int, dict[str, Result]]) -> list[str]:
+    """The issue's targets, checked against this run."""
+    lines = ["## Targets", "", "| measure | target | measured | met |", "|---|---|---|---|"]
+
+    def row(label: str, target: str, value: float | None, bound: float) -> None:
+        met = "-" if value is None else ("yes" if value <= bound else "**no**")
+        shown = "-" if value is None else f"{value:.2f}x"
+        lines.append(f"| {label} | {target} | {shown} | {met} |")
+
+    small = all_results.get(1000)
+    if small and "kbgen" in small and "hugo" in small:
+        hugo = small["hugo"].median("cold")
+        kb = small["kbgen"]
+        for measure, bound in (("cold", 1.2), ("no change", 0.15), ("body edit", 0.2)):
+            value = kb.median(measure)
+            row(
+                f"1,000 articles, kbgen {measure} / Hugo cold",
+                f"<= {bound}x",
+                None if value is None or not hugo else value / hugo,
+                bound,
+            )
+    large = all_results.get(10000)
+    if (
+        large
+        and "kbgen" in large
+        and "hugo" in large
+        and large["kbgen"].peaks
+        and large["hugo"].peaks
+    ):
+        value = statistics.median(large["kbgen"].peaks) / statistics.median(large["hugo"].peaks)
+        row("10,000 articles, peak memory / Hugo's", "<= 0.2x", value, 0.2)
+    if small and large and "kbgen" in small and "kbgen" in large:
+        for label, get in (
+            ("cold time", lambda r: r.median("cold")),
+            ("output size", lambda r: statistics.median(r.sizes) if r.sizes else None),
+        ):
+            a, b = get(small["kbgen"]), get(large["kbgen"])
+            row(
+                f"10,000 vs 1,000 articles, kbgen {label}",
+                "<= 11x",
+                None if a is None or b is None or not a else b / a,
+                11,
+            )
+    return lines
+
+
+def machine() -> list[str]:
+    cpu = "?"
+    with contextlib.suppress(OSError, StopIteration):
+        cpu = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    system = f"{platform.system()} {platform.release()}"
+    return [
+        f"- date: {dt.datetime.now().isoformat(timespec='minutes')}",
+        f"- machine: {cpu}, {os.cpu_count()} CPUs, Python {platform.python_version()}, {system}",
+    ]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--pages", type=int, nargs="+", default=[1000], help="corpus sizes (default 1000)"
+    )
+    parser.add_argument(
+        "--runs", type=int, default=3, help="repetitions; medians are reported (default 3)"
+    )
+    parser.add_argument(
+        "--limit", type=float, default=600, help="seconds before a build is stopped (default 600)"
+    )
+    parser.add_argument(
+        "--tools",
+        default=",".join(ALL_TOOLS),
+        help=f"comma-separated subset of {','.join(ALL_TOOLS)}",
+    )
+    parser.add_argument(
+        "--corpus-script", type=Path, default=DEFAULT_CORPUS_SCRIPT, help="path to make_corpus.py"
+    )
+    parser.add_argument(
+        "--skip-install", action="store_true", help="use the peer venvs as they are"
+    )
+    parser.add_argument(
+        "--results", type=Path, default=HERE / "RESULTS.md", help="where to write the report"
+    )
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.tools.split(",") if n.strip()]
+    unknown = sorted(set(names) - set(ALL_TOOLS))
+    if unknown:
+        parser.error(f"unknown tools: {', '.join(unknown)}")
+    if not args.corpus_script.is_file():
+        parser.error(f"corpus generator not found: {args.corpus_script} (use --corpus-script)")
+    if not args.skip_install:
+        install_peers(names)
+    header = machine()
+    load_before = os.getloadavg()
+    all_results: dict[int, dict[str, Result]] = {}
+    for pages in args.pages:
+        all_results[pages] = run_size(pages, names, args.runs, args.limit, args.corpus_script)
+        print("\n".join(table(pages, all_results[pages], args.limit)) + "\n", flush=True)
+    load_after = os.getloadavg()
+    header.append(
+        f"- load average (1, 5, 15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}; "
+        f"after: {' '.join(f'{x:.2f}' for x in load_after)}"
+    )
+    chosen = tools(names)
+    versions = [f"- {name}: {version_of(tool)}" for name, tool in chosen.items()]
+    report = [
+        "# Benchmark results",
+        "",
+        "Generated by `benchmarks/run.py` "
+        f"(`--pages {' '.join(map(str, args.pages))} --runs {args.runs} "
+        f"--limit {args.limit:.0f}`); "
+        "medians of the runs. `kbgen` builds without the search index (like the peers); "
+        "`kbgen+search` also runs Pagefind. Peak memory is the whole process tree's RSS.",
+        "",
+        *header,
+        *versions,
+        "",
+    ]
+    for pages, results in all_results.items():
+        report += [*table(pages, results, args.limit), ""]
+    report += targets(all_results)
+    args.results.write_text("\n".join(report) + "\n", "utf-8")
+    print("\n".join(targets(all_results)))
+    print(f"\nwrote {args.results}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,510 @@
+"""Dependency tracking for incremental builds: which outputs can change after an edit.
+
+Input: the `SiteIndex` of this build, the previous build's `DepGraph`, the templates' digests.
+Output: the set of dependency nodes (`page:<key>`, `tag:<name>`, `tags`, `glossary`,
+`bibliography`, `search`, `404`, `site-files`, `assets`) that must be rendered again, and,
+after rendering, the updated graph.
+
+Dependencies are *recorded*, not declared. While a node's template context is built, it sees
+the `SiteIndex` through recording wrappers: every mapping lookup (`backlinks[k]`,
+`pages_by_tag[t]`, ...), every iteration over a mapping's keys and every attribute read on a
+page (`pages[k].meta.title`, `pages[k].markup.html`, ...) adds a dependency key. A key's
+*fingerprint* is a stable digest of the value read. The next build recomputes the
+fingerprints of the recorded keys from its new index; a node is dirty when one of its keys
+changed, when its template closure changed, when it is new, or when its output file went
+missing. So a body-only edit of page X changes only `("page", X, "markup.html")`-like keys,
+which only X's own page reads: exactly one page renders. Because nothing is declared by hand,
+a context function that starts reading something new is tracked automatically; anything it
+could read outside the index (config, templates) invalidates the whole graph or is keyed
+explicitly. Over-approximation costs time, never correctness; the incremental tests compare
+every incremental build with a clean full build byte for byte.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import hashlib
+from array import array
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+from kbgen.model import Page
+
+if TYPE_CHECKING:
+    from kbgen.resolve import SiteIndex
+
+DepKey = tuple[str, ...]
+MISSING = "\x00missing"  #: fingerprint of something that does not exist
+_INLINE_LIMIT = 96  #: canonical forms up to this length are kept as-is, longer ones hashed
+
+V = TypeVar("V")
+
+
+# -- recording -------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Collects the dependency keys read while one node is built."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self) -> None:
+        self.keys: set[DepKey] = set()
+
+    def add(self, key: DepKey) -> None:
+        self.keys.add(key)
+
+
+class RecordingMapping(Mapping[str, V]):
+    """A read-only mapping that records each key looked up (and iteration over its keys)."""
+
+    __slots__ = ("_data", "_name", "_recorder", "_wrap")
+
+    def __init__(
+        self,
+        name: str,
+        data: Mapping[str, V],
+        recorder: Recorder,
+        wrap: Callable[[str, V], V] | None = None,
+    ) -> None:
+        self._name = name
+        self._data = data
+        self._recorder = recorder
+        self._wrap = wrap
+
+    def __getitem__(self, key: str) -> V:
+        self._recorder.add(("map", self._name, key))
+        value = self._data[key]
+        return self._wrap(key, value) if self._wrap is not None else value
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self._recorder.add(("map", self._name, key))
+        if key not in self._data:
+            return default
+        value = self._data[key]
+        return self._wrap(key, value) if self._wrap is not None else value
+
+    def __contains__(self, key: object) -> bool:
+        self._recorder.add(("map", self._name, str(key)))
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        self._recorder.add(("keys", self._name))
+        return iter(self._data)
+
+    def __len__(self) -> int:
+        self._recorder.add(("keys", self._name))
+        return len(self._data)
+
+
+def _record_value(value: object, key: str, path: str, recorder: Recorder) -> Any:
+    """Return `value` as read from page `key` at `path`, recording the read.
+
+    Dataclass values and tuples of dataclasses come back as proxies, so reading
+    `links[3].target` depends on that one field, not on every link and its position (a line
+    added above a link must not re-render the pages showing where it points).
+    """
+    if callable(value):
+        recorder.add(("page", key, "*"))  # a method could read anything
+        return value
+    if _field_names(type(value)) is not None:
+        return _ObjectProxy(value, key, path, recorder)
+    if isinstance(value, tuple) and value and _field_names(type(value[0])) is not None:
+        return _SequenceProxy(value, key, path, recorder)
+    recorder.add(("page", key, path))
+    return value
+
+
+class _ObjectProxy:
+    """A dataclass inside a recorded page (`meta`, `markup`, one link): records each read."""
+
+    __slots__ = ("_key", "_path", "_recorder", "_value")
+
+    def __init__(self, value: object, key: str, path: str, recorder: Recorder) -> None:
+        self._value = value
+        self._key = key
+        self._path = path
+        self._recorder = recorder
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._value, name)
+        return _record_value(value, self._key, f"{self._path}.{name}", self._recorder)
+
+
+class _SequenceProxy:
+    """A tuple of dataclasses inside a recorded page: indexing records one element."""
+
+    __slots__ = ("_key", "_path", "_recorder", "_value")
+
+    def __init__(self, value: tuple[object, ...], key: str, path: str, recorder: Recorder) -> None:
+        self._value = value
+        self._key = key
+        self._path = path
+        self._recorder = recorder
+
+    def _whole(self) -> tuple[object, ...]:
+        self._recorder.add(("page", self._key, self._path))
+        return self._value
+
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return self._whole()[index]
+        try:
+            item = self._value[index]
+        except IndexError:
+            self._recorder.add(("page", self._key, f"{self._path}.#len"))
+            raise
+        position = index if index >= 0 else len(self._value) + index
+        return _record_value(item, self._key, f"{self._path}.{position}", self._recorder)
+
+    def __len__(self) -> int:
+        self._recorder.add(("page", self._key, f"{self._path}.#len"))
+        return len(self._value)
+
+    def __bool__(self) -> bool:
+        return len(self) > 0
+
+    def __iter__(self) -> Iterator[object]:
+        return iter(self._whole())
+
+    def __contains__(self, item: object) -> bool:
+        return item in self._whole()
+
+    def __eq__(self, other: object) -> bool:
+        return self._whole() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+class PageProxy:
+    """A page as recorded nodes see it: attribute reads become dependency keys.
+
+    `page.meta.title` records `("page", key, "meta.title")`, `page.markup.links[2].target`
+    records `("page", key, "markup.links.2.target")`; a method call records the whole page
+    (`"*"`).
+    """
+
+    __slots__ = ("_key", "_page", "_recorder")
+
+    def __init__(self, page: Page, key: str, recorder: Recorder) -> None:
+        self._page = page
+        self._key = key
+        self._recorder = recorder
+
+    def __getattr__(self, name: str) -> Any:
+        return _record_value(getattr(self._page, name), self._key, name, self._recorder)
+
+
+def recording_index(index: SiteIndex, recorder: Recorder) -> SiteIndex:
+    """The same index, with every mapping wrapped so reads land in `recorder`.
+
+    Fields that are not mappings (the glossary tuple) cannot record individual reads, so the
+    node depends on the whole field from the start: conservative, and automatic for fields
+    added to `SiteIndex` later.
+    """
+    changes: dict[str, Any] = {}
+    for spec in dataclasses.fields(index):
+        value = getattr(index, spec.name)
+        if spec.name == "pages":
+
+            def wrap(key: str, page: Page) -> Page:
+                return cast(Page, PageProxy(page, key, recorder))
+
+            changes["pages"] = RecordingMapping("pages", value, recorder, wrap)
+        elif isinstance(value, Mapping):
+            changes[spec.name] = RecordingMapping(spec.name, value, recorder)
+        else:
+            recorder.add(("field", spec.name))
+    return dataclasses.replace(index, **changes)
+
+
+# -- fingerprints ----------------------------------------------------------------------------
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def canonical(value: object) -> str:
+    """A text form that is equal exactly when the values are equal, in every process.
+
+    (`repr` is not enough: set order depends on the per-process string hash seed.) Type
+    checks are exact-type lookups first because this runs for every recorded key of every
+    warm build; the ABC check for mappings is slow and comes last.
+    """
+    kind = type(value)
+    if kind in _SCALARS:
+        return repr(value)
+    if kind is tuple or kind is list:
+        items = cast(tuple[object, ...], value)
+        if all(type(item) is str for item in items):
+            return "(" + ",".join(map(repr, items)) + ")"
+        return "(" + ",".join(map(canonical, items)) + ")"
+    names = _field_names(kind)
+    if names is not None:
+        fields = ",".join(canonical(getattr(value, name)) for name in names)
+        return f"{kind.__name__}[{fields}]"
+    if isinstance(value, (frozenset, set)):
+        return "{" + ",".join(sorted(map(canonical, value))) + "}"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return f"{kind.__name__}({value.isoformat()})"
+    if isinstance(value, enum.Enum):
+        return f"{kind.__name__}.{value.name}"
+    if isinstance(value, Mapping):
+        return "<" + ",".join(f"{canonical(k)}:{canonical(v)}" for k, v in value.items()) + ">"
+    if isinstance(value, (str, int, float, tuple)):  # subclasses of the fast cases
+        return f"{kind.__name__}:{value!r}"
+    # Unknown objects: repr may hold an address, which only ever makes the key look changed.
+    return f"?{kind.__name__}:{value!r}"
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...] | None:
+    """A dataclass's field names (None for other types), looked up once per type."""
+    try:
+        return _FIELD_NAMES[cls]
+    except KeyError:
+        names = (
+            tuple(f.name for f in dataclasses.fields(cls))
+            if dataclasses.is_dataclass(cls)
+            else None
+        )
+        _FIELD_NAMES[cls] = names
+        return names
+
+
+def fingerprint(value: object) -> Hashable:
+    text = canonical(value)
+    if len(text) <= _INLINE_LIMIT:
+        return text
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+@dataclass
+class Fingerprinter:
+    """Computes the current fingerprint of any dependency key, memoised per build."""
+
+    index: SiteIndex
+    files: Mapping[str, str]  #: page key -> output file (the view's URL table)
+    templates: Mapping[str, str]  #: template name -> digest of its source
+    _memo: dict[DepKey, Hashable] = field(default_factory=dict)
+
+    def __call__(self, key: DepKey) -> Hashable:
+        found = self._memo.get(key)
+        if found is None:
+            found = self._compute(key)
+            self._memo[key] = found
+        return found
+
+    def _compute(self, key: DepKey) -> Hashable:
+        kind = key[0]
+        if kind == "page":
+            page = self.index.pages.get(key[1])
+            if page is None:
+                return MISSING
+            if key[2] == "*":
+                return fingerprint(page)
+            return fingerprint(_follow(page, key[2]))
+        if kind == "map":
+            if key[1] == "pages":  # values are read through page keys; only presence here
+                return key[2] in self.index.pages
+            mapping = self._mapping(key[1])
+            return MISSING if mapping is None else fingerprint(mapping.get(key[2], MISSING))
+        if kind == "keys":
+            mapping = self._mapping(key[1])
+            return MISSING if mapping is None else fingerprint(tuple(mapping))
+        if kind == "field":
+            return fingerprint(getattr(self.index, key[1], MISSING))
+        if kind == "template":
+            return self.templates.get(key[1], MISSING)
+        if kind == "templates":
+            return fingerprint(sorted(self.templates.items()))
+        return MISSING  # an unknown kind of key always counts as changed
+
+    def _mapping(self, name: str) -> Mapping[str, object] | None:
+        if name == "files":
+            return self.files
+        value = getattr(self.index, name, None)
+        return value if isinstance(value, Mapping) else None
+
+
+def _follow(page: Page, path: str) -> object:
+    """The value at a recorded path: attribute names, tuple positions, `#len`."""
+    value: object = page
+    try:
+        for part in path.split("."):
+            if part == "#len":
+                value = len(value)  # type: ignore[arg-type]
+            elif part.isdigit():
+                value = value[int(part)]  # type: ignore[index]
+            else:
+                value = getattr(value, part)
+    except (AttributeError, IndexError, TypeError):
+        return MISSING
+    return value
+
+
+def template_keys(closure: frozenset[str] | None) -> set[DepKey]:
+    """Keys for a template and everything it extends/includes; None = a dynamic include."""
+    if closure is None:
+        return {("templates",)}
+    return {("template", name) for name in closure}
+
+
+# -- the graph --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class NodeRecord:
+    """What one node produced last time and what it read to produce it."""
+
+    files: tuple[tuple[str, str], ...]  #: (output rel, digest) of each file it wrote
+    packed_deps: bytes  #: ids into DepGraph.keys, as unsigned 32-bit ints (compact to save)
+
+    @classmethod
+    def of(cls, files: tuple[tuple[str, str], ...], deps: Iterable[int]) -> NodeRecord:
+        return cls(files, array("I", sorted(deps)).tobytes())
+
+    @property
+    def deps(self) -> array[int]:
+        ids: array[int] = array("I")
+        ids.frombytes(self.packed_deps)
+        return ids
+
+
+@dataclass
+class DepGraph:
+    """Nodes of the last successful build and the fingerprints of everything they read.
+
+    Invariant after every successful build: `fingerprints[i]` is the value of `keys[i]` in
+    that build's index, for every key any node depends on. So comparing a new build's
+    fingerprints with these tells exactly which keys changed since the outputs were made.
+    """
+
+    keys: list[DepKey] = field(default_factory=list)
+    fingerprints: list[Hashable] = field(default_factory=list)
+    nodes: dict[str, NodeRecord] = field(default_factory=dict)
+    _ids: dict[DepKey, int] = field(default_factory=dict, repr=False)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"keys": self.keys, "fingerprints": self.fingerprints, "nodes": self.nodes}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.keys = state["keys"]
+        self.fingerprints = state["fingerprints"]
+        self.nodes = state["nodes"]
+        self._ids = {key: i for i, key in enumerate(self.keys)}
+
+    def copy(self) -> DepGraph:
+        graph = DepGraph(list(self.keys), list(self.fingerprints), dict(self.nodes))
+        graph._ids = dict(self._ids)
+        return graph
+
+    def changed_keys(
+        self, current: Fingerprinter, stable_pages: frozenset[str] | set[str]
+    ) -> dict[int, Hashable]:
+        """Key id -> new fingerprint, for every key whose value differs now.
+
+        Keys about a page in `stable_pages` (same file, same conversion as last time) cannot
+        have changed and are not recomputed: that keeps a warm build O(changed pages) for
+        page attributes, plus one pass over the index-derived keys.
+        """
+        changed: dict[int, Hashable] = {}
+        for i, key in enumerate(self.keys):
+            if key[0] == "page" and key[1] in stable_pages:
+                continue
+            value = current(key)
+            if value != self.fingerprints[i]:
+                changed[i] = value
+        return changed
+
+    def dirty_nodes(
+        self,
+        wanted: Mapping[str, tuple[str, ...]],
+        changed: Iterable[int],
+        missing_files: Iterable[str] = (),
+    ) -> set[str]:
+        """Nodes to render: new, moved, reading a changed key, or with a file gone missing.
+
+        `wanted` maps each node of this build to the output files it will write.
+        """
+        changed_ids = set(changed)
+        missing = set(missing_files)
+        dirty: set[str] = set()
+        for node, files in wanted.items():
+            record = self.nodes.get(node)
+            if (
+                record is None
+                or tuple(rel for rel, _ in record.files) != files
+                or not changed_ids.isdisjoint(record.deps)
+                or any(rel in missing for rel in files)
+            ):
+                dirty.add(node)
+        return dirty
+
+    def intern(self, key: DepKey, value: Hashable) -> int:
+        self._ids[key] = len(self.keys)
+        self.keys.append(key)
+        self.fingerprints.append(value)
+        return len(self.keys) - 1
+
+    def updated(
+        self,
+        changed: Mapping[int, Hashable],
+        rendered: Mapping[str, tuple[tuple[tuple[str, str], ...], frozenset[DepKey]]],
+        current: Fingerprinter,
+        wanted: Iterable[str],
+        known: Mapping[DepKey, Hashable] | None = None,
+    ) -> DepGraph:
+        """The graph after this build: new fingerprints, re-rendered nodes, gone nodes dropped.
+
+        `rendered` maps each node rendered now to (its files with digests, the keys it read);
+        `known` holds fingerprints already computed (by render workers) for some keys.
+        """
+        graph = self.copy()
+        for i, value in changed.items():
+            graph.fingerprints[i] = value
+        known = known or {}
+        for node, (files, keys) in rendered.items():
+            ids = []
+            for key in keys:
+                existing = graph._ids.get(key)
+                if existing is not None:
+                    # Already current: unchanged when checked, updated above, or about a
+                    # page that is byte-for-byte the same as last time.
+                    ids.append(existing)
+                    continue
+                value = known[key] if key in known else current(key)
+                ids.append(graph.intern(key, value))
+            graph.nodes[node] = NodeRecord.of(files, ids)
+        live = set(wanted)
+        graph.nodes = {n: r for n, r in graph.nodes.items() if n in live}
+        return graph.compacted()
+
+    def compacted(self) -> DepGraph:
+        """Drop keys no node reads any more (when they are a sizeable share)."""
+        used: set[int] = set()
+        for record in self.nodes.values():
+            used.update(record.deps)
+        if len(used) >= 0.75 * len(self.keys):
+            return self
+        order = sorted(used)
+        remap = {old: new for new, old in enumerate(order)}
+        graph = DepGraph(
+            [self.keys[i] for i in order],
+            [self.fingerprints[i] for i in order],
+            {
+                node: NodeRecord.of(record.files, (remap[i] for i in record.deps))
+                for node, record in self.nodes.items()
+            },
+        )
+        graph._ids = {key: i for i, key in enumerate(graph.keys)}
+        return graph
+
+    def output_manifest(self) -> dict[str, str]:
+        """Output rel -> digest of every file the graph's nodes wrote."""
+        return {rel: digest for record in self.nodes.values() for rel, digest in record.files}

@@ -1,0 +1,42 @@
+"""Screenshots of an article for review: 375 px and 1280 px, light and dark, into
+tests/artifacts/ (gitignored). Each is checked for the basics a reader would notice first."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser
+
+ARTICLE = "/indications/treatment-resistant-depression/"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [375, 1280])
+def test_article_screenshot(browser: Browser, site_url: str, artifacts_dir: Path,
+                            width: int, scheme: str) -> None:
+    context = browser.new_context(viewport={"width": width, "height": 900},
+                                  color_scheme=scheme)
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(site_url + ARTICLE)
+        page.wait_for_load_state("load")
+        path = artifacts_dir / f"article-{width}-{scheme}.png"
+        page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 10_000
+        assert not errors, errors
+        assert page.evaluate("document.documentElement.scrollWidth") <= width
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        channels = [int(c) for c in background[background.index("(") + 1:-1].split(",")[:3]]
+        assert (sum(channels) / 3 < 80) == (scheme == "dark"), background
+        toc = page.locator(".toc").bounding_box()
+        body = page.locator(".article-body").bounding_box()
+        assert toc and body
+        if width >= 1280:  # the on-page TOC sits beside the text
+            assert toc["x"] > body["x"] + body["width"]
+        else:  # ...and above it on a phone
+            assert toc["y"] < body["y"]
+    finally:
+        context.close()

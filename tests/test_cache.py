@@ -1,0 +1,253 @@
+"""The persistent cache: exact keys, and corrupt or stale entries ignored, never trusted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+from pathlib import Path
+
+import pytest
+from conftest import TODAY, article, snapshot
+
+import kbgen.cache
+from kbgen.cache import (
+    MAGIC,
+    CacheCorrupt,
+    CacheDir,
+    MarkupStore,
+    engine_key,
+    glossary_digest,
+    markup_key,
+    read_entry,
+    seal,
+    stamp_of,
+    stamp_trusted,
+    unseal,
+)
+from kbgen.config import MarkdownOptions
+from kbgen.markup import MarkupEngine
+from kbgen.model import GlossaryTerm, Markup
+from kbgen.pipeline import BuildOptions, BuildResult, Builder
+
+MECH = "status: established"
+
+
+def build(root: Path, **options: object) -> BuildResult:
+    options.setdefault("today", TODAY)
+    options.setdefault("jobs", 1)
+    return Builder(root / "config.yaml", BuildOptions(**options)).build()  # type: ignore[arg-type]
+
+
+def sample_markup() -> Markup:
+    return MarkupEngine(MarkdownOptions()).convert("# Title\n\nSee [[x]] and [@k].\n", 5)
+
+
+def markup_files(root: Path) -> list[Path]:
+    return sorted(p for p in (root / ".kbgen-cache").glob("v*/markup/*/*") if p.is_file())
+
+
+@pytest.fixture
+def site(make_site) -> Path:
+    return make_site(
+        {
+            "content/mechanism/alpha.md": article("Alpha", "Alpha. See [[beta]].", extra=MECH),
+            "content/mechanism/beta.md": article("Beta", "Beta. See [[alpha]].", extra=MECH),
+        }
+    )
+
+
+# -- the envelope ---------------------------------------------------------------------------
+
+
+def test_seal_round_trips_a_markup_exactly() -> None:
+    markup = sample_markup()
+    assert unseal(seal(markup), Markup) == markup
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        pytest.param(lambda data: data[: len(data) // 2], id="truncated"),
+        pytest.param(lambda data: data[:-1] + bytes([data[-1] ^ 0xFF]), id="bit-flip"),
+        pytest.param(lambda data: b"", id="empty"),
+        pytest.param(lambda data: b"not a cache file at all", id="garbage"),
+        pytest.param(lambda data: data.replace(MAGIC, b"kbgen-cache 0\n"), id="old-format"),
+    ],
+)
+def test_damaged_entries_are_refused(damage) -> None:
+    with pytest.raises(CacheCorrupt):
+        unseal(damage(seal(sample_markup())), Markup)
+
+
+def test_valid_envelope_of_the_wrong_type_is_refused() -> None:
+    with pytest.raises(CacheCorrupt, match="expected Markup"):
+        unseal(seal({"html": "<p>not a Markup</p>"}), Markup)
+
+
+def test_checksummed_payload_that_does_not_unpickle_is_refused() -> None:
+    payload = b"\x80\x05cno_such_module\nNoSuchClass\n."
+    import hashlib
+
+    data = MAGIC + hashlib.sha256(payload).digest() + payload
+    with pytest.raises(CacheCorrupt, match="cannot unpickle"):
+        unseal(data, Markup)
+
+
+def test_read_entry_returns_none_for_missing_and_corrupt(tmp_path: Path) -> None:
+    assert read_entry(tmp_path / "absent", Markup) is None
+    path = tmp_path / "entry"
+    path.write_bytes(seal(sample_markup())[:-3])
+    assert read_entry(path, Markup) is None
+
+
+def test_fast_pickling_keeps_values_equal() -> None:
+    markup = sample_markup()
+    assert pickle.loads(pickle.dumps(markup)) == markup
+    assert pickle.loads(pickle.dumps(markup.links)) == markup.links
+
+
+# -- keys --------------------------------------------------------------------------------------
+
+
+def test_markup_key_covers_body_position_options_glossary_and_generator() -> None:
+    glossary = [GlossaryTerm("term-x", "X", "An x.")]
+    base = engine_key("gen 1", MarkdownOptions().key(), glossary_digest(glossary))
+    key = markup_key(base, 5, "body")
+    assert markup_key(base, 5, "body") == key
+    assert markup_key(base, 6, "body") != key  # positions in diagnostics depend on it
+    assert markup_key(base, 5, "body!") != key
+    variants = [
+        engine_key("gen 2", MarkdownOptions().key(), glossary_digest(glossary)),
+        engine_key("gen 1", MarkdownOptions(raw_html="allow").key(), glossary_digest(glossary)),
+        engine_key("gen 1", MarkdownOptions().key(), glossary_digest([])),
+        engine_key(
+            "gen 1",
+            MarkdownOptions().key(),
+            glossary_digest([GlossaryTerm("term-x", "X", "Another x.")]),
+        ),
+    ]
+    assert all(markup_key(v, 5, "body") != key for v in variants)
+
+
+def test_glossary_digest_ignores_what_conversion_does_not_read() -> None:
+    term = GlossaryTerm("term-x", "X", "An x.", line=3)
+    moved = GlossaryTerm("term-x", "X", "An x.", article="some-slug", line=30)
+    assert glossary_digest([term]) == glossary_digest([moved])
+
+
+def test_racy_stamps_are_not_trusted(tmp_path: Path) -> None:
+    path = tmp_path / "f.md"
+    path.write_text("x")
+    stamp = stamp_of(path)
+    assert stamp is not None
+    now = stamp[1]
+    assert not stamp_trusted(stamp, stamp, scanned_ns=now)  # written just before the scan
+    assert stamp_trusted(stamp, stamp, scanned_ns=now + 10**10)
+    assert not stamp_trusted(None, None, scanned_ns=now + 10**10)
+
+
+def test_store_reads_back_from_disk_in_a_new_process_view(tmp_path: Path) -> None:
+    cache = CacheDir(tmp_path / "cache")
+    MarkupStore(cache).put("ab" * 32, sample_markup())
+    assert MarkupStore(cache).get("ab" * 32) == sample_markup()
+    assert MarkupStore(cache).get("cd" * 32) is None
+
+
+# -- builds with a damaged cache -------------------------------------------------------------
+
+
+def test_cache_folder_is_marked_and_ignored_by_git(site: Path) -> None:
+    assert build(site).ok
+    cache = site / ".kbgen-cache"
+    assert (cache / ".gitignore").read_text() == "*\n"
+    assert (cache / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    assert markup_files(site)
+
+
+def test_no_cache_option_writes_no_cache(site: Path) -> None:
+    assert build(site, cache=False).ok
+    assert not (site / ".kbgen-cache").exists()
+
+
+@pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
+@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "wrong-type"])
+def test_corrupt_markup_entries_are_converted_again(site: Path, damage: str, warm: bool) -> None:
+    first = build(site)
+    expected = snapshot(site / "site")
+    files = markup_files(site)
+    assert len(files) == 2
+    for path in files:
+        data = path.read_bytes()
+        if damage == "truncate":
+            path.write_bytes(data[:40])
+        elif damage == "flip":
+            path.write_bytes(data[:-10] + bytes([data[-10] ^ 1]) + data[-9:])
+        elif damage == "garbage":
+            path.write_bytes(b"\x00" * 100)
+        else:
+            path.write_bytes(seal(["not", "markup"]))
+    if warm:  # a real edit: beta's damaged entry is needed to resolve links
+        alpha = site / "content/mechanism/alpha.md"
+        alpha.write_text(alpha.read_text().replace("Alpha. See", "Alpha now. See"))
+    else:  # no saved state: every page is loaded
+        (site / ".kbgen-cache/v1/state").rename(site / "state-aside")
+    result = build(site)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    assert result.mode == ("warm" if warm else "cold")
+    assert result.converted == 2  # nothing damaged was trusted
+    if not warm:
+        assert snapshot(site / "site") == expected
+    assert [d.format() for d in result.diagnostics] == [d.format() for d in first.diagnostics]
+    assert all(read_entry(p, Markup) is not None for p in markup_files(site))  # rewritten
+
+
+@pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong-type", "delete"])
+def test_corrupt_state_means_a_cold_build_with_identical_output(site: Path, damage: str) -> None:
+    assert build(site).ok
+    expected = snapshot(site / "site")
+    (state,) = (site / ".kbgen-cache").glob("v*/state/*")
+    if damage == "truncate":
+        state.write_bytes(state.read_bytes()[:100])
+    elif damage == "garbage":
+        state.write_bytes(b"garbage")
+    elif damage == "wrong-type":
+        state.write_bytes(seal({"records": {}}))
+    else:
+        state.unlink()
+    result = build(site)
+    assert result.ok
+    assert result.mode == "cold"
+    assert result.converted == 0  # the conversions are still good
+    assert snapshot(site / "site") == expected
+
+
+def test_state_from_another_generator_version_is_not_used(
+    site: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert build(site).ok
+    real = kbgen.cache.generator_id()
+    monkeypatch.setattr("kbgen.pipeline.generator_id", lambda: real + "|newer")
+    result = build(site)
+    assert result.ok and result.mode == "cold"
+    assert result.converted == 2  # new generator: old conversions are not trusted either
+
+
+def test_review_warnings_are_never_stale_across_days(site: Path) -> None:
+    assert not [d for d in build(site).diagnostics if "overdue" in d.message]
+    result = build(site, today=TODAY + dt.timedelta(days=500))
+    overdue = [d for d in result.diagnostics if "review overdue" in d.message]
+    assert len(overdue) == 2
+    assert result.converted == 0
+    back = build(site)
+    assert not [d for d in back.diagnostics if "overdue" in d.message]
+
+
+def test_leftover_temporary_files_are_ignored(site: Path) -> None:
+    assert build(site).ok
+    for path in markup_files(site):
+        (path.parent / f".{path.name}.123-abcd.tmp").write_bytes(b"partial")
+    (site / "content/mechanism/alpha.md").write_text(
+        article("Alpha", "Alpha changed. See [[beta]].", extra=MECH)
+    )
+    result = build(site)
+    assert result.ok and result.converted == 1

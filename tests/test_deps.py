@@ -1,0 +1,218 @@
+"""Dependency recording, fingerprints and the rebuild plan, as units."""
+
+from __future__ import annotations
+
+import datetime as dt
+import pickle
+
+from kbgen.deps import (
+    MISSING,
+    DepGraph,
+    Fingerprinter,
+    NodeRecord,
+    PageProxy,
+    Recorder,
+    RecordingMapping,
+    canonical,
+    fingerprint,
+    recording_index,
+    template_keys,
+)
+from kbgen.model import FrontMatter, LinkRef, Markup, Page
+from kbgen.resolve import SiteIndex
+
+
+def page(slug: str, title: str = "T", html: str = "<p>x</p>", links: tuple[LinkRef, ...] = ()) -> Page:
+    return Page(
+        rel=f"mechanism/{slug}.md",
+        source=f"content/mechanism/{slug}.md",
+        kind="article",
+        section="mechanism",
+        slug=slug,
+        meta=FrontMatter(title=title, summary="S", last_reviewed=dt.date(2026, 1, 1), tags=("a",)),
+        markup=Markup(html, (), frozenset({"h"}), links, (), ()),
+        body_line=5,
+        digest=slug,
+    )
+
+
+def index(*pages: Page, backlinks: dict[str, tuple[object, ...]] | None = None) -> SiteIndex:
+    return SiteIndex(
+        pages={p.slug: p for p in pages},
+        links={},
+        backlinks=backlinks or {},  # type: ignore[arg-type]
+        outbound={},
+        pages_by_tag={"a": tuple(p.slug for p in pages)},
+        articles_by_section={"mechanism": tuple(p.slug for p in pages)},
+        related={},
+        references={},
+        citing_pages={},
+        glossary=(),
+    )
+
+
+# -- recording -----------------------------------------------------------------------------------
+
+
+def test_mapping_records_lookups_membership_and_iteration() -> None:
+    recorder = Recorder()
+    mapping = RecordingMapping("tags", {"a": 1, "b": 2}, recorder)
+    assert mapping["a"] == 1
+    assert mapping.get("zzz") is None
+    assert "b" in mapping
+    assert recorder.keys == {("map", "tags", "a"), ("map", "tags", "zzz"), ("map", "tags", "b")}
+    assert list(mapping) == ["a", "b"]
+    assert ("keys", "tags") in recorder.keys
+
+
+def test_page_reads_are_recorded_field_by_field() -> None:
+    recorder = Recorder()
+    link = LinkRef("wiki", "beta", None, False, 7, 3, "See x.")
+    proxy = PageProxy(page("alpha", links=(link,)), "alpha", recorder)
+    assert proxy.meta.title == "T"
+    assert proxy.slug == "alpha"
+    assert proxy.markup.links[0].target == "beta"
+    assert recorder.keys == {
+        ("page", "alpha", "meta.title"),
+        ("page", "alpha", "slug"),
+        ("page", "alpha", "markup.links.0.target"),
+    }
+
+
+def test_whole_sequences_and_methods_are_recorded_conservatively() -> None:
+    recorder = Recorder()
+    link = LinkRef("wiki", "beta", None, False, 7, 3)
+    proxy = PageProxy(page("alpha", links=(link,)), "alpha", recorder)
+    assert len(proxy.markup.links) == 1
+    assert [x.target for x in proxy.markup.links] == ["beta"]
+    proxy.signature()
+    assert recorder.keys == {
+        ("page", "alpha", "markup.links.#len"),
+        ("page", "alpha", "markup.links"),
+        ("page", "alpha", "*"),
+    }
+
+
+def test_recording_index_wraps_every_mapping_and_depends_on_other_fields() -> None:
+    recorder = Recorder()
+    recorded = recording_index(index(page("alpha")), recorder)
+    assert recorded.pages["alpha"].meta.summary == "S"
+    assert recorded.articles_by_section.get("mechanism") == ("alpha",)
+    assert ("field", "glossary") in recorder.keys  # a tuple: depended on as a whole
+    assert ("page", "alpha", "meta.summary") in recorder.keys
+    assert ("map", "articles_by_section", "mechanism") in recorder.keys
+
+
+# -- fingerprints --------------------------------------------------------------------------------
+
+
+def test_canonical_is_independent_of_set_order_and_distinguishes_types() -> None:
+    assert canonical(frozenset({"b", "a", "c"})) == canonical(frozenset({"c", "a", "b"}))
+    assert canonical(True) != canonical(1)
+    assert canonical(1) != canonical(1.0)
+    assert canonical(("a",)) != canonical("a")
+    assert canonical(dt.date(2026, 1, 2)) == "date(2026-01-02)"
+
+
+def test_long_values_are_hashed_short_ones_kept() -> None:
+    assert fingerprint("short") == "'short'"
+    long_value = fingerprint("x" * 500)
+    assert isinstance(long_value, bytes) and len(long_value) == 16
+    assert fingerprint("x" * 500) == long_value != fingerprint("x" * 499 + "y")
+
+
+def test_fingerprinter_follows_recorded_paths() -> None:
+    link = LinkRef("wiki", "beta", None, False, 7, 3)
+    current = Fingerprinter(index(page("alpha", links=(link,))), {"alpha": "a.html"}, {"t": "d1"})
+    assert current(("page", "alpha", "meta.title")) == fingerprint("T")
+    assert current(("page", "alpha", "markup.links.0.target")) == fingerprint("beta")
+    assert current(("page", "alpha", "markup.links.5.target")) == fingerprint(MISSING)
+    assert current(("page", "alpha", "markup.links.#len")) == fingerprint(1)
+    assert current(("page", "gone", "meta.title")) == MISSING
+    assert current(("map", "pages", "alpha")) is True
+    assert current(("map", "files", "alpha")) == fingerprint("a.html")
+    assert current(("keys", "pages_by_tag")) == fingerprint(("a",))
+    assert current(("template", "t")) == "d1"
+    assert current(("template", "missing.html")) == MISSING
+    assert current(("no-such-kind",)) == MISSING
+
+
+def test_template_keys_fall_back_to_all_templates_for_dynamic_includes() -> None:
+    assert template_keys(frozenset({"base.html", "a.html"})) == {
+        ("template", "base.html"),
+        ("template", "a.html"),
+    }
+    assert template_keys(None) == {("templates",)}
+
+
+# -- the graph ------------------------------------------------------------------------------------
+
+
+def graph_for(current: Fingerprinter) -> DepGraph:
+    return DepGraph().updated(
+        {},
+        {
+            "page:alpha": ((("alpha.html", "d1"),), frozenset({("page", "alpha", "markup.html")})),
+            "page:beta": ((("beta.html", "d2"),), frozenset({("page", "alpha", "meta.title")})),
+            "tag:a": ((("tags/a.html", "d3"),), frozenset({("map", "pages_by_tag", "a")})),
+        },
+        current,
+        ["page:alpha", "page:beta", "tag:a"],
+    )
+
+
+WANTED = {"page:alpha": ("alpha.html",), "page:beta": ("beta.html",), "tag:a": ("tags/a.html",)}
+
+
+def test_body_change_dirties_only_the_reader_of_the_body() -> None:
+    graph = graph_for(Fingerprinter(index(page("alpha")), {}, {}))
+    now = Fingerprinter(index(page("alpha", html="<p>new</p>")), {}, {})
+    changed = graph.changed_keys(now, stable_pages=set())
+    assert graph.dirty_nodes(WANTED, changed) == {"page:alpha"}
+
+
+def test_title_change_dirties_the_pages_showing_it() -> None:
+    graph = graph_for(Fingerprinter(index(page("alpha")), {}, {}))
+    now = Fingerprinter(index(page("alpha", title="New")), {}, {})
+    changed = graph.changed_keys(now, stable_pages=set())
+    assert graph.dirty_nodes(WANTED, changed) == {"page:beta"}
+
+
+def test_stable_pages_are_not_fingerprinted_again() -> None:
+    graph = graph_for(Fingerprinter(index(page("alpha")), {}, {}))
+    now = Fingerprinter(index(page("alpha", title="New")), {}, {})
+    assert graph.changed_keys(now, stable_pages={"alpha"}) == {}
+
+
+def test_new_moved_and_missing_nodes_are_dirty() -> None:
+    graph = graph_for(Fingerprinter(index(page("alpha")), {}, {}))
+    wanted = {**WANTED, "page:beta": ("moved/beta.html",), "page:gamma": ("gamma.html",)}
+    assert graph.dirty_nodes(wanted, []) == {"page:beta", "page:gamma"}
+    assert graph.dirty_nodes(WANTED, [], missing_files={"tags/a.html"}) == {"tag:a"}
+
+
+def test_gone_nodes_are_dropped_and_unused_keys_compacted() -> None:
+    current = Fingerprinter(index(page("alpha")), {}, {})
+    graph = graph_for(current)
+    smaller = graph.updated({}, {}, current, ["page:alpha"])
+    assert set(smaller.nodes) == {"page:alpha"}
+    assert smaller.keys == [("page", "alpha", "markup.html")]
+    assert smaller.output_manifest() == {"alpha.html": "d1"}
+
+
+def test_graph_survives_pickling_with_its_key_table() -> None:
+    graph = graph_for(Fingerprinter(index(page("alpha")), {}, {}))
+    copy = pickle.loads(pickle.dumps(graph))
+    assert copy.keys == graph.keys and copy.nodes == graph.nodes
+    assert copy.intern(("new",), 1) == len(graph.keys)
+    assert isinstance(copy.nodes["page:alpha"], NodeRecord)
+
+
+def test_update_reuses_fingerprints_computed_by_workers() -> None:
+    current = Fingerprinter(index(page("alpha")), {}, {})
+    key = ("page", "alpha", "meta.title")
+    graph = DepGraph().updated(
+        {}, {"page:beta": ((("b.html", "d"),), frozenset({key}))}, current, ["page:beta"],
+        known={key: "from-worker"},
+    )
+    assert graph.fingerprints == ["from-worker"]

@@ -1,0 +1,660 @@
+"""Incremental builds must equal clean full builds, byte for byte, and render little.
+
+The oracle: after every edit, the site an incremental build leaves (through the same
+`Builder`, as `serve` does, or through a new one reading the saved state, as a second
+`kbgen build` does) must be identical to what a clean build from scratch writes, and the
+diagnostics must be the same. The scripted tests also pin down how little is rendered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import MINIMAL_CONFIG, REPO, TODAY, article, snapshot
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from kbgen.pipeline import BuildOptions, BuildResult, Builder
+
+MECH = "status: established"
+ROUTE = "bioavailability: 30%"
+
+REFERENCES = """\
+smith-2020:
+  type: trial
+  authors: [Smith A]
+  title: "A first trial"
+  journal: J Test
+  year: 2020
+jones-2021:
+  type: review
+  authors: [Jones B]
+  title: "A review"
+  journal: Rev Test
+  year: 2021
+"""
+GLOSSARY = """\
+- term: NMDA receptor
+  definition: A glutamate receptor.
+  aliases: [NMDAR]
+- term: Dissociation
+  definition: Feeling detached.
+"""
+
+
+def small_site() -> dict[str, str]:
+    """Five articles in two sections, a home and a section intro, references, a glossary."""
+    return {
+        "content/index.md": "---\ntitle: Home\nsummary: The home page.\n---\nWelcome. See [[alpha]].\n",
+        "content/mechanism/_index.md": "---\ntitle: Mechanism\nsummary: How.\n---\nIntro.\n",
+        "content/mechanism/alpha.md": article(
+            "Alpha",
+            "Alpha and the NMDA receptor [@smith-2020].\n\n## Details\n\nSee [[beta]].",
+            extra=MECH,
+            tags="[core, nmda]",
+        ),
+        "content/mechanism/beta.md": article(
+            "Beta", "Beta links [[alpha#details]] and [[gamma]].", extra=MECH, tags="[core]"
+        ),
+        "content/mechanism/gamma.md": article(
+            "Gamma", "Gamma cites [@jones-2021]. Back to [[beta]].", extra=MECH, tags="[other]"
+        ),
+        "content/routes/oral.md": article(
+            "Oral",
+            "Oral route, see [Alpha](../mechanism/alpha.md) and [[nasal]].",
+            extra=ROUTE,
+            tags="[route]",
+        ),
+        "content/routes/nasal.md": article(
+            "Nasal", "Nasal route. Compare [[oral]] and [[gamma]].", extra=ROUTE, tags="[route]"
+        ),
+        "content/references.yaml": REFERENCES,
+        "content/glossary.yaml": GLOSSARY,
+    }
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def build(root: Path, output: Path | None = None, **options: object) -> BuildResult:
+    options.setdefault("today", TODAY)
+    options.setdefault("jobs", 1)
+    if output is not None:
+        options["output"] = output
+    return Builder(root / "config.yaml", BuildOptions(**options)).build()  # type: ignore[arg-type]
+
+
+def full_build(root: Path, scratch: Path, **options: object) -> tuple[BuildResult, dict[str, bytes]]:
+    """A clean build: no cache, an empty output folder."""
+    output = scratch / "full-site"
+    if output.exists():
+        shutil.rmtree(output)
+    result = build(root, output, cache=False, **options)
+    return result, snapshot(output) if output.exists() else {}
+
+
+def messages(result: BuildResult) -> list[str]:
+    return [d.format() for d in result.diagnostics]
+
+
+def assert_same_as_full(
+    root: Path, result: BuildResult, scratch: Path, **options: object
+) -> None:
+    full, expected = full_build(root, scratch, **options)
+    assert messages(result) == messages(full)
+    assert result.ok == full.ok
+    if full.ok:
+        assert snapshot(root / "site") == expected
+
+
+def write(root: Path, rel: str, text: str) -> None:
+    path = root / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, "utf-8")
+
+
+def edit(root: Path, rel: str, old: str, new: str) -> None:
+    path = root / rel
+    text = path.read_text("utf-8")
+    assert old in text, f"{old!r} not in {rel}"
+    path.write_text(text.replace(old, new, 1), "utf-8")
+
+
+@pytest.fixture
+def site(make_site, tmp_path: Path) -> Path:
+    return make_site(small_site())
+
+
+# -- scripted edits: what renders, and equality with a full build -----------------------------
+
+
+def test_first_build_is_cold_and_second_is_unchanged(site: Path, tmp_path: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    first = builder.build()
+    assert first.ok, messages(first)
+    assert first.mode == "cold"
+    assert "page:alpha" in first.rendered and "site-files" in first.rendered
+    second = builder.build()
+    assert second.mode == "unchanged"
+    assert second.rendered == frozenset()
+    assert second.written is not None and second.written.changed == ()
+    assert messages(second) == messages(first)
+    # A new process (a new Builder) starts from the saved state: also unchanged.
+    third = build(site)
+    assert third.mode == "unchanged" and third.pages == first.pages
+
+
+def test_body_edit_reparses_one_file_and_renders_one_page(site: Path, tmp_path: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    edit(site, "content/mechanism/gamma.md", "Back to", "A new sentence here.\n\nBack to")
+    result = builder.build()
+    assert result.ok, messages(result)
+    assert result.mode == "warm"
+    assert result.converted == 1
+    assert result.rendered == {"page:gamma"}
+    assert result.written is not None
+    assert result.written.changed == ("mechanism/gamma/index.html",)
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_body_edit_in_a_new_process_renders_one_page(site: Path, tmp_path: Path) -> None:
+    assert build(site).ok
+    edit(site, "content/mechanism/alpha.md", "## Details", "More words.\n\n## Details")
+    result = build(site)  # a fresh Builder: the state comes from the cache folder
+    assert result.mode == "warm"
+    assert result.rendered == {"page:alpha"}
+    assert result.converted == 1
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_title_edit_renders_the_pages_that_show_the_title(site: Path, tmp_path: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    edit(site, "content/mechanism/gamma.md", "title: Gamma", "title: Gamma Prime")
+    result = builder.build()
+    assert result.ok
+    # beta shows [[gamma]] by title, nasal too; tag and section pages list it; the small
+    # sections are listed in every sidebar, so every page shows the title.
+    assert {"page:gamma", "page:beta", "page:nasal", "tag:other"} <= result.rendered
+    assert "page:_section:mechanism" in result.rendered
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_title_edit_in_a_large_section_renders_exactly_the_pages_showing_it(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sections above NAV_LIMIT are not listed in sidebars, so a title edit stays local:
+    an article is rendered again if and only if it displays the new title."""
+    import kbgen.render
+
+    monkeypatch.setattr(kbgen.render, "NAV_LIMIT", 1)
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    edit(site, "content/routes/oral.md", "title: Oral", "title: Oral route")
+    result = builder.build()
+    assert result.ok
+    assert_same_as_full(site, result, tmp_path)
+    for slug in ARTICLE_SLUGS:
+        shows_title = "Oral route" in (site / "site").joinpath(
+            "routes" if slug in ("oral", "nasal") else "mechanism", slug, "index.html"
+        ).read_text("utf-8")
+        assert (f"page:{slug}" in result.rendered) == shows_title, slug
+    assert len(result.rendered) < 12
+
+
+def test_tag_change_renders_both_tag_pages_and_removes_an_empty_one(
+    site: Path, tmp_path: Path
+) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    assert (site / "site/tags/other/index.html").exists()
+    edit(site, "content/mechanism/gamma.md", "tags: [other]", "tags: [core]")
+    result = builder.build()
+    assert result.ok
+    assert {"tag:core", "tags", "page:gamma"} <= result.rendered
+    assert result.written is not None
+    assert "tags/other/index.html" in result.written.removed
+    assert not (site / "site/tags/other").exists()  # no empty folder left behind
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_template_edit_renders_only_its_users(site: Path, tmp_path: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    edit(site, "templates/tag.html", "{% block main %}", "{% block main %}<!-- tag edit -->")
+    result = builder.build()
+    assert result.ok, messages(result)
+    assert result.rendered == {"tag:core", "tag:nmda", "tag:other", "tag:route"}
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_partial_edit_renders_every_page_using_it(site: Path, tmp_path: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    first = builder.build()
+    partial = site / "templates/partials/footer.html"
+    partial.write_text(partial.read_text("utf-8") + "<!-- footer edit -->\n", "utf-8")
+    result = builder.build()
+    assert result.ok
+    html_nodes = {n for n in first.rendered if n not in ("site-files", "assets")}
+    assert result.rendered == html_nodes
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_reference_edit_renders_citing_pages_and_bibliography(site: Path, tmp_path: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    edit(site, "content/references.yaml", '"A review"', '"A better review"')
+    result = builder.build()
+    assert result.ok
+    assert result.rendered == {"page:gamma", "bibliography"}
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_static_edit_copies_one_file_and_renders_nothing(site: Path, tmp_path: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    css = site / "static/css/site.css"
+    css.write_text(css.read_text("utf-8") + "\n/* edit */\n", "utf-8")
+    (site / "static/extra.txt").write_text("new static file\n", "utf-8")
+    result = builder.build()
+    assert result.ok
+    assert result.rendered == frozenset()
+    assert result.written is not None
+    assert set(result.written.changed) == {"static/css/site.css", "static/extra.txt"}
+    assert_same_as_full(site, result, tmp_path)
+    (site / "static/extra.txt").unlink()
+    result = builder.build()
+    assert result.written is not None and result.written.removed == ("static/extra.txt",)
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_config_edit_rebuilds_everything(site: Path, tmp_path: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    first = builder.build()
+    edit(site, "config.yaml", "title: Test KB", "title: Renamed KB")
+    result = builder.build()
+    assert result.ok and result.mode == "cold"
+    assert result.rendered == first.rendered
+    assert result.converted == 0  # converted pages are still reused from the cache
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_delete_and_add_pages(site: Path, tmp_path: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    (site / "content/routes/nasal.md").unlink()
+    edit(site, "content/routes/oral.md", " and [[nasal]]", "")
+    result = builder.build()
+    assert result.ok, messages(result)
+    assert result.written is not None and "routes/nasal/index.html" in result.written.removed
+    assert_same_as_full(site, result, tmp_path)
+    write(site, "content/routes/iv.md", article("IV", "IV route, see [[oral]].", extra=ROUTE))
+    result = builder.build()
+    assert result.ok
+    assert "page:iv" in result.rendered and "page:oral" in result.rendered  # backlink
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_failed_build_writes_nothing_and_the_next_build_recovers(
+    site: Path, tmp_path: Path
+) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    before = snapshot(site / "site")
+    edit(site, "content/mechanism/beta.md", "[[gamma]]", "[[gamma-x]]")
+    failed = builder.build()
+    assert not failed.ok and failed.written is None
+    assert snapshot(site / "site") == before
+    edit(site, "content/mechanism/beta.md", "[[gamma-x]]", "[[gamma]] again")
+    result = builder.build()
+    assert result.ok
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_template_error_in_a_warm_build_writes_nothing(site: Path, tmp_path: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    before = snapshot(site / "site")
+    edit(site, "templates/tag.html", "{% block main %}", "{% block main %}{{ nope.nope }}")
+    failed = builder.build()
+    assert not failed.ok
+    assert any("templates/tag.html" in m for m in messages(failed))
+    assert snapshot(site / "site") == before
+    edit(site, "templates/tag.html", "{{ nope.nope }}", "")
+    result = builder.build()
+    assert result.ok
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_output_file_deleted_by_hand_is_restored(site: Path, tmp_path: Path) -> None:
+    assert build(site).ok
+    (site / "site/mechanism/beta/index.html").unlink()
+    (site / "site/static/css/site.css").unlink()
+    result = build(site)
+    assert result.mode == "warm"
+    assert result.rendered == {"page:beta"}
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_output_written_by_another_variant_forces_a_full_build(site: Path, tmp_path: Path) -> None:
+    write(site, "content/routes/draft.md", article("Draft", "Draft text.", extra=ROUTE + "\ndraft: true"))
+    assert build(site).ok
+    assert build(site, drafts=True).ok  # rewrites site/ with the draft
+    result = build(site)  # our saved state no longer describes site/
+    assert result.mode == "cold"
+    assert_same_as_full(site, result, tmp_path)
+
+
+def test_new_day_recomputes_review_warnings(site: Path, tmp_path: Path) -> None:
+    assert not build(site).diagnostics
+    later = TODAY + dt.timedelta(days=400)
+    result = build(site, today=later)
+    assert result.mode != "unchanged"
+    assert result.converted == 0  # conversions are reused; only front matter is re-read
+    assert any("review overdue" in m for m in messages(result))
+
+
+def test_strict_build_after_a_build_with_warnings_fails(site: Path, tmp_path: Path) -> None:
+    write(site, "content/mechanism/alpha.md", (site / "content/mechanism/alpha.md").read_text()
+          .replace("tags:", "colour: red\ntags:"))
+    first = build(site)
+    assert first.ok and "unknown front-matter key 'colour'" in "".join(messages(first))
+    strict = build(site, strict=True)
+    assert not strict.ok and strict.written is None
+
+
+def test_search_index_is_rebuilt_on_change_and_dropped_without_search(
+    site: Path, tmp_path: Path
+) -> None:
+    edit(site, "config.yaml", "search: false", "search: true")
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    assert (site / "site/pagefind/pagefind.js").exists()
+    unchanged = builder.build()
+    assert unchanged.mode == "unchanged"
+    edit(site, "content/mechanism/gamma.md", "Back to", "Searchable words.\n\nBack to")
+    warm = builder.build()
+    assert warm.ok and warm.rendered == {"page:gamma"}
+    assert "search" in warm.timings  # the index covers the new text
+    assert (site / "site/pagefind/pagefind.js").exists()
+    no_search = build(site, search=False)
+    assert no_search.ok
+    assert not (site / "site/pagefind").exists()
+    assert_same_as_full(site, no_search, tmp_path, search=False)
+
+
+# -- the oracle: random edit sequences -------------------------------------------------------
+
+ARTICLE_SLUGS = ("alpha", "beta", "gamma", "oral", "nasal")
+
+
+def _article_files(root: Path) -> list[Path]:
+    return sorted(p for p in (root / "content").glob("*/*.md") if p.name != "_index.md")
+
+
+def _pick(rng: random.Random, root: Path) -> Path | None:
+    files = _article_files(root)
+    return rng.choice(files) if files else None
+
+
+def op_body(root: Path, rng: random.Random, step: int) -> str | None:
+    path = _pick(rng, root)
+    if path is None:
+        return None
+    path.write_text(path.read_text("utf-8") + f"\nBody edit number {step}.\n", "utf-8")
+    return path.stem
+
+
+def op_title(root: Path, rng: random.Random, step: int) -> None:
+    path = _pick(rng, root)
+    if path is not None:
+        lines = path.read_text("utf-8").split("\n")
+        lines[1] = f"title: {path.stem.capitalize()} v{step}"
+        path.write_text("\n".join(lines), "utf-8")
+
+
+def _set_key(path: Path, key: str, value: str) -> None:
+    head, sep, body = path.read_text("utf-8")[4:].partition("\n---\n")
+    lines = [line for line in head.split("\n") if not line.startswith(f"{key}:")]
+    if value:
+        lines.append(f"{key}: {value}")
+    path.write_text("---\n" + "\n".join(lines) + sep + body, "utf-8")
+
+
+def op_summary(root: Path, rng: random.Random, step: int) -> None:
+    path = _pick(rng, root)
+    if path is not None:
+        _set_key(path, "summary", f"Summary at step {step}.")
+
+
+def op_alias(root: Path, rng: random.Random, step: int) -> None:
+    path = _pick(rng, root)
+    if path is not None:
+        _set_key(path, "aliases", rng.choice(["", f"[Alias {step}]", "[Other name]"]))
+
+
+def op_tags(root: Path, rng: random.Random, step: int) -> None:
+    path = _pick(rng, root)
+    if path is not None:
+        tags = rng.sample(["core", "nmda", "other", "route", "new"], rng.randint(0, 2))
+        _set_key(path, "tags", "[" + ", ".join(tags) + "]")
+
+
+def op_field(root: Path, rng: random.Random, step: int) -> None:
+    path = _pick(rng, root)
+    if path is None:
+        return
+    if path.parent.name == "mechanism":
+        _set_key(path, "status", rng.choice(["established", "contested"]))
+    else:
+        _set_key(path, "bioavailability", f"{rng.randint(1, 90)}%")
+
+
+def _replace_links(root: Path, old: str, new: str | None) -> None:
+    for path in (root / "content").rglob("*.md"):
+        text = path.read_text("utf-8")
+        replaced = text.replace(f"[[{old}]]", f"[[{new}]]" if new else "(gone)")
+        replaced = replaced.replace(f"[[{old}#", f"[[{new}#" if new else "[[index#")
+        replaced = replaced.replace(f"/{old}.md", f"/{new}.md" if new else "/../index.md")
+        if new is None:
+            replaced = replaced.replace("[[index#details]]", "(gone)")
+            replaced = replaced.replace("[Alpha](../mechanism/../index.md)", "Alpha")
+        if replaced != text:
+            path.write_text(replaced, "utf-8")
+        _set_related(path, old, new)
+
+
+def _set_related(path: Path, old: str, new: str | None) -> None:
+    text = path.read_text("utf-8")
+    if f"related: [{old}]" in text:
+        path.write_text(
+            text.replace(f"related: [{old}]", f"related: [{new}]" if new else "related: []"),
+            "utf-8",
+        )
+
+
+def op_rename(root: Path, rng: random.Random, step: int) -> None:
+    path = _pick(rng, root)
+    if path is None:
+        return
+    new = f"{path.stem.split('-')[0]}-{step}"
+    path.rename(path.with_name(f"{new}.md"))
+    _replace_links(root, path.stem, new)
+
+
+def op_delete(root: Path, rng: random.Random, step: int) -> None:
+    files = _article_files(root)
+    if len(files) <= 2:
+        return
+    path = rng.choice(files)
+    path.unlink()
+    _replace_links(root, path.stem, None)
+
+
+def op_add(root: Path, rng: random.Random, step: int) -> None:
+    section = rng.choice(["mechanism", "routes"])
+    targets = [p.stem for p in _article_files(root)]
+    links = " ".join(f"See [[{t}]]." for t in rng.sample(targets, min(2, len(targets))))
+    extra = MECH if section == "mechanism" else ROUTE
+    write(root, f"content/{section}/new-{step}.md", article(f"New {step}", links, extra=extra))
+
+
+def op_link(root: Path, rng: random.Random, step: int) -> None:
+    path = _pick(rng, root)
+    targets = [p.stem for p in _article_files(root)]
+    if path is None:
+        return
+    text = path.read_text("utf-8")
+    if "Linked " in text and rng.random() < 0.5:
+        start = text.index("Linked ")
+        path.write_text(text[:start] + text[text.index("]]", start) + 2 :], "utf-8")
+    else:
+        path.write_text(text + f"\nLinked [[{rng.choice(targets)}]] at step {step}.\n", "utf-8")
+
+
+def op_reference(root: Path, rng: random.Random, step: int) -> None:
+    refs = root / "content/references.yaml"
+    text = refs.read_text("utf-8")
+    lines = [i for i, line in enumerate(text.split("\n")) if line.startswith("  title:")]
+    chosen = rng.choice(lines)
+    parts = text.split("\n")
+    parts[chosen] = f'  title: "Title at step {step}"'
+    refs.write_text("\n".join(parts), "utf-8")
+
+
+def op_glossary(root: Path, rng: random.Random, step: int) -> None:
+    glossary = root / "content/glossary.yaml"
+    if rng.random() < 0.5:
+        edit(root, "content/glossary.yaml", "Feeling detached", f"Feeling detached ({step})")
+    else:
+        glossary.write_text(
+            glossary.read_text("utf-8") + f"- term: Term{step}\n  definition: Defined.\n", "utf-8"
+        )
+
+
+def op_template(root: Path, rng: random.Random, step: int) -> None:
+    name = rng.choice(["article.html", "partials/footer.html", "tag.html", "section.html"])
+    path = root / "templates" / name
+    path.write_text(path.read_text("utf-8") + f"<!-- template edit {step} -->\n", "utf-8")
+
+
+def op_static(root: Path, rng: random.Random, step: int) -> None:
+    if rng.random() < 0.5:
+        path = root / "static/css/site.css"
+        path.write_text(path.read_text("utf-8") + f"\n/* {step} */\n", "utf-8")
+    else:
+        extra = root / "static/extra.txt"
+        if extra.exists():
+            extra.unlink()
+        else:
+            extra.write_text(f"extra {step}\n", "utf-8")
+
+
+def op_config(root: Path, rng: random.Random, step: int) -> None:
+    config = root / "config.yaml"
+    lines = [line for line in config.read_text("utf-8").split("\n") if not line.startswith("disclaimer:")]
+    lines.insert(1, f"disclaimer: Config edit {step}.")
+    config.write_text("\n".join(lines), "utf-8")
+
+
+def op_draft(root: Path, rng: random.Random, step: int) -> None:
+    path = _pick(rng, root)
+    if path is not None:
+        _set_key(path, "draft", rng.choice(["true", "false", ""]))
+
+
+OPERATIONS: dict[str, Callable[[Path, random.Random, int], object]] = {
+    "body": op_body,
+    "title": op_title,
+    "summary": op_summary,
+    "alias": op_alias,
+    "rename": op_rename,
+    "delete": op_delete,
+    "add": op_add,
+    "link": op_link,
+    "tags": op_tags,
+    "field": op_field,
+    "reference": op_reference,
+    "glossary": op_glossary,
+    "template": op_template,
+    "static": op_static,
+    "config": op_config,
+    "draft": op_draft,
+}
+
+
+def _fresh_site(tmp: Path) -> Path:
+    root = tmp / "project"
+    shutil.copytree(REPO / "templates", root / "templates")
+    shutil.copytree(REPO / "static", root / "static")
+    (root / "config.yaml").write_text(MINIMAL_CONFIG, "utf-8")
+    for rel, text in small_site().items():
+        write(root, rel, text)
+    return root
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+@given(
+    steps=st.lists(
+        st.tuples(st.sampled_from(sorted(OPERATIONS)), st.integers(0, 2**16), st.booleans()),
+        min_size=1,
+        max_size=7,
+    )
+)
+def test_random_edit_sequences_match_full_builds(steps: list[tuple[str, int, bool]]) -> None:
+    with tempfile.TemporaryDirectory() as temp:
+        tmp = Path(temp)
+        root = _fresh_site(tmp)
+        options = BuildOptions(today=TODAY, jobs=1)
+        builder = Builder(root / "config.yaml", options)
+        previous = builder.build()
+        assert previous.ok, messages(previous)
+        for number, (name, seed, new_process) in enumerate(steps):
+            touched = OPERATIONS[name](root, random.Random(seed), number)
+            if new_process:  # like a second `kbgen build`: state from the cache folder
+                builder = Builder(root / "config.yaml", options)
+            result = builder.build()
+            full, expected = full_build(root, tmp)
+            assert messages(result) == messages(full), (name, number)
+            if not full.ok:
+                continue
+            assert snapshot(root / "site") == expected, (name, number)
+            if (
+                name == "body"
+                and previous.ok
+                and isinstance(touched, str)
+                and f"page:{touched}" in full.rendered
+            ):
+                assert result.rendered == {f"page:{touched}"}, (name, number)
+            previous = result
+
+
+def test_a_large_old_site_is_deleted_in_the_background(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    import kbgen.write
+
+    monkeypatch.setattr(kbgen.write, "BACKGROUND_DELETE_MIN", 1)
+    assert build(site).ok
+    edit(site, "content/mechanism/gamma.md", "Back to", "Changed.\n\nBack to")
+    result = build(site)  # a new Builder: staged and swapped; the old site goes to the trash
+    assert result.ok
+    assert_same_as_full(site, result, tmp_path)
+    deadline = time.monotonic() + 30
+    while any(p.name.startswith(".site.trash-") for p in site.iterdir()):
+        assert time.monotonic() < deadline, "the background rm did not finish"
+        time.sleep(0.05)
+    assert sorted(p.name for p in site.iterdir() if p.name.startswith(".site")) == []

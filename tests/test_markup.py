@@ -1,0 +1,104 @@
+"""Markdown -> Markup (kbgen/markup.py): placeholders, anchors, citations, glossary, escaping."""
+
+from __future__ import annotations
+
+from kbgen.config import MarkdownOptions
+from kbgen.markup import MarkupEngine, pygments_css
+from kbgen.model import GlossaryTerm
+
+GLOSSARY = (GlossaryTerm("term-nmda-receptor", "NMDA receptor", "A glutamate receptor.",
+                         ("NMDA receptors",)),)
+
+
+def convert(body: str, **options: object) -> object:
+    return MarkupEngine(MarkdownOptions(**options), GLOSSARY).convert(body, 10)  # type: ignore[arg-type]
+
+
+def test_wikilinks_become_placeholders_with_positions_and_context() -> None:
+    markup = convert("First sentence. Then see [[alpha]] and [[beta|Beta text]] here.\n")
+    assert '<a href="\x1aL0\x1a">\x1aT0\x1a</a>' in markup.html
+    assert '<a href="\x1aL1\x1a">Beta text</a>' in markup.html
+    first, second = markup.links
+    assert (first.kind, first.target, first.line, first.col, first.has_text) == \
+        ("wiki", "alpha", 10, 26, False)
+    assert (second.target, second.has_text, second.col) == ("beta", True, 40)
+    assert first.context == "Then see \x1aT0\x1a and Beta text here."
+    assert second.context == first.context  # the later link's text is in the sentence too
+
+
+def test_markdown_links_to_md_files_and_same_page_anchors() -> None:
+    markup = convert("## Part one\n\n[a](../s/x.md#part) [b](#part-one) [c](https://e.org/x.md)\n")
+    kinds = [(link.kind, link.target, link.anchor) for link in markup.links]
+    assert kinds == [("md", "../s/x.md", "part"), ("anchor", "", "part-one")]
+    assert 'href="https://e.org/x.md"' in markup.html
+    assert "part-one" in markup.anchors
+
+
+def test_links_in_code_are_not_links() -> None:
+    markup = convert("`[[a]]`\n\n```\n[[b]] [@c]\n```\n")
+    assert markup.links == () and markup.citations == ()
+
+
+def test_citations_numbered_by_first_use_with_backlink_ids() -> None:
+    markup = convert("One [@b]. Two [@a; @b, p. 12]. Three [@a].\n")
+    assert [(c.key, c.locator) for c in markup.citations] == [
+        ("b", None), ("a", None), ("b", "p. 12"), ("a", None)]
+    html = markup.html
+    assert '<a class="cite-link" href="#ref-1" id="cite-1-1">1</a>' in html
+    assert '<a class="cite-link" href="#ref-2" id="cite-2-1">2</a>' in html
+    assert 'id="cite-1-2"' in html and 'id="cite-2-2"' in html
+    assert "<span class=\"cite-locator\"> (p. 12)</span>" in html
+    assert [(c.line, c.col) for c in markup.citations][:2] == [(10, 6), (10, 16)]
+
+
+def test_glossary_marks_first_prose_use_only() -> None:
+    markup = convert("## NMDA receptor\n\nThe NMDA receptors open. An NMDA receptor again.\n\n"
+                     "`NMDA receptor` in code.\n")
+    assert markup.html.count('<abbr class="term"') == 1
+    assert '<abbr class="term" title="A glutamate receptor."><a href="\x1aPglossary#' \
+        'term-nmda-receptor\x1a">NMDA receptors</a></abbr>' in markup.html
+    assert markup.glossary_terms == ("term-nmda-receptor",)
+    assert "<h2" in markup.html and "<abbr" not in markup.html.split("</h2>")[0]
+    off = convert("The NMDA receptor.\n", glossary_tooltips=False)
+    assert "<abbr" not in off.html
+
+
+def test_raw_html_is_escaped_by_default_and_sanitized_on_request() -> None:
+    hostile = '<script>alert(1)</script>\n\n<p onclick="x()">hi <b>bold</b></p>\n'
+    escaped = convert(hostile).html
+    assert "<script>" not in escaped and "&lt;script&gt;" in escaped
+    sanitized = convert(hostile, raw_html="sanitize").html
+    assert "<script" not in sanitized and "onclick" not in sanitized and "<b>bold</b>" in sanitized
+    allowed = convert(hostile, raw_html="allow").html
+    assert "<script>alert(1)</script>" in allowed
+
+
+def test_unsafe_urls_are_reported_not_silently_kept() -> None:
+    markup = convert("[x](javascript:alert(1)) ![i](data:text/html,hi)\n")
+    assert len(markup.problems) == 2
+    line, col, message, hint = markup.problems[0]
+    assert (line, col) == (10, 5) and "unsafe scheme 'javascript:'" in message and hint
+    assert "javascript:" not in markup.html
+
+
+def test_toc_headings_and_anchor_ids() -> None:
+    markup = convert("## First part\n\ntext\n\n### Sub & more\n\n#### Too deep\n")
+    assert [(h.level, h.id, h.text) for h in markup.toc] == [
+        (2, "first-part", "First part"), (3, "sub-more", "Sub & more")]
+    assert {"first-part", "sub-more", "too-deep"} <= markup.anchors
+
+
+def test_deep_nesting_is_refused_quickly_with_a_position() -> None:
+    quotes = convert("Intro.\n\n" + "> " * 10_000 + "deep\n")
+    assert quotes.problems[0][:2] == (12, 1)
+    assert "nested about 10000 levels deep" in quotes.problems[0][2]
+    lists = convert("".join("    " * i + "- item\n" for i in range(10_000)))
+    assert lists.problems and "levels deep" in lists.problems[0][2]
+    fine = convert("".join("    " * i + "- item\n" for i in range(20)))
+    assert fine.problems == () and fine.html.count("<li>") == 20
+
+
+def test_pygments_css_has_light_and_dark() -> None:
+    css = pygments_css()
+    assert ".highlight" in css and "[data-theme='dark'] .highlight" in css
+    assert "prefers-color-scheme: dark" in css

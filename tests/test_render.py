@@ -1,0 +1,341 @@
+"""What the templates are given and what they make of it: metadata (title, description,
+canonical, Open Graph, JSON-LD), the infobox and badges, review dates, references, link
+previews, the comparison table, and the page-weight budget on the repository site."""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urljoin
+
+from conftest import MINIMAL_CONFIG, article, read_out, run_build
+
+INDICATIONS_CONFIG = MINIMAL_CONFIG + """\
+  - id: indications
+    title: Indications
+    fields:
+      status: {label: Regulatory status, type: enum, values: [approved, off-label, investigational]}
+      status_note: {label: Approved by / for, type: text}
+      evidence: {label: Evidence, type: enum, values: [strong, moderate, low, very low]}
+review_interval_days: 30
+disclaimer: This site informs; it does not advise.
+"""
+REFERENCES = """\
+smith-2020:
+  type: trial
+  authors: [Smith J, et al.]
+  title: "A trial of something?"
+  journal: J Things
+  year: 2020
+  doi: 10.1000/xyz123
+jones-2019:
+  type: label
+  title: "Product label"
+  publisher: Maker Inc
+  year: 2019
+  url: https://example.org/label
+"""
+MECH = "status: established"
+TRD = """\
+status: approved
+status_note: "FDA 2019, esketamine only"
+evidence: moderate
+reviewed_by: [Dr A Reviewer]"""
+
+
+class _Collector(HTMLParser):
+    """Tags with attributes, and the text of <script> elements by type."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str]]] = []
+        self.scripts: dict[str, list[str]] = {}
+        self._script: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = {k: v or "" for k, v in attrs}
+        self.tags.append((tag, attributes))
+        if tag == "script":
+            self._script = attributes.get("type", "text/javascript")
+
+    def handle_data(self, data: str) -> None:
+        if self._script is not None:
+            self.scripts.setdefault(self._script, []).append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script":
+            self._script = None
+
+    def find(self, tag: str, **attrs: str) -> list[dict[str, str]]:
+        return [a for t, a in self.tags
+                if t == tag and all(a.get(k.replace("_", "-")) == v for k, v in attrs.items())]
+
+
+def parse(text: str) -> _Collector:
+    collector = _Collector()
+    collector.feed(text)
+    return collector
+
+
+def _site(make_site, config: str = INDICATIONS_CONFIG):
+    return make_site({
+        "content/references.yaml": REFERENCES,
+        "content/mechanism/alpha.md": article(
+            "Alpha", "See [[beta]] and [[trd|the TRD page]] [@jones-2019].",
+            summary="Alpha's summary.", extra=MECH),
+        "content/mechanism/beta.md": article(
+            "Beta", "Back to [[alpha]].\n\n```python\nprint('hi')\n```\n",
+            summary="Beta's summary.", extra=MECH),
+        "content/indications/trd.md": article(
+            "TRD", "## First part\n\nText [@smith-2020]. More [@jones-2019; @smith-2020].\n\n"
+                   "### Detail\n\nSee [[alpha]].",
+            summary='Treatment-resistant depression & "quotes".', reviewed="2026-10-01",
+            extra=TRD, tags="[depression, esketamine]"),
+    }, config=config)
+
+
+# -- metadata ------------------------------------------------------------------------------
+
+
+def test_title_description_and_no_canonical_without_base_url(make_site) -> None:
+    root = _site(make_site)
+    assert run_build(root).ok
+    page = parse(read_out(root, "indications/trd/index.html"))
+    html = read_out(root, "indications/trd/index.html")
+    assert "<title>TRD · Test KB</title>" in html
+    assert page.find("meta", name="description")[0]["content"] == \
+        'Treatment-resistant depression & "quotes".'
+    assert not page.find("link", rel="canonical")
+    assert not [a for t, a in page.tags if t == "meta" and a.get("property", "").startswith("og:")]
+
+
+def test_canonical_and_open_graph_with_base_url(make_site) -> None:
+    root = _site(make_site, INDICATIONS_CONFIG + "base_url: https://kb.example.org/docs\n")
+    assert run_build(root).ok
+    page = parse(read_out(root, "indications/trd/index.html"))
+    canonical = "https://kb.example.org/docs/indications/trd/"
+    assert page.find("link", rel="canonical")[0]["href"] == canonical
+    og = {a["property"]: a["content"] for t, a in page.tags
+          if t == "meta" and a.get("property", "").startswith("og:")}
+    assert og["og:url"] == canonical
+    assert og["og:title"] == "TRD"
+    assert og["og:type"] == "article"
+    assert og["og:description"].startswith("Treatment-resistant")
+    home = parse(read_out(root, "index.html"))
+    assert home.find("link", rel="canonical")[0]["href"] == "https://kb.example.org/docs/"
+    assert {a["content"] for t, a in home.tags if a.get("property") == "og:type"} == {"website"}
+
+
+def test_json_ld_medical_web_page(make_site) -> None:
+    root = _site(make_site, INDICATIONS_CONFIG + "base_url: https://kb.example.org/\n")
+    assert run_build(root).ok
+    html = read_out(root, "indications/trd/index.html")
+    scripts = parse(html).scripts["application/ld+json"]
+    assert len(scripts) == 1
+    assert "<" not in scripts[0]  # cannot end the script element early
+    data = json.loads(scripts[0])
+    assert data["@type"] == "MedicalWebPage"
+    assert data["name"] == "TRD"
+    assert data["description"] == 'Treatment-resistant depression & "quotes".'
+    assert data["lastReviewed"] == "2026-10-01"
+    assert data["reviewedBy"] == [{"@type": "Person", "name": "Dr A Reviewer"}]
+    assert data["about"]["@type"] == "Drug"
+    assert data["url"] == "https://kb.example.org/indications/trd/"
+    assert data["isPartOf"] == {"@type": "WebSite", "name": "Test KB",
+                                "url": "https://kb.example.org/"}
+    citations = data["citation"]
+    assert [c["name"] for c in citations] == ["A trial of something?", "Product label"]
+    assert citations[0]["sameAs"] == "https://doi.org/10.1000/xyz123"
+    assert citations[1]["@type"] == "CreativeWork"
+    alpha = json.loads(parse(read_out(root, "mechanism/alpha/index.html"))
+                       .scripts["application/ld+json"][0])
+    assert "reviewedBy" not in alpha  # only when known
+
+
+# -- article body parts -----------------------------------------------------------------------
+
+
+def test_infobox_badges_filters_and_review_dates(make_site) -> None:
+    root = _site(make_site)
+    assert run_build(root).ok
+    html = read_out(root, "indications/trd/index.html")
+    infobox = html[html.index('<section class="infobox"'):html.index("</section>")]
+    labels = re.findall(r"<dt>(.*?)</dt>", infobox)
+    assert labels == ["Regulatory status", "Approved by / for", "Evidence"]  # declared order
+    assert '<span class="badge tone-good">approved</span>' in infobox
+    assert '<span class="badge tone-info">moderate</span>' in infobox
+    assert "FDA 2019, esketamine only" in infobox
+    assert '<span hidden data-pagefind-filter="status">approved</span>' in infobox
+    assert '<span hidden data-pagefind-filter="evidence">moderate</span>' in infobox
+    assert 'data-pagefind-filter="section">Indications</span>' in html
+    assert 'data-pagefind-filter="tag">esketamine</span>' in html
+    # last_reviewed 2026-10-01 + review_interval_days 30
+    assert 'Last reviewed <time datetime="2026-10-01">1 October 2026</time> by Dr A Reviewer' \
+        in html
+    assert 'Next review due <time datetime="2026-10-31">31 October 2026</time>' in html
+    alpha = read_out(root, "mechanism/alpha/index.html")
+    assert '<span class="badge tone-good">established</span>' in alpha
+    assert 'data-pagefind-filter="status">established' in alpha
+
+
+def test_disclaimer_on_every_article_and_footer_elsewhere(make_site) -> None:
+    root = _site(make_site)
+    assert run_build(root).ok
+    for rel in ("mechanism/alpha/index.html", "mechanism/beta/index.html",
+                "indications/trd/index.html", "index.html"):
+        html = read_out(root, rel)
+        assert 'class="disclaimer-box"' in html, rel
+        assert "This site informs; it does not advise." in html
+    for rel in ("glossary/index.html", "tags/index.html", "search/index.html",
+                "mechanism/index.html", "404.html"):
+        html = read_out(root, rel)
+        assert '<p class="disclaimer"><strong>Information, not advice.</strong> This site' \
+            in html, rel
+
+
+def test_numbered_references_with_backlinks_and_toc(make_site) -> None:
+    root = _site(make_site)
+    assert run_build(root).ok
+    html = read_out(root, "indications/trd/index.html")
+    refs = html[html.index('<section class="references"'):]
+    items = re.findall(r'<li id="ref-(\d+)">(.*?)</li>', refs, re.S)
+    assert [n for n, _ in items] == ["1", "2"]  # numbered by first citation
+    first, second = items[0][1], items[1][1]
+    assert "Smith J, et al.</span> <cite" in first  # no doubled full stop after "et al."
+    assert "something?</cite> <span" in first  # nor after a question mark
+    assert "J Things</span>, 2020." in first
+    assert 'href="https://doi.org/10.1000/xyz123"' in first
+    assert 'href="#cite-1-1"' in first and 'href="#cite-1-2"' in first
+    assert "Maker Inc</span>, 2019." in second
+    assert 'href="https://example.org/label"' in second
+    toc = html[html.index('<nav class="toc"'):html.index("</nav>", html.index('<nav class="toc"'))]
+    assert '<a href="#first-part">First part</a>' in toc
+    assert 'toc-level-3"><a href="#detail">' in toc
+    assert '<a href="#references-title">References</a>' in toc
+
+
+def test_code_styles_only_where_there_is_code(make_site) -> None:
+    root = _site(make_site)
+    assert run_build(root).ok
+    assert "assets/pygments.css" in read_out(root, "mechanism/beta/index.html")
+    assert "assets/pygments.css" not in read_out(root, "mechanism/alpha/index.html")
+    assert (root / "site" / "assets" / "pygments.css").is_file()
+
+
+def test_link_previews_json_matches_the_links_pages_carry(make_site) -> None:
+    root = _site(make_site)
+    assert run_build(root).ok
+    previews = json.loads((root / "site" / "previews.json").read_text("utf-8"))
+    assert previews["mechanism/beta/index.html"] == {"title": "Beta",
+                                                     "summary": "Beta's summary."}
+    assert previews["indications/trd/index.html"]["title"] == "TRD"
+    # every internal link in an article body resolves to a key, as site.js resolves it
+    html = read_out(root, "mechanism/alpha/index.html")
+    body = parse(html[html.index('<div class="article-body">'):html.index("disclaimer-box")])
+    base = "http://x/mechanism/alpha/index.html"
+    hrefs = [a["href"] for a in body.find("a") if not a["href"].startswith("#")]
+    assert len(hrefs) == 2
+    for href in hrefs:
+        file = urljoin(base, href.split("#")[0])[len("http://x/"):]
+        file = file + "index.html" if file.endswith("/") or not file else file
+        assert file in previews, href
+
+
+def test_previews_follow_file_urls_when_directory_urls_is_off(make_site) -> None:
+    root = _site(make_site, INDICATIONS_CONFIG + "directory_urls: false\n")
+    assert run_build(root).ok
+    previews = json.loads((root / "site" / "previews.json").read_text("utf-8"))
+    assert "mechanism/beta.html" in previews
+    assert '<a href="beta.html">Beta</a>' in read_out(root, "mechanism/alpha.html")
+
+
+# -- other pages -------------------------------------------------------------------------
+
+
+def test_section_table_sort_values_and_script(make_site) -> None:
+    root = _site(make_site)
+    assert run_build(root).ok
+    html = read_out(root, "indications/index.html")
+    assert '<table class="comparison" data-sortable>' in html
+    # enum cells sort by declared order: approved=0, moderate=1
+    assert '<td class="col-enum" data-sort="0"><span class="badge tone-good">approved' in html
+    assert '<td class="col-enum" data-sort="1"><span class="badge tone-info">moderate' in html
+    assert 'role="region" aria-labelledby="comparison-caption" tabindex="0"' in html
+    assert "static/js/table.js" in html
+    assert "static/js/table.js" not in read_out(root, "indications/trd/index.html")
+
+
+def test_search_box_page_and_switch(make_site) -> None:
+    root = _site(make_site)  # MINIMAL_CONFIG says search: false
+    assert run_build(root).ok
+    # no box and no search link, but the page is still there to explain itself
+    assert 'role="search"' not in read_out(root, "mechanism/alpha/index.html")
+    assert 'data-bundle="../pagefind/"' in read_out(root, "search/index.html")
+    on = make_site({"content/mechanism/alpha.md": article("Alpha", extra=MECH)},
+                   config=MINIMAL_CONFIG.replace("search: false", "search: true"), name="on")
+    assert run_build(on, search=False).ok
+    html = read_out(on, "mechanism/alpha/index.html")
+    form = parse(html).find("form", role="search")
+    assert form and form[0]["action"] == "../../search/"
+    assert 'name="q"' in html and "data-search-input" in html
+    search_html = read_out(on, "search/index.html")
+    assert "action" not in parse(search_html).find("form", role="search")[0]
+    assert search_html.count('role="search"') == 1  # no second box in the header
+    assert "static/js/search.js" in search_html and "static/css/search.css" in search_html
+    assert "static/js/search.js" not in html
+
+
+def test_glossary_grouped_by_letter(make_site) -> None:
+    root = make_site({
+        "content/glossary.yaml": '- term: "Zeta"\n  definition: "Last."\n'
+                                 '- term: "alpha"\n  definition: "First."\n'
+                                 '- term: "Éclair"\n  definition: "Accented."\n',
+        "content/mechanism/a.md": article("A", "alpha and Zeta and Éclair.", extra=MECH),
+    })
+    assert run_build(root).ok
+    html = read_out(root, "glossary/index.html")
+    assert re.findall(r'<h2 id="letter-(\w)"', html) == ["a", "e", "z"]
+    assert html.index("First.") < html.index("Accented.") < html.index("Last.")
+
+
+def test_every_page_has_one_h1_lang_skip_link_and_nav_after_main(make_site) -> None:
+    root = _site(make_site)
+    assert run_build(root).ok
+    pages = list((root / "site").rglob("*.html"))
+    assert len(pages) >= 10
+    for path in pages:
+        html = path.read_text("utf-8")
+        assert html.count("<h1") == 1, path
+        assert '<html lang="en">' in html
+        assert '<a class="skip-link" href="#main">' in html
+        assert html.index('<main id="main"') < html.index('<nav class="site-nav"'), path
+
+
+# -- the repository site: light pages ------------------------------------------------------
+
+
+def _assets(html: str) -> list[str]:
+    page = parse(html)
+    styles = [a["href"] for a in page.find("link", rel="stylesheet")]
+    scripts = [a["src"] for t, a in page.tags if t == "script" and a.get("src")]
+    return styles + scripts
+
+
+def test_typical_article_is_under_60_kb_with_its_css_and_js(built_site: Path) -> None:
+    sections = ("mechanism", "indications", "administration", "side-effects", "safety",
+                "evidence")
+    articles = [p for s in sections for p in (built_site / s).glob("*/index.html")]
+    assert len(articles) >= 30
+    totals = {}
+    for path in articles:
+        html = path.read_text("utf-8")
+        assets = _assets(html)
+        assert any(a.endswith("site.css") for a in assets) and any(
+            a.endswith("site.js") for a in assets)
+        totals[path] = path.stat().st_size + sum(
+            (path.parent / asset).resolve().stat().st_size for asset in assets)
+    typical = statistics.median(totals.values())
+    assert typical < 60_000, f"median article with CSS and JS: {typical:.0f} bytes"

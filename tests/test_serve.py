@@ -1,0 +1,833 @@
+"""kbgen.serve: a real server on port 0, real files, raw HTTP, a real event-stream client.
+
+The helpers here (`raw_request`, `EventStream`, `running_session`) are shared with
+test_serve_load.py and tests/browser/test_livereload.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from conftest import MINIMAL_CONFIG, REPO, TODAY, article, run_build, snapshot
+
+from kbgen.diagnostics import Diagnostic, error, warning
+from kbgen.serve import (
+    CLIENT_URL,
+    EVENTS_URL,
+    PreviewSession,
+    ReloadHub,
+    Resolution,
+    SearchRefresher,
+    ServeContext,
+    ServeOptions,
+    ServerThread,
+    ServeStartError,
+    allowed_hosts,
+    host_allowed,
+    inject_client,
+    origin_allowed,
+    overlay_payload,
+    resolve_request,
+)
+
+MECH = "status: established"
+TIMEOUT = 10.0  # every wait in these tests is bounded by this
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+@dataclass
+class RawResponse:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def text(self) -> str:
+        return self.body.decode("utf-8", "replace")
+
+
+def raw_request(port: int, target: str, *, method: str = "GET", host: str | None = None,
+                headers: dict[str, str] | None = None, body: bytes = b"",
+                timeout: float = TIMEOUT) -> RawResponse:
+    """Send exactly `target` (no client-side normalisation, NUL allowed) and read the reply."""
+    lines = [f"{method} {target} HTTP/1.1"]
+    if host != "":
+        lines.append(f"Host: {host or f'127.0.0.1:{port}'}")
+    lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+    if body:
+        lines.append(f"Content-Length: {len(body)}")
+    lines.append("Connection: close")
+    request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(request)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    data = b"".join(chunks)
+    head, _, payload = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    parsed = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        parsed[name.strip().lower()] = value.strip()
+    return RawResponse(int(status_line.split()[1]), parsed, payload)
+
+
+@dataclass
+class Event:
+    name: str
+    data: dict[str, object]
+    id: str | None
+
+
+class EventStream:
+    """A minimal Server-Sent Events client on a raw socket (every read is bounded)."""
+
+    def __init__(self, port: int, target: str = EVENTS_URL,
+                 headers: dict[str, str] | None = None, timeout: float = TIMEOUT) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+        lines = [f"GET {target} HTTP/1.1", f"Host: 127.0.0.1:{port}", "Accept: text/event-stream"]
+        lines += [f"{name}: {value}" for name, value in (headers or {}).items()]
+        self.sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        self.file = self.sock.makefile("rb")
+        self.status = int(self.file.readline().split()[1])
+        self.headers: dict[str, str] = {}
+        while (line := self.file.readline().decode().strip()):
+            name, _, value = line.partition(":")
+            self.headers[name.lower()] = value.strip()
+        self.comments: list[str] = []
+
+    def next_event(self, timeout: float = TIMEOUT) -> Event:
+        self.sock.settimeout(timeout)
+        deadline = time.monotonic() + timeout
+        name, data, event_id = "message", [], None
+        while time.monotonic() < deadline:
+            raw = self.file.readline()
+            if not raw:
+                raise ConnectionError("stream closed")
+            line = raw.decode().rstrip("\n")
+            if line.startswith(":"):
+                self.comments.append(line)
+            elif line.startswith("event:"):
+                name = line[6:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].strip())
+            elif line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line == "" and data:
+                return Event(name, json.loads("\n".join(data)), event_id)
+        raise TimeoutError("no event in time")
+
+    def expect_nothing(self, seconds: float) -> None:
+        with pytest.raises((TimeoutError, socket.timeout)):
+            self.next_event(timeout=seconds)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.file.close()
+            self.sock.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = TIMEOUT) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+@dataclass
+class Running:
+    session: PreviewSession
+    out: io.StringIO
+    err: io.StringIO
+    port: int
+    root: Path
+    streams: list[EventStream] = field(default_factory=list)
+
+    def stream(self, target: str = EVENTS_URL, **kwargs: object) -> EventStream:
+        opened = EventStream(self.port, target, **kwargs)  # type: ignore[arg-type]
+        self.streams.append(opened)
+        return opened
+
+    def get(self, target: str, **kwargs: object) -> RawResponse:
+        return raw_request(self.port, target, **kwargs)  # type: ignore[arg-type]
+
+    def write(self, rel: str, text: str) -> None:
+        (self.root / rel).write_text(text, "utf-8")
+
+
+@contextlib.contextmanager
+def running_session(root: Path, **options: object) -> Iterator[Running]:
+    """A full `serve` (watcher, builder loop, server) in this process, on a free port."""
+    settings: dict[str, object] = {"port": 0, "today": TODAY, "quiet_period": 0.05}
+    settings.update(options)
+    out, err = io.StringIO(), io.StringIO()
+    session = PreviewSession(root / "config.yaml", ServeOptions(**settings),  # type: ignore[arg-type]
+                             out=out, err=err)
+    session.start()
+    stop = threading.Event()
+    loop = threading.Thread(target=session.run, args=(stop,), daemon=True)
+    loop.start()
+    assert session.server is not None
+    running = Running(session, out, err, session.server.port, root)
+    try:
+        yield running
+    finally:
+        for opened in running.streams:
+            opened.close()
+        stop.set()
+        loop.join(TIMEOUT)
+        session.close()
+
+
+# --- path mapping (pure) -------------------------------------------------------------------
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """An output folder with files, a folder, and symlinks inside and out."""
+    out = tmp_path / "project" / "site"
+    (out / "sub").mkdir(parents=True)
+    (out / "index.html").write_text("<html><body><p>home</p></body></html>", "utf-8")
+    (out / "sub/index.html").write_text("<html><body>sub</body></html>", "utf-8")
+    (out / "404.html").write_text("<html><body><h1>Page not found</h1></body></html>", "utf-8")
+    (out / "empty").mkdir()
+    (out / "style.css").write_text("body{color:red}", "utf-8")
+    (out / "data.bin").write_bytes(bytes(range(256)) * 300)
+    (out / "space name.txt").write_text("spaced", "utf-8")
+    (out / ".kbgen-site").write_text('{"files": {}}', "utf-8")
+    (tmp_path / "project/config.yaml").write_text("SECRET-CONFIG", "utf-8")
+    (tmp_path / "project/content").mkdir()
+    (tmp_path / "project/content/a.md").write_text("SECRET-SOURCE", "utf-8")
+    (tmp_path / "secret.txt").write_text("SECRET-OUTSIDE", "utf-8")
+    os.symlink(tmp_path / "secret.txt", out / "link.txt")
+    os.symlink(tmp_path / "project", out / "linkdir")
+    os.symlink(out / "style.css", out / "alias.css")  # a link that stays inside is fine
+    os.symlink(tmp_path / "secret.txt", out / "sub" / "index.html.bak")
+    return out
+
+
+@pytest.mark.parametrize(("path", "kind", "served_as"), [
+    ("/", "file", "/index.html"),
+    ("/index.html", "file", "/index.html"),
+    ("/sub/", "file", "/sub/index.html"),
+    ("/sub/./index.html", "file", "/sub/index.html"),
+    ("/sub/../style.css", "file", "/style.css"),  # normalised, still inside
+    ("/space%20name.txt", "file", "/space name.txt"),
+    ("/alias.css", "file", "/alias.css"),
+])
+def test_resolve_request_serves_files_inside(tree: Path, path: str, kind: str,
+                                             served_as: str) -> None:
+    found = resolve_request(tree, path)
+    assert (found.kind, found.served_as) == (kind, served_as)
+    assert found.file is not None and found.file.is_relative_to(tree.resolve())
+
+
+@pytest.mark.parametrize(("path", "kind"), [
+    ("/sub", "redirect"),
+    ("/empty/", "missing"),
+    ("/nope.html", "missing"),
+    ("/../secret.txt", "missing"),  # normalised to /secret.txt, which the site lacks
+    ("/../../../../etc/passwd", "missing"),
+    ("/%2e%2e/secret.txt", "missing"),
+    ("/%2e%2e/%2e%2e/secret.txt", "missing"),
+    ("//etc/passwd", "missing"),
+    ("/etc/passwd", "missing"),
+    ("/%252e%252e/secret.txt", "missing"),  # decoded once: a literal '%2e%2e' folder
+    ("/.kbgen-site", "missing"),
+    ("/sub/.hidden", "missing"),
+    ("/..%2fsecret.txt", "bad"),
+    ("/%2e%2e%2Fsecret.txt", "bad"),
+    ("/..%5csecret.txt", "bad"),
+    ("/..\\secret.txt", "bad"),
+    ("/index.html%00.css", "bad"),
+    ("/index.html\x00", "bad"),
+    ("/%ff%fe", "bad"),  # not UTF-8
+    ("secret.txt", "bad"),
+    ("http://127.0.0.1/../secret.txt", "bad"),
+    ("/link.txt", "forbidden"),
+    ("/linkdir/config.yaml", "forbidden"),
+    ("/linkdir/content/a.md", "forbidden"),
+    ("/linkdir/", "forbidden"),
+    ("/sub/index.html.bak", "forbidden"),
+])
+def test_resolve_request_refuses_escapes(tree: Path, path: str, kind: str) -> None:
+    assert resolve_request(tree, path).kind == kind
+
+
+def test_resolve_request_redirects_folders_to_a_trailing_slash(tree: Path) -> None:
+    assert resolve_request(tree, "/sub") == Resolution("redirect", location="/sub/")
+
+
+def test_missing_output_folder_is_missing_not_an_error(tmp_path: Path) -> None:
+    assert resolve_request(tmp_path / "never-built", "/").kind == "missing"
+
+
+def test_inject_client_goes_before_the_last_body_end_tag() -> None:
+    page = b"<html><body><pre>&lt;/body&gt;</pre></BODY></html>"
+    assert inject_client(page, b"<s>") == b"<html><body><pre>&lt;/body&gt;</pre><s></BODY></html>"
+    assert inject_client(b"<p>fragment", b"<s>") == b"<p>fragment<s>"
+
+
+def test_host_and_origin_checks() -> None:
+    allowed = allowed_hosts("127.0.0.1", 8123)
+    assert allowed is not None
+    for good in ("127.0.0.1:8123", "localhost:8123", "LOCALHOST:8123", "[::1]:8123"):
+        assert host_allowed(good, allowed), good
+    for bad in ("evil.example:8123", "127.0.0.1:80", "localhost", "127.0.0.1.nip.io:8123",
+                None, ""):
+        assert not host_allowed(bad, allowed), bad
+    assert allowed_hosts("0.0.0.0", 8123) is None  # bound on purpose: no check, and a warning
+    assert allowed_hosts("::1", 8123) is not None
+    assert origin_allowed(None, "127.0.0.1:8123")
+    assert origin_allowed("http://127.0.0.1:8123", "127.0.0.1:8123")
+    assert not origin_allowed("http://evil.example", "127.0.0.1:8123")
+    assert not origin_allowed("null", "127.0.0.1:8123")
+
+
+# --- the hub --------------------------------------------------------------------------------
+
+
+def test_hub_reports_changes_since_an_epoch_and_forgets_old_ones() -> None:
+    hub = ReloadHub()
+    hub.publish_success(["/a.html"])
+    hub.publish_failure([error("content/x.md", 3, 1, "bad")])
+    hub.publish_success(["/b.html", "/s.css"])
+    state, changed = hub.since(1)
+    assert state.epoch == 3 and not state.failed
+    assert changed == {"/b.html", "/s.css"}
+    assert hub.since(0)[1] == {"/a.html", "/b.html", "/s.css"}
+    assert hub.since(3)[1] == frozenset()
+    for _ in range(300):
+        hub.publish_success([])
+    assert hub.since(1)[1] is None  # too old to know: the tab reloads everything
+
+
+def test_overlay_payload_puts_errors_first_and_caps_rows() -> None:
+    problems = [warning("content/w.md", 1, 1, "warn")] + [
+        error(f"content/e{i}.md", i, 2, "broken", "fix it") for i in range(150)
+    ]
+    payload = overlay_payload(problems)
+    rows = payload["diagnostics"]
+    assert isinstance(rows, list) and len(rows) == 100
+    assert rows[0]["location"] == "content/e0.md:0:2" and rows[0]["hint"] == "fix it"
+    assert payload["errors"] == 150 and payload["more"] == 51
+
+
+# --- a real server on a hand-made output folder ----------------------------------------------
+
+
+@dataclass
+class Served:
+    port: int
+    out: Path
+    hub: ReloadHub
+    context: ServeContext
+
+
+@pytest.fixture
+def served(tree: Path) -> Iterator[Served]:
+    hub = ReloadHub()
+    hub.publish_success([])
+    context = ServeContext(hub, tree, ping_interval=0.3, request_wait=5.0)
+    server = ServerThread("127.0.0.1", 0, context)
+    server.start()
+    try:
+        yield Served(server.port, tree, hub, context)
+    finally:
+        assert server.stop(), "handler threads still running after stop()"
+
+
+SECRETS = (b"SECRET-OUTSIDE", b"SECRET-CONFIG", b"SECRET-SOURCE")
+
+
+@pytest.mark.parametrize(("target", "status"), [
+    ("/../secret.txt", 404),
+    ("/../../../../../../etc/passwd", 404),
+    ("/%2e%2e/secret.txt", 404),
+    ("/%2e%2e/%2e%2e/etc/passwd", 404),
+    ("/..%2fsecret.txt", 400),
+    ("/%2e%2e%2fsecret.txt", 400),
+    ("/..%5csecret.txt", 400),
+    ("/..\\secret.txt", 400),
+    ("/index.html%00", 400),
+    ("/\x00", 400),
+    ("//etc/passwd", 404),
+    ("/etc/passwd", 404),
+    ("http://127.0.0.1/../secret.txt", 400),
+    ("/link.txt", 403),
+    ("/linkdir/config.yaml", 403),
+    ("/linkdir/content/a.md", 403),
+    ("/.kbgen-site", 404),
+    ("/__kbgen/../secret.txt", 404),
+])
+def test_traversal_attempts_never_escape(served: Served, target: str, status: int) -> None:
+    response = raw_request(served.port, target)
+    assert response.status == status, response.text
+    assert not any(secret in response.body for secret in SECRETS)
+
+
+@pytest.mark.parametrize("host", ["evil.example", "evil.example:{port}", "127.0.0.1:1",
+                                  "localhost.evil.example:{port}", ""])
+def test_bad_host_header_is_refused(served: Served, host: str) -> None:
+    response = raw_request(served.port, "/", host=host.format(port=served.port))
+    assert response.status == 403
+    assert b"home" not in response.body
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1:{port}", "localhost:{port}", "[::1]:{port}"])
+def test_loopback_host_headers_are_served(served: Served, host: str) -> None:
+    assert raw_request(served.port, "/", host=host.format(port=served.port)).status == 200
+
+
+def test_pages_get_the_client_injected_and_files_on_disk_stay_as_built(served: Served) -> None:
+    on_disk = (served.out / "index.html").read_bytes()
+    response = raw_request(served.port, "/")
+    assert response.status == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert int(response.headers["content-length"]) == len(response.body)
+    assert f'<script src="{CLIENT_URL}" data-epoch="1"'.encode() in response.body
+    assert b'data-file="/index.html"' in response.body
+    assert response.body.index(b"livereload.js") < response.body.index(b"</body>")
+    assert (served.out / "index.html").read_bytes() == on_disk
+    assert "access-control-allow-origin" not in response.headers
+    css = raw_request(served.port, "/style.css")
+    assert css.body == b"body{color:red}" and css.headers["content-type"].startswith("text/css")
+
+
+def test_binary_files_head_redirects_and_the_client_script(served: Served) -> None:
+    binary = raw_request(served.port, "/data.bin")
+    assert binary.body == (served.out / "data.bin").read_bytes()
+    head = raw_request(served.port, "/", method="HEAD")
+    assert head.status == 200 and head.body == b"" and int(head.headers["content-length"]) > 0
+    moved = raw_request(served.port, "/sub?x=1")
+    assert (moved.status, moved.headers["location"]) == (301, "/sub/?x=1")
+    script = raw_request(served.port, CLIENT_URL)
+    assert script.status == 200 and b"EventSource" in script.body
+    assert script.headers["content-type"].startswith("text/javascript")
+
+
+def test_missing_pages_get_the_sites_404_page_with_status_404(served: Served) -> None:
+    response = raw_request(served.port, "/no/such/page/")
+    assert response.status == 404
+    assert b"Page not found" in response.body and b"livereload.js" in response.body
+    assert raw_request(served.port, "/__kbgen/nothing").status == 404
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE",
+                                    "PROPFIND"])
+def test_only_get_and_head_are_allowed(served: Served, method: str) -> None:
+    response = raw_request(served.port, "/", method=method, body=b"x=1")
+    assert response.status == 405
+    assert response.headers["allow"] == "GET, HEAD"
+
+
+def test_requests_wait_while_a_rebuild_runs(served: Served) -> None:
+    served.hub.begin_build()
+    answered: list[RawResponse] = []
+    client = threading.Thread(target=lambda: answered.append(raw_request(served.port, "/")))
+    client.start()
+    assert wait_until(lambda: served.context.requests >= 1)
+    time.sleep(0.3)
+    assert answered == []  # the server holds the request while the build runs
+    served.hub.publish_success(["/index.html"])
+    client.join(TIMEOUT)
+    assert answered[0].status == 200
+    assert b'data-epoch="2"' in answered[0].body  # the page of the finished build
+
+
+def test_request_wait_is_bounded(served: Served) -> None:
+    served.context.request_wait = 0.2
+    served.hub.begin_build()  # a build that never ends
+    started = time.monotonic()
+    assert raw_request(served.port, "/").status == 200  # the folder is complete anyway
+    assert time.monotonic() - started < 3
+
+
+def test_event_stream_refuses_other_origins(served: Served) -> None:
+    stream = EventStream(served.port, headers={"Origin": "http://evil.example"})
+    assert stream.status == 403
+    stream.close()
+    same = EventStream(served.port, headers={"Origin": f"http://127.0.0.1:{served.port}"})
+    assert same.status == 200
+    assert same.headers["content-type"].startswith("text/event-stream")
+    assert "access-control-allow-origin" not in same.headers
+    same.close()
+
+
+def test_event_stream_sends_reload_with_changed_files_and_pings(served: Served) -> None:
+    stream = EventStream(served.port)
+    served.hub.publish_success(["/index.html", "/style.css"])
+    event = stream.next_event()
+    assert (event.name, event.id) == ("reload", "2")
+    assert event.data == {"epoch": 2, "changed": ["/index.html", "/style.css"]}
+    stream.expect_nothing(0.5)
+    assert ": ping" in stream.comments
+    stream.close()
+
+
+def test_reconnecting_tab_catches_up_on_what_it_missed(served: Served) -> None:
+    served.hub.publish_success(["/a.html"])
+    served.hub.publish_success(["/b.html"])
+    server_id = served.context.server_id
+    stream = EventStream(served.port, f"{EVENTS_URL}?epoch=1&server={server_id}")
+    event = stream.next_event()
+    assert event.data == {"epoch": 3, "changed": ["/a.html", "/b.html"]}
+    stream.close()
+    by_header = EventStream(served.port, f"{EVENTS_URL}?epoch=1&server={server_id}",
+                            headers={"Last-Event-ID": "2"})
+    assert by_header.next_event().data["changed"] == ["/b.html"]
+    by_header.close()
+    restarted = EventStream(served.port, f"{EVENTS_URL}?epoch=3&server=an-earlier-run")
+    assert restarted.next_event().data == {"epoch": 3, "changed": None}
+    restarted.close()
+
+
+def test_closed_event_streams_end_their_threads(served: Served) -> None:
+    streams = [EventStream(served.port) for _ in range(5)]
+    assert wait_until(lambda: served.context.open_streams == 5)
+    for stream in streams:
+        stream.close()
+    assert wait_until(lambda: served.context.open_streams == 0, timeout=5)
+    assert wait_until(lambda: served.context.active_handlers == 0, timeout=5)
+
+
+def test_stop_ends_open_streams(tree: Path) -> None:
+    hub = ReloadHub()
+    context = ServeContext(hub, tree, ping_interval=60)
+    server = ServerThread("127.0.0.1", 0, context)
+    server.start()
+    streams = [EventStream(server.port) for _ in range(3)]
+    assert wait_until(lambda: context.open_streams == 3)
+    started = time.monotonic()
+    assert server.stop()
+    assert time.monotonic() - started < 3
+    for stream in streams:
+        with pytest.raises((ConnectionError, OSError)):
+            stream.next_event(timeout=2)
+        stream.close()
+
+
+# --- the whole session: watcher + builder + server --------------------------------------------
+
+
+ALPHA = "content/mechanism/alpha.md"
+BROKEN = "---\ntitle: Alpha\nsummary: [oops\nlast_reviewed: 2026-11-01\n---\nBody\n"
+
+
+def first_error(root: Path) -> Diagnostic:
+    """The first error a build of `root` reports now (what the overlay must show)."""
+    result = run_build(root, drafts=True, write=False, search=False)
+    return next(d for d in result.diagnostics if d.is_error)
+
+
+@pytest.fixture
+def project(make_site) -> Path:
+    root: Path = make_site({
+        ALPHA: article("Alpha", "First version.", extra=MECH),
+        "content/mechanism/beta.md": article("Beta", "See [[alpha]].", extra=MECH),
+        "content/mechanism/draft.md": article("Drafty", "Not yet.", extra=MECH + "\ndraft: true"),
+    })
+    return root
+
+
+def test_edit_sends_reload_bad_yaml_sends_errors_fix_sends_reload(project: Path) -> None:
+    with running_session(project) as running:
+        stream = running.stream()
+        running.write(ALPHA, article("Alpha", "Second version.", extra=MECH))
+        event = stream.next_event()
+        assert event.name == "reload"
+        changed = event.data["changed"]
+        assert isinstance(changed, list) and "/mechanism/alpha/index.html" in changed
+        assert "Second version." in running.get("/mechanism/alpha/").text
+
+        running.write(ALPHA, BROKEN)
+        expected = first_error(project)
+        assert expected.path == ALPHA and expected.line is not None
+        event = stream.next_event()
+        assert event.name == "errors"
+        rows = event.data["diagnostics"]
+        assert isinstance(rows, list)
+        assert rows[0]["location"] == expected.location()
+        assert rows[0]["message"] == expected.message and rows[0]["hint"] == expected.hint
+        assert expected.format() in running.err.getvalue()  # the terminal shows the same
+        # The last good site is still served, and a new tab gets the overlay inline ...
+        page = running.get("/mechanism/alpha/")
+        assert page.status == 200 and "Second version." in page.text
+        assert 'id="kbgen-errors"' in page.text and expected.location() in page.text
+        # ... and from its event stream.
+        late = running.stream()
+        assert late.next_event().name == "errors"
+
+        running.write(ALPHA, article("Alpha", "Third version.", extra=MECH))
+        for opened in (stream, late):
+            event = opened.next_event()
+            assert event.name == "reload"
+        page = running.get("/mechanism/alpha/")
+        assert "Third version." in page.text and "kbgen-errors" not in page.text
+
+
+def test_css_only_change_names_only_the_stylesheet(project: Path) -> None:
+    with running_session(project) as running:
+        stream = running.stream()
+        css = project / "static/css/site.css"
+        css.write_text(css.read_text("utf-8") + "\n.kbgen-test{color:red}\n", "utf-8")
+        event = stream.next_event()
+        assert event.data["changed"] == ["/static/css/site.css"]
+
+
+def test_config_error_is_shown_and_fixing_it_reloads(project: Path) -> None:
+    with running_session(project) as running:
+        stream = running.stream()
+        running.write("config.yaml", MINIMAL_CONFIG + "titel: typo\n")
+        event = stream.next_event()
+        assert event.name == "errors"
+        rows = event.data["diagnostics"]
+        assert isinstance(rows, list) and rows[0]["path"] == "config.yaml"
+        running.write("config.yaml", MINIMAL_CONFIG)
+        assert stream.next_event().name == "reload"
+
+
+def test_serve_output_is_byte_identical_to_a_drafts_build(project: Path, tmp_path: Path) -> None:
+    with running_session(project) as running:
+        assert running.get("/mechanism/alpha/").status == 200
+        served = snapshot(project / "site")
+    assert run_build(project, drafts=True, search=False, output=tmp_path / "plain").ok
+    assert served == snapshot(tmp_path / "plain")
+    assert not any(b"__kbgen" in data for data in served.values())
+
+
+def test_drafts_are_shown_with_a_banner_unless_no_drafts(project: Path) -> None:
+    with running_session(project) as running:
+        page = running.get("/mechanism/draft/")
+        assert page.status == 200 and "draft-banner" in page.text
+    with running_session(project, drafts=False) as running:
+        assert running.get("/mechanism/draft/").status == 404
+
+
+def test_a_new_section_folder_is_picked_up(make_site) -> None:
+    root = make_site({ALPHA: article("Alpha", extra=MECH)})
+    with running_session(root) as running:
+        stream = running.stream()
+        (root / "content/routes").mkdir()
+        running.write("content/routes/oral.md",
+                      article("Oral", extra="bioavailability: low"))
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:  # the folder and the file may come as two builds
+            event = stream.next_event()
+            changed = event.data.get("changed") or []
+            if "/routes/oral/index.html" in changed:  # type: ignore[operator]
+                break
+        assert running.get("/routes/oral/").status == 200
+
+
+def test_port_in_use_is_a_clear_error(project: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        session = PreviewSession(project / "config.yaml", ServeOptions(port=port),
+                                 out=io.StringIO(), err=io.StringIO())
+        with pytest.raises(ServeStartError) as raised:
+            session.start()
+        session.close()
+    assert f"127.0.0.1:{port}: the port is already in use" in raised.value.message
+    assert "--port 0" in raised.value.message
+    assert raised.value.code == 2
+
+
+def test_search_index_is_refreshed_in_the_background(make_site) -> None:
+    root = make_site({ALPHA: article("Alpha", "Zeppelinword here.", extra=MECH)},
+                     config=MINIMAL_CONFIG.replace("search: false", "search: true"))
+    with running_session(root, search_delay=0.05) as running:
+        search = running.session.search
+        assert search is not None
+        assert wait_until(lambda: search.installed == (1, 1), timeout=30)
+        assert (root / "site/pagefind/pagefind.js").is_file()
+        stream = running.stream()
+        running.write(ALPHA, article("Alpha", "Airshipword now.", extra=MECH))
+        assert stream.next_event().name == "reload"
+        assert wait_until(lambda: search.installed == (2, 2), timeout=30)
+        assert running.get("/pagefind/pagefind.js").status == 200
+        assert not (root / "content").joinpath("pagefind").exists()
+    assert not search.work_dir.exists()  # the private snapshots are cleaned up on stop
+
+
+def test_search_refresh_never_installs_an_index_of_a_replaced_site(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "index.html").write_text("<html><body>v1</body></html>", "utf-8")
+    hub = ReloadHub()
+    indexing = threading.Event()
+    release = threading.Event()
+    indexed: list[str] = []
+
+    def slow_index(snapshot: Path) -> None:
+        indexed.append((snapshot / "index.html").read_text("utf-8"))
+        indexing.set()
+        release.wait(TIMEOUT)
+        (snapshot / "pagefind").mkdir()
+        (snapshot / "pagefind/marker.txt").write_text(indexed[-1], "utf-8")
+
+    refresher = SearchRefresher(hub, tmp_path / "work", delay=0.01, index=slow_index,
+                                report=lambda message: None)
+    try:
+        state = hub.publish_success(["/index.html"])
+        refresher.site_built(state.generation, out, pages_changed=True)
+        assert indexing.wait(TIMEOUT)
+        hub.begin_build()  # a rebuild replaces the site while Pagefind runs
+        (out / "index.html").write_text("<html><body>v2</body></html>", "utf-8")
+        state = hub.publish_success(["/index.html"])
+        indexing.clear()
+        release.set()
+        refresher.site_built(state.generation, out, pages_changed=True)
+        assert wait_until(lambda: refresher.installed == (2, 2))
+        assert (out / "pagefind/marker.txt").read_text("utf-8") == "<html><body>v2</body></html>"
+        assert indexed == ["<html><body>v1</body></html>", "<html><body>v2</body></html>"]
+
+        # A rebuild that changed no page gets the last index back at once, without Pagefind.
+        shutil.rmtree(out / "pagefind")  # what swapping in the new site does
+        state = hub.publish_success(["/style.css"])
+        refresher.site_built(state.generation, out, pages_changed=False)
+        assert wait_until(lambda: refresher.installed == (3, 2))
+        assert (out / "pagefind/marker.txt").is_file() and len(indexed) == 2
+    finally:
+        release.set()
+        refresher.close()
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def _start_cli(root: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "build.py"), "serve", "--port", "0", *args],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert process.stdout is not None
+    line = ""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and "Serving http" not in line:
+        line = process.stdout.readline()
+        if not line and process.poll() is not None:
+            break
+    assert "Serving http" in line, process.stderr.read() if process.stderr else ""
+    return process, line.split()[1]
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM])
+def test_cli_serves_and_stops_cleanly_with_exit_code_0(project: Path, stop_signal: int) -> None:
+    process, url = _start_cli(project)
+    try:
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        assert url == f"http://127.0.0.1:{port}/"
+        assert raw_request(port, "/mechanism/alpha/").status == 200
+        EventStream(port)  # an open stream must not keep the process alive
+        process.send_signal(stop_signal)
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "Stopped." in out
+
+
+def test_cli_port_in_use_exits_2_without_traceback(project: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {**os.environ, "PYTHONPATH": str(REPO)}
+        done = subprocess.run([sys.executable, str(REPO / "build.py"), "serve", "--port",
+                               str(port)], cwd=project, env=env, capture_output=True, text=True,
+                              timeout=60, check=False)
+    assert done.returncode == 2
+    assert "already in use" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_cli_invalid_config_exits_2(project: Path) -> None:
+    (project / "config.yaml").write_text("title: [unclosed\n", "utf-8")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, str(REPO / "build.py"), "serve", "--port", "0"],
+                          cwd=project, env=env, capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert done.returncode == 2
+    assert "config.yaml:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_session_hands_the_change_set_to_the_builder(project: Path) -> None:
+    session = PreviewSession(project / "config.yaml", ServeOptions(port=0, today=TODAY),
+                             out=io.StringIO(), err=io.StringIO())
+    real = session.builder
+    calls: list[set[Path] | None] = []
+
+    class Incremental:
+        def build(self, changed: set[Path] | None = None) -> object:
+            calls.append(changed)
+            return real.build()
+
+    session.builder = Incremental()  # type: ignore[assignment]
+    try:
+        session.start()
+        edited = project.resolve() / ALPHA
+        edited.write_text(article("Alpha", "Edited.", extra=MECH), "utf-8")
+        assert session.rebuild({edited}) is not None
+    finally:
+        session.close()
+    assert calls == [None, {edited}]  # a full first build, then just what changed
+
+
+def test_config_change_that_moves_the_output_folder_is_followed(project: Path) -> None:
+    with running_session(project) as running:
+        stream = running.stream()
+        running.write("config.yaml", MINIMAL_CONFIG + "output_dir: public\n")
+        assert stream.next_event().name == "reload"
+        assert (project / "public/mechanism/alpha/index.html").is_file()
+        (project / "site").joinpath("mechanism/alpha/index.html").unlink()
+        assert "First version." in running.get("/mechanism/alpha/").text  # from public/
+        running.write(ALPHA, article("Alpha", "Moved on.", extra=MECH))
+        assert stream.next_event().name == "reload"
+        assert "Moved on." in running.get("/mechanism/alpha/").text
+
+
+def test_cli_serve_of_a_site_big_enough_for_worker_processes(make_site) -> None:
+    """With serve's threads alive, page loading uses fresh (forkserver) worker processes,
+    which import the main module: it must not start a second server."""
+    import kbgen.load
+
+    count = getattr(kbgen.load, "PARALLEL_MIN_FRESH", 200) + 10
+    root = make_site({f"content/mechanism/page-{n:03d}.md": article(f"Page {n}", extra=MECH)
+                      for n in range(count)})
+    process, url = _start_cli(root)
+    try:
+        port = int(url.rstrip("/").rsplit(":", 1)[1])
+        assert raw_request(port, "/mechanism/page-007/").status == 200
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=TIMEOUT)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "already in use" not in err and "Traceback" not in err
+    assert "Serving http" not in out  # _start_cli read the one and only such line
