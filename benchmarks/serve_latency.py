@@ -44,6 +44,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parent.parent
 WORK = REPO / "benchmarks" / "work"
 KBGEN = REPO  #: the kbgen checkout under test (--kbgen): its build.py, templates and static
@@ -232,7 +234,9 @@ def prepare(tool: str, size: str) -> Corpus:
     if tool == "kbgen":
         shutil.copy(KB_CONFIG, root / "config.yaml")
         _copy_theme(root)
-        url = f"/{section}/{slug}/"
+        config = yaml.safe_load(KB_CONFIG.read_text("utf-8"))
+        directory_urls = config.get("directory_urls", True)
+        url = f"/{section}/{slug}/" if directory_urls else f"/{section}/{slug}.html"
     elif tool == "hugo":
         url = f"/{section}/{slug}.html"  # the corpus sets uglyURLs
     else:
@@ -336,7 +340,7 @@ def edit_body_line(source: Path, trial: int) -> None:
 
 def _notified_kbgen(server: Server, corpus: Corpus) -> Callable[[int], float]:
     client = SSEClient(server.port)
-    wanted = corpus.url + "index.html"
+    wanted = corpus.url + "index.html" if corpus.url.endswith("/") else corpus.url
 
     def trial(number: int) -> float:
         started = time.perf_counter()

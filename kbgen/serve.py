@@ -48,6 +48,7 @@ import shutil
 import signal
 import socket
 import socketserver
+import subprocess
 import sys
 import threading
 import time
@@ -758,16 +759,64 @@ def _link_tree(source: Path, target: Path, keep: Callable[[Path], bool]) -> int:
     return count
 
 
+#: Runs in the child: kbgen.search.index_site over one folder; exit 3 with the message if
+#: Pagefind is missing or fails.
+_INDEX_CHILD = (
+    "import sys\n"
+    "from pathlib import Path\n"
+    "from kbgen.search import SearchIndexError, index_site\n"
+    "try:\n"
+    "    index_site(Path(sys.argv[1]))\n"
+    "except SearchIndexError as exc:\n"
+    "    sys.exit(f'{exc}')\n"
+)
+
+
+def index_in_subprocess(site: Path, should_stop: Callable[[], bool]) -> bool:
+    """Index `site` with Pagefind in a child process group; False if stopped midway.
+
+    A process, not a thread: the index can be abandoned the moment a rebuild starts (the
+    group, Pagefind included, is killed), no Pagefind outlives `serve`, and the bundle
+    post-processing never competes with the builder for the GIL.
+    """
+    package_parent = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        filter(None, [package_parent, os.environ.get("PYTHONPATH")])
+    )}
+    child = subprocess.Popen(
+        [sys.executable, "-c", _INDEX_CHILD, str(site)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env=env, start_new_session=True,
+    )
+    try:
+        while True:
+            try:
+                _, problem = child.communicate(timeout=0.2)
+                break
+            except subprocess.TimeoutExpired:
+                if should_stop():
+                    return False
+    finally:
+        if child.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+    if child.returncode != 0:
+        raise search.SearchIndexError(problem.decode("utf-8", "replace").strip()[-2000:])
+    return True
+
+
 class SearchRefresher:
     """Keeps `<output>/pagefind/` current without slowing reloads or racing the builds.
 
-    Every successful rebuild replaces the output folder, index included (serve builds without
-    search). Right after it, the last index is put back (a few hard links), so search keeps
-    working; it may lag behind the newest pages for a moment. Once saves have paused for
+    serve builds without search, and a rebuild that stages the whole site swaps the index
+    away. Right after every rebuild the last index is put back (a few hard links), so search
+    keeps working; it may lag behind the newest pages for a moment. Once saves have paused for
     SEARCH_DELAY_S, the HTML files are hard-linked into a private snapshot and Pagefind indexes
-    that: never the output folder, which the next build may swap away mid-run. Installing is
-    two renames while `ReloadHub.run_if_current` holds builds off, and only if no build
-    replaced the site meanwhile; an index of a replaced site is thrown away and redone.
+    that (never the output folder, which the next build may change mid-run), in a child
+    process at low priority that is killed as soon as a rebuild starts. Installing is two
+    renames while `ReloadHub.run_if_current` holds builds off, and only if no build replaced
+    the site meanwhile.
     """
 
     def __init__(
@@ -776,7 +825,7 @@ class SearchRefresher:
         work_dir: Path,
         *,
         delay: float = SEARCH_DELAY_S,
-        index: Callable[[Path], None] = search.index_site,
+        index: Callable[[Path, Callable[[], bool]], bool] = index_in_subprocess,
         report: Callable[[str], None] = print,
     ) -> None:
         self.hub = hub
@@ -824,6 +873,9 @@ class SearchRefresher:
                     return (False, *self._latest)
                 if self._latest is not None and self._reindex_due:
                     remaining = self._reindex_after - time.monotonic()
+                    if remaining <= 0 and self.hub.state().building:
+                        self._cond.wait(0.2)  # never index a site that is being replaced
+                        continue
                     if remaining <= 0:
                         self._reindex_due = False
                         return (True, *self._latest)
@@ -841,7 +893,7 @@ class SearchRefresher:
             reindex, generation, output_dir = job
             try:
                 if reindex and not self._reindex(generation, output_dir):
-                    with self._cond:  # a newer site replaced this one: index that instead
+                    with self._cond:  # a rebuild came first: index the newest site later
                         self._reindex_due = True
                     continue
                 self._install(generation, output_dir)
@@ -857,12 +909,20 @@ class SearchRefresher:
         shutil.rmtree(path, ignore_errors=True)
         return path
 
+    def _superseded(self, generation: int) -> bool:
+        """A build started or finished since `generation`, or serve is stopping."""
+        state = self.hub.state()
+        return state.building or state.generation != generation or self._closed
+
     def _reindex(self, generation: int, output_dir: Path) -> bool:
+        if self._superseded(generation):
+            return False
         snapshot = self._fresh_dir("snapshot")
         _link_tree(output_dir, snapshot, lambda path: path.suffix == ".html")
-        if self.hub.state().generation == generation:
-            self._index(snapshot)
-        if self.hub.state().generation != generation:
+        done = not self._superseded(generation) and self._index(
+            snapshot, lambda: self._superseded(generation)
+        )
+        if not done or self.hub.state().generation != generation:
             shutil.rmtree(snapshot, ignore_errors=True)
             return False
         with self._cond:

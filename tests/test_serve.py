@@ -38,6 +38,7 @@ from kbgen.serve import (
     ServeStartError,
     allowed_hosts,
     host_allowed,
+    index_in_subprocess,
     inject_client,
     origin_allowed,
     overlay_payload,
@@ -671,21 +672,29 @@ def test_search_index_is_refreshed_in_the_background(make_site) -> None:
     assert not search.work_dir.exists()  # the private snapshots are cleaned up on stop
 
 
-def test_search_refresh_never_installs_an_index_of_a_replaced_site(tmp_path: Path) -> None:
+def test_search_refresh_stops_when_a_rebuild_starts_and_indexes_the_new_site(
+    tmp_path: Path,
+) -> None:
     out = tmp_path / "site"
     out.mkdir()
     (out / "index.html").write_text("<html><body>v1</body></html>", "utf-8")
     hub = ReloadHub()
     indexing = threading.Event()
-    release = threading.Event()
-    indexed: list[str] = []
+    runs: list[tuple[str, str]] = []  # (page indexed, "done" or "stopped")
 
-    def slow_index(snapshot: Path) -> None:
-        indexed.append((snapshot / "index.html").read_text("utf-8"))
+    def slow_index(snapshot: Path, should_stop: Callable[[], bool]) -> bool:
+        page = (snapshot / "index.html").read_text("utf-8")
         indexing.set()
-        release.wait(TIMEOUT)
+        deadline = time.monotonic() + (TIMEOUT if "v1" in page else 0)
+        while time.monotonic() < deadline:  # v1 takes "forever", unless stopped
+            if should_stop():
+                runs.append((page, "stopped"))
+                return False
+            time.sleep(0.01)
         (snapshot / "pagefind").mkdir()
-        (snapshot / "pagefind/marker.txt").write_text(indexed[-1], "utf-8")
+        (snapshot / "pagefind/marker.txt").write_text(page, "utf-8")
+        runs.append((page, "done"))
+        return True
 
     refresher = SearchRefresher(hub, tmp_path / "work", delay=0.01, index=slow_index,
                                 report=lambda message: None)
@@ -693,25 +702,62 @@ def test_search_refresh_never_installs_an_index_of_a_replaced_site(tmp_path: Pat
         state = hub.publish_success(["/index.html"])
         refresher.site_built(state.generation, out, pages_changed=True)
         assert indexing.wait(TIMEOUT)
-        hub.begin_build()  # a rebuild replaces the site while Pagefind runs
+        hub.begin_build()  # a rebuild starts while Pagefind runs: it is stopped at once
+        assert wait_until(lambda: runs == [("<html><body>v1</body></html>", "stopped")])
         (out / "index.html").write_text("<html><body>v2</body></html>", "utf-8")
         state = hub.publish_success(["/index.html"])
-        indexing.clear()
-        release.set()
         refresher.site_built(state.generation, out, pages_changed=True)
         assert wait_until(lambda: refresher.installed == (2, 2))
         assert (out / "pagefind/marker.txt").read_text("utf-8") == "<html><body>v2</body></html>"
-        assert indexed == ["<html><body>v1</body></html>", "<html><body>v2</body></html>"]
+        assert runs[-1] == ("<html><body>v2</body></html>", "done") and len(runs) == 2
 
         # A rebuild that changed no page gets the last index back at once, without Pagefind.
-        shutil.rmtree(out / "pagefind")  # what swapping in the new site does
+        shutil.rmtree(out / "pagefind")  # what swapping in a newly staged site does
         state = hub.publish_success(["/style.css"])
         refresher.site_built(state.generation, out, pages_changed=False)
         assert wait_until(lambda: refresher.installed == (3, 2))
-        assert (out / "pagefind/marker.txt").is_file() and len(indexed) == 2
+        assert (out / "pagefind/marker.txt").is_file() and len(runs) == 2
     finally:
-        release.set()
         refresher.close()
+
+
+def test_index_in_subprocess_builds_a_pagefind_bundle(tmp_path: Path) -> None:
+    site = tmp_path / "snapshot"
+    site.mkdir()
+    (site / "index.html").write_text(
+        '<html lang="en"><body><main data-pagefind-body><p>zeppelin airship</p></main>'
+        "</body></html>", "utf-8")
+    assert index_in_subprocess(site, lambda: False)
+    assert (site / "pagefind/pagefind.js").is_file()
+
+
+def test_stopped_index_leaves_no_pagefind_running(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    pid_file = tmp_path / "pagefind.pid"
+    fake = tmp_path / "pagefind"
+    fake.write_text(f"#!/bin/sh\necho $$ > {pid_file}\nexec sleep 60\n", "utf-8")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PAGEFIND_BINARY_PATH", str(fake))
+    (tmp_path / "site").mkdir()
+    asked: list[bool] = []
+
+    def stop_once_running() -> bool:
+        asked.append(True)
+        return pid_file.is_file()
+
+    started = time.monotonic()
+    assert not index_in_subprocess(tmp_path / "site", stop_once_running)
+    assert time.monotonic() - started < 5
+    pid = int(pid_file.read_text())
+    assert wait_until(lambda: not _running(pid), timeout=3)
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (a container's init may never reap orphans)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 # --- the command line ----------------------------------------------------------------------
