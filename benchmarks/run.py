@@ -15,9 +15,9 @@ evenly):
   body edit   after changing one line of one article's body
   title edit  after changing the same article's title
 
-plus the peak memory of the process tree during the cold build (RSS of the tool and all its
-child processes, sampled every 50 ms, and never below the main process's own maximum) and the
-size of the output folder. Medians over --runs are printed as a table with ratios against Hugo
+plus the peak memory of the process tree during the cold build (the PSS of the tool and all
+its child processes, sampled every 50 ms, never below the main process's own peak RSS) and
+the size of the output folder. Medians over --runs are printed as a table with ratios against Hugo
 and MkDocs, and written to benchmarks/RESULTS.md. A tool that runs longer than --limit seconds
 is stopped and reported as "> limit".
 
@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 import os
 import platform
 import re
@@ -84,7 +86,7 @@ ALL_TOOLS = tuple(FLAVOR)
 @dataclass
 class Sample:
     seconds: float | None  #: None: stopped at the time limit
-    peak_rss: int = 0  #: bytes, process tree
+    peak_rss: int = 0  #: bytes: the process tree's PSS, at least the main process's RSS
     failed: str = ""  #: stderr tail when the command failed
 
 
@@ -103,17 +105,30 @@ def _children(pid: int) -> list[int]:
     return found
 
 
-def _tree_rss(root: int) -> int:
-    page = os.sysconf("SC_PAGE_SIZE")
+def _memory_of(pid: int) -> int:
+    """Proportional set size: pages shared with forked workers are counted once overall,
+    so a tree of processes is not charged several times for the same memory. Falls back
+    to RSS where smaps_rollup is not available."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as handle:
+            for line in handle:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        with open(f"/proc/{pid}/statm") as handle:
+            return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _tree_memory(root: int) -> int:
     total = 0
     pending = [root]
     while pending:
         pid = pending.pop()
-        try:
-            with open(f"/proc/{pid}/statm") as handle:
-                total += int(handle.read().split()[1]) * page
-        except (OSError, IndexError, ValueError):
-            continue
+        total += _memory_of(pid)
         pending += _children(pid)
     return total
 
@@ -136,7 +151,7 @@ def run_command(command: list[str], cwd: Path, limit: float, env: dict[str, str]
     def sample() -> None:
         nonlocal peak
         while not done.wait(0.05):
-            peak = max(peak, _tree_rss(process.pid))
+            peak = max(peak, _tree_memory(process.pid))
 
     def drain() -> None:
         assert process.stderr is not None
@@ -247,9 +262,15 @@ def install_peers(selected: list[str]) -> None:
         if folder.exists():
             shutil.rmtree(folder)
         subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True)
-        subprocess.run(
-            [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *wanted], check=True
+        done = subprocess.run(
+            [str(folder / "bin" / "python"), "-m", "pip", "install", "-q", *wanted],
+            capture_output=True,
+            text=True,
+            check=False,
         )
+        if done.returncode != 0:  # pip's own warnings are shown only when it fails
+            print(done.stdout + done.stderr, file=sys.stderr)
+            raise SystemExit(f"could not install {' '.join(wanted)}")
         stamp.write_text("\n".join(wanted) + "\n", "utf-8")
 
 
@@ -503,6 +524,26 @@ def targets(all_results: dict[int, dict[str, Result]]) -> list[str]:
     return lines
 
 
+def save_results(pages: int, results: dict[str, Result]) -> None:
+    folder = WORK / "results"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = {
+        "measured": dt.datetime.now().isoformat(timespec="minutes"),
+        "load_average": os.getloadavg(),
+        "tools": {name: dataclasses.asdict(result) for name, result in results.items()},
+    }
+    (folder / f"{pages}.json").write_text(json.dumps(data, indent=1), "utf-8")
+
+
+def load_results(pages: int) -> tuple[dict[str, Result], str]:
+    path = WORK / "results" / f"{pages}.json"
+    if not path.is_file():
+        raise SystemExit(f"no saved measurements for {pages} pages ({path}); measure them first")
+    data = json.loads(path.read_text("utf-8"))
+    results = {name: Result(**fields) for name, fields in data["tools"].items()}
+    return results, str(data["measured"])
+
+
 def machine() -> list[str]:
     cpu = "?"
     with contextlib.suppress(OSError, StopIteration):
@@ -545,6 +586,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--results", type=Path, default=HERE / "RESULTS.md", help="where to write the report"
     )
+    parser.add_argument(
+        "--reuse",
+        type=int,
+        nargs="+",
+        default=[],
+        metavar="PAGES",
+        help="sizes to take from an earlier run's saved measurements (work/results/) instead "
+        "of measuring again; the report says when they were measured",
+    )
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.tools.split(",") if n.strip()]
     unknown = sorted(set(names) - set(ALL_TOOLS))
@@ -557,8 +607,14 @@ def main(argv: list[str] | None = None) -> int:
     header = machine()
     load_before = os.getloadavg()
     all_results: dict[int, dict[str, Result]] = {}
-    for pages in args.pages:
-        all_results[pages] = run_size(pages, names, args.runs, args.limit, args.corpus_script)
+    notes: list[str] = []
+    for pages in sorted(set(args.pages) | set(args.reuse)):
+        if pages in args.reuse:
+            all_results[pages], when = load_results(pages)
+            notes.append(f"- the {pages:,}-article figures are reused from a run on {when}")
+        else:
+            all_results[pages] = run_size(pages, names, args.runs, args.limit, args.corpus_script)
+            save_results(pages, all_results[pages])
         print("\n".join(table(pages, all_results[pages], args.limit)) + "\n", flush=True)
     load_after = os.getloadavg()
     header.append(
@@ -574,9 +630,10 @@ def main(argv: list[str] | None = None) -> int:
         f"(`--pages {' '.join(map(str, args.pages))} --runs {args.runs} "
         f"--limit {args.limit:.0f}`); "
         "medians of the runs. `kbgen` builds without the search index (like the peers); "
-        "`kbgen+search` also runs Pagefind. Peak memory is the whole process tree's RSS.",
+        "`kbgen+search` also runs Pagefind. Peak memory is the whole process tree's PSS.",
         "",
         *header,
+        *notes,
         *versions,
         "",
     ]

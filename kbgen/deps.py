@@ -133,6 +133,12 @@ class _ObjectProxy:
         value = getattr(self._value, name)
         return _record_value(value, self._key, f"{self._path}.{name}", self._recorder)
 
+    def __eq__(self, other: object) -> bool:  # compares the whole value: depends on it
+        self._recorder.add(("page", self._key, self._path))
+        return self._value == _unwrapped(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 class _SequenceProxy:
     """A tuple of dataclasses inside a recorded page: indexing records one element."""
@@ -197,6 +203,20 @@ class PageProxy:
     def __getattr__(self, name: str) -> Any:
         return _record_value(getattr(self._page, name), self._key, name, self._recorder)
 
+    def __eq__(self, other: object) -> bool:  # compares the whole page: depends on it
+        self._recorder.add(("page", self._key, "*"))
+        return self._page == _unwrapped(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def _unwrapped(value: object) -> object:
+    if isinstance(value, PageProxy):
+        return value._page
+    if isinstance(value, _ObjectProxy):
+        return value._value
+    return value
+
 
 def recording_index(index: SiteIndex, recorder: Recorder) -> SiteIndex:
     """The same index, with every mapping wrapped so reads land in `recorder`.
@@ -244,8 +264,10 @@ def canonical(value: object) -> str:
         return "(" + ",".join(map(canonical, items)) + ")"
     names = _field_names(kind)
     if names is not None:
-        fields = ",".join(canonical(getattr(value, name)) for name in names)
-        return f"{kind.__name__}[{fields}]"
+        values = [getattr(value, name) for name in names]
+        if all(type(item) in _SCALARS for item in values):  # links, backlinks: one level
+            return f"{kind.__name__}[{','.join(map(repr, values))}]"
+        return f"{kind.__name__}[{','.join(map(canonical, values))}]"
     if isinstance(value, (frozenset, set)):
         return "{" + ",".join(sorted(map(canonical, value))) + "}"
     if isinstance(value, (dt.date, dt.datetime)):
@@ -460,30 +482,16 @@ class DepGraph:
         wanted: Iterable[str],
         known: Mapping[DepKey, Hashable] | None = None,
     ) -> DepGraph:
-        """The graph after this build: new fingerprints, re-rendered nodes, gone nodes dropped.
-
-        `rendered` maps each node rendered now to (its files with digests, the keys it read);
-        `known` holds fingerprints already computed (by render workers) for some keys.
-        """
-        graph = self.copy()
-        for i, value in changed.items():
-            graph.fingerprints[i] = value
-        known = known or {}
-        for node, (files, keys) in rendered.items():
-            ids = []
-            for key in keys:
-                existing = graph._ids.get(key)
-                if existing is not None:
-                    # Already current: unchanged when checked, updated above, or about a
-                    # page that is byte-for-byte the same as last time.
-                    ids.append(existing)
-                    continue
-                value = known[key] if key in known else current(key)
-                ids.append(graph.intern(key, value))
-            graph.nodes[node] = NodeRecord.of(files, ids)
-        live = set(wanted)
-        graph.nodes = {n: r for n, r in graph.nodes.items() if n in live}
-        return graph.compacted()
+        """The graph after this build, from node -> (files, keys read); see GraphUpdate."""
+        update = GraphUpdate(self, changed, current)
+        batch = DepBatchBuilder()
+        for node, (_, keys) in rendered.items():
+            batch.add(node, keys)
+        done = batch.batch(None)
+        if known:
+            done.fingerprints = [known.get(k, _UNKNOWN) for k in done.keys]
+        update.add(done, {node: files for node, (files, _) in rendered.items()})
+        return update.finish(wanted)
 
     def compacted(self) -> DepGraph:
         """Drop keys no node reads any more (when they are a sizeable share)."""
@@ -508,3 +516,82 @@ class DepGraph:
     def output_manifest(self) -> dict[str, str]:
         """Output rel -> digest of every file the graph's nodes wrote."""
         return {rel: digest for record in self.nodes.values() for rel, digest in record.files}
+
+
+_UNKNOWN = object()  #: a fingerprint the sender did not compute
+
+
+@dataclass
+class DepBatch:
+    """What a group of rendered nodes read, each distinct key listed once.
+
+    Render workers send one per chunk of nodes: keys shared by the chunk (the sidebar's
+    sections, say) travel once, as do their fingerprints, computed where the index already
+    is. A 10,000-page build would otherwise ship and hold 1.6 million key tuples.
+    """
+
+    keys: list[DepKey]
+    fingerprints: list[Hashable] | None  #: aligned with keys; None: compute them on arrival
+    nodes: dict[str, bytes]  #: node -> unsigned 32-bit indexes into keys
+
+
+class DepBatchBuilder:
+    def __init__(self) -> None:
+        self._index: dict[DepKey, int] = {}
+        self._keys: list[DepKey] = []
+        self._nodes: dict[str, bytes] = {}
+
+    def add(self, node: str, keys: Iterable[DepKey]) -> None:
+        index = self._index
+        ids = array("I")
+        for key in keys:
+            found = index.get(key)
+            if found is None:
+                found = index[key] = len(self._keys)
+                self._keys.append(key)
+            ids.append(found)
+        self._nodes[node] = ids.tobytes()
+
+    def batch(self, current: Fingerprinter | None) -> DepBatch:
+        fingerprints = [current(key) for key in self._keys] if current is not None else None
+        return DepBatch(self._keys, fingerprints, self._nodes)
+
+
+class GraphUpdate:
+    """Builds the graph after a build from the previous one, as rendered nodes report in.
+
+    Batches are merged as they arrive, so at no point are all nodes' key sets held at once.
+    """
+
+    def __init__(
+        self, base: DepGraph, changed: Mapping[int, Hashable], current: Fingerprinter
+    ) -> None:
+        self.graph = base.copy()
+        for i, value in changed.items():
+            self.graph.fingerprints[i] = value
+        self.current = current
+
+    def add(self, batch: DepBatch, files: Mapping[str, tuple[tuple[str, str], ...]]) -> None:
+        graph = self.graph
+        to_global = array("I")
+        for position, key in enumerate(batch.keys):
+            found = graph._ids.get(key)
+            if found is None:
+                # A key read for the first time. Existing keys are already current: unchanged
+                # when checked, updated above, or about a page that is byte-for-byte the same.
+                value = batch.fingerprints[position] if batch.fingerprints is not None else _UNKNOWN
+                if value is _UNKNOWN:
+                    value = self.current(key)
+                found = graph.intern(key, value)
+            to_global.append(found)
+        for node, packed in batch.nodes.items():
+            local = array("I")
+            local.frombytes(packed)
+            graph.nodes[node] = NodeRecord.of(files[node], (to_global[i] for i in local))
+
+    def finish(self, wanted: Iterable[str]) -> DepGraph:
+        """Drop nodes this build no longer has, then unused keys."""
+        live = set(wanted)
+        graph = self.graph
+        graph.nodes = {n: r for n, r in graph.nodes.items() if n in live}
+        return graph.compacted()

@@ -81,7 +81,10 @@ def is_internal_markdown_link(href: str) -> bool:
 
 def unsafe_scheme(url: str, is_image: bool = False) -> str | None:
     """The scheme of a URL that must never reach a reader's browser, else None."""
-    cleaned = "".join(ch for ch in url if ch.isprintable() and not ch.isspace())
+    if url.isascii() and url.isprintable():  # the usual case; in printable ASCII only " "
+        cleaned = url.replace(" ", "")  # is whitespace, so this equals the loop below
+    else:
+        cleaned = "".join(ch for ch in url if ch.isprintable() and not ch.isspace())
     match = SCHEME_RE.match(cleaned)
     if match is None:
         return None

@@ -18,10 +18,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
-import multiprocessing
-import multiprocessing.pool
 import re
-import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -32,7 +29,9 @@ from kbgen.cache import (
     CacheDir,
     MarkupStore,
     Stamp,
+    entry_bytes,
     markup_key,
+    open_entry,
     register_fast_pickling,
     stamp_of,
     stamp_trusted,
@@ -44,6 +43,8 @@ from kbgen.frontmatter import SplitPage, parse_front_matter, split_front_matter
 from kbgen.model import FrontMatter, GlossaryTerm, Markup, Page, PageKind
 
 if TYPE_CHECKING:
+    import multiprocessing.pool
+
     from kbgen.markup import MarkupEngine
 
 SLUG_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
@@ -286,9 +287,10 @@ class LoadContext:
 class PageLoader:
     """Loads one page file at a time, reusing cached conversions; one per process."""
 
-    def __init__(self, context: LoadContext, markups: MarkupStore) -> None:
+    def __init__(self, context: LoadContext, markups: MarkupStore, remember: bool = True) -> None:
         self.context = context
         self.markups = markups
+        self.remember = remember  #: False in workers: conversions go back to the parent
         self._engine: MarkupEngine | None = None
         self.converted = 0
 
@@ -327,7 +329,8 @@ class PageLoader:
         markup = self.markups.get(key)
         if markup is None:
             markup = self.engine().convert(split.body, split.body_line)
-            self.markups.put(key, markup)
+            if self.remember:
+                self.markups.put(key, markup)
             self.converted += 1
         return SourceRecord(stamp, digest, today, outline, tuple(diagnostics), key), markup
 
@@ -429,6 +432,8 @@ def _run_work(
     progress: Callable[[int, int], None] | None,
 ) -> int:
     """Load `work` in this process or in `jobs` worker processes; returns the count used."""
+    import multiprocessing  # imported here: most builds never start a pool
+
     done = 0
     forkable = threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
     if jobs <= 1 or len(work) < (PARALLEL_MIN if forkable else PARALLEL_MIN_FRESH):
@@ -441,29 +446,48 @@ def _run_work(
             if progress is not None:
                 progress(done, len(work))
         return 1
-    chunk = max(4, min(64, len(work) // (jobs * 6) or 1))
-    chunks = [work[i : i + chunk] for i in range(0, len(work), chunk)]
-    global _INHERITED
     if forkable:
         loader.engine()  # import Markdown and build the engine once; forked workers share it
+    _run_in_pool(work, loader, records, markups, jobs, progress)
+    return jobs
+
+
+def _run_in_pool(
+    work: list[tuple[SourceFile, Stamp | None, SourceRecord | None]],
+    loader: PageLoader,
+    records: dict[str, SourceRecord],
+    markups: dict[str, Markup],
+    jobs: int,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    global _INHERITED
+    chunk = max(4, min(64, len(work) // (jobs * 6) or 1))
+    chunks = [work[i : i + chunk] for i in range(0, len(work), chunk)]
+    files = {file.rel: file for file, _, _ in work}
+    done = 0
     _INHERITED = loader
     try:
         with worker_pool(jobs, _init_worker, (loader.context,)) as pool:
             assert pool is not None  # only require_fork pools can be absent
             for results in pool.imap(_load_chunk, chunks):
-                for rel, record, markup, converted in results:
+                for rel, record, entry in results:
+                    markup = None
+                    if entry is not None:  # converted by the worker: the cache entry's bytes
+                        key, markup = open_entry(entry)
+                        loader.markups.put(key, markup, entry)
+                        loader.converted += 1
+                    elif record.markup_key is not None:  # the worker found it cached
+                        markup = loader.markups.get(record.markup_key)
+                        if markup is None:  # gone meanwhile: convert it here
+                            record, markup = loader.load(files[rel], None, None)
                     records[rel] = record
                     if markup is not None:
                         markups[rel] = markup
-                        if record.markup_key is not None:
-                            loader.markups.remember(record.markup_key, markup)
-                    loader.converted += converted
                     done += 1
                 if progress is not None:
                     progress(done, len(work))
     finally:
         _INHERITED = None
-    return jobs
 
 
 @contextlib.contextmanager
@@ -482,6 +506,8 @@ def worker_pool(
     (`require_fork`) get None and run in-process instead. Workers ignore Ctrl-C; the parent
     receives it and terminates them.
     """
+    import multiprocessing
+
     methods = multiprocessing.get_all_start_methods()
     if "fork" in methods and threading.active_count() == 1:
         method = "fork"
@@ -503,6 +529,8 @@ def worker_pool(
 
 
 def _worker_start(initializer: Callable[..., None], initargs: tuple[object, ...]) -> None:
+    import signal
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     initializer(*initargs)
 
@@ -516,21 +544,26 @@ _WORKER: PageLoader | None = None
 def _init_worker(context: LoadContext) -> None:
     global _WORKER
     if _INHERITED is not None and _INHERITED.context == context:
-        _WORKER = PageLoader(context, _INHERITED.markups)
+        _WORKER = PageLoader(context, _INHERITED.markups, remember=False)
         _WORKER._engine = _INHERITED._engine
     else:
         cache = CacheDir(context.cache_root) if context.cache_root is not None else None
-        _WORKER = PageLoader(context, MarkupStore(cache))
+        _WORKER = PageLoader(context, MarkupStore(cache), remember=False)
 
 
 def _load_chunk(
     items: list[tuple[SourceFile, Stamp | None, SourceRecord | None]],
-) -> list[tuple[str, SourceRecord, Markup | None, int]]:
+) -> list[tuple[str, SourceRecord, bytes | None]]:
+    """Load some pages; a conversion comes back as its cache entry (pickled once, used as
+    the parent's Markup and written to the pack as it is)."""
     loader = _WORKER
     assert loader is not None, "worker not initialised"
-    results = []
+    results: list[tuple[str, SourceRecord, bytes | None]] = []
     for file, stamp, prior in items:
         before = loader.converted
         record, markup = loader.load(file, stamp, prior)
-        results.append((file.rel, record, markup, loader.converted - before))
+        entry = None
+        if loader.converted > before and markup is not None and record.markup_key is not None:
+            entry = entry_bytes(record.markup_key, markup)
+        results.append((file.rel, record, entry))
     return results

@@ -3,6 +3,9 @@
 Input: the `SiteIndex`, `Config`, and a `Renderer` (the Jinja2 environment, loaded once).
 Output: `OutputFile`s keyed by dependency node (`page:<key>`, `tag:<name>`, `glossary`, ...) and
 diagnostics for template problems, each naming the template file and line.
+`RenderSession` renders any subset of nodes, in worker processes when there are many, and
+records what each node reads from the index (deps.py) so the next build can tell which
+nodes an edit affects.
 
 Templates see *views* (plain dicts built here), never the model objects, so what a template
 can reach is explicit. Every internal URL is relative to the page being rendered; link
@@ -20,7 +23,7 @@ import json
 import re
 import traceback
 import unicodedata
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -33,6 +36,8 @@ from kbgen import links
 from kbgen.citations import doi_url, pmc_url, pubmed_url
 from kbgen.config import Config, SectionSpec
 from kbgen.deps import (
+    DepBatch,
+    DepBatchBuilder,
     DepKey,
     Fingerprinter,
     Recorder,
@@ -291,7 +296,7 @@ class SiteView:
         """
         written = self.index.pages[source_key].markup.links[number].target
         target = self.index.pages[target_key]
-        if written == target.slug or written == target.section and target.kind == "section":
+        if written == target.slug or (written == target.section and target.kind == "section"):
             return target.meta.title
         return written
 
@@ -879,15 +884,16 @@ class NodeResult:
     files: tuple[tuple[str, str], ...]  #: (output rel, sha256) of each file written
     data: dict[str, bytes]  #: rel -> bytes, when kept in memory (no sink)
     changed: tuple[str, ...]  #: rels the sink reported as different from the old site
-    deps: frozenset[DepKey]  #: what the node read (empty unless recording)
 
 
 @dataclass
 class RenderResult:
     nodes: list[NodeResult]
     diagnostics: list[Diagnostic]
-    fingerprints: dict[DepKey, Hashable]  #: computed by worker processes, for the graph
     workers: int
+
+
+DepsConsumer = Callable[[DepBatch, Mapping[str, tuple[tuple[str, str], ...]]], None]
 
 
 class RenderSession:
@@ -896,7 +902,8 @@ class RenderSession:
     `render` renders a subset of nodes: in this process, or forked into `workers` processes
     that inherit the index and the compiled templates (each renders a share of the nodes and
     streams its files into the `sink`, so no process holds the whole site in memory). With
-    `template_digests` given, each node's reads are recorded for the dependency graph.
+    `template_digests` given, each node's reads are recorded and handed to `on_deps` (one
+    `DepBatch` per group of nodes, with fingerprints when workers computed them).
     Output bytes never depend on the number of workers.
     """
 
@@ -907,12 +914,16 @@ class RenderSession:
         renderer: Renderer,
         extra_jobs: Iterable[RenderJob] = (),
         template_digests: Mapping[str, str] | None = None,
+        closures: dict[str, frozenset[str] | None] | None = None,
     ) -> None:
         self.view = SiteView(index, config, Router(config.directory_urls))
         self.renderer = renderer
         self.template_digests = template_digests
         self.jobs, self.diagnostics = _unique_outputs([*page_jobs(self.view), *extra_jobs], config)
-        self._closures: dict[str, set[DepKey]] = {}
+        #: template -> the templates it includes, transitively; the caller may keep this
+        #: between builds while no template changes (working it out parses every template)
+        self.closures = closures if closures is not None else {}
+        self._closure_keys: dict[str, set[DepKey]] = {}
 
     def wanted(self) -> dict[str, tuple[str, ...] | None]:
         """Node -> the files it writes (None when only rendering can tell)."""
@@ -928,14 +939,17 @@ class RenderSession:
         sink: Sink | None = None,
         workers: int = 1,
         progress: Callable[[int, int], None] | None = None,
+        on_deps: DepsConsumer | None = None,
     ) -> RenderResult:
         chosen = [i for i, job in enumerate(self.jobs) if nodes is None or job.node in nodes]
         if workers > 1 and len(chosen) >= RENDER_PARALLEL_MIN:
-            result = self._render_forked(chosen, sink, workers, progress)
+            result = self._render_forked(chosen, sink, workers, progress, on_deps)
             if result is not None:
                 return result
-        results, diagnostics, _ = self._render_some(chosen, sink, progress=progress)
-        return RenderResult(results, diagnostics, {}, 1)
+        results, diagnostics, batch = self._render_some(chosen, sink, progress=progress)
+        if on_deps is not None and batch is not None:
+            on_deps(batch, {n.node: n.files for n in results})
+        return RenderResult(results, diagnostics, 1)
 
     def _render_forked(
         self,
@@ -943,6 +957,7 @@ class RenderSession:
         sink: Sink | None,
         workers: int,
         progress: Callable[[int, int], None] | None,
+        on_deps: DepsConsumer | None,
     ) -> RenderResult | None:
         from kbgen.load import worker_pool  # the same pool policy as loading
 
@@ -951,25 +966,25 @@ class RenderSession:
             self._template_keys(str(name))  # parse templates once, before the workers fork
             with contextlib.suppress(jinja2.TemplateError):
                 self.renderer.env.get_template(str(name))
-        chunk = max(8, min(64, len(chosen) // (workers * 8) or 1))
+        chunk = max(8, min(128, len(chosen) // (workers * 8) or 1))
         chunks = [chosen[i : i + chunk] for i in range(0, len(chosen), chunk)]
         results: list[NodeResult] = []
         diagnostics: list[Diagnostic] = []
-        fingerprints: dict[DepKey, Hashable] = {}
         _FORKED = (self, sink)
         try:
             with worker_pool(workers, _no_setup, (), require_fork=True) as pool:
                 if pool is None:
                     return None
-                for part, problems, known in pool.imap(_render_chunk, chunks):
+                for part, problems, batch in pool.imap(_render_chunk, chunks):
                     results += part
                     diagnostics += problems
-                    fingerprints.update(known)
+                    if on_deps is not None and batch is not None:
+                        on_deps(batch, {n.node: n.files for n in part})
                     if progress is not None:
                         progress(len(results), len(chosen))
         finally:
             _FORKED = None
-        return RenderResult(results, diagnostics, fingerprints, workers)
+        return RenderResult(results, diagnostics, workers)
 
     def _render_some(
         self,
@@ -978,12 +993,11 @@ class RenderSession:
         *,
         with_fingerprints: bool = False,
         progress: Callable[[int, int], None] | None = None,
-    ) -> tuple[list[NodeResult], list[Diagnostic], dict[DepKey, Hashable]]:
+    ) -> tuple[list[NodeResult], list[Diagnostic], DepBatch | None]:
         recording = self.template_digests is not None
-        current = self.fingerprinter() if recording and with_fingerprints else None
+        deps = DepBatchBuilder() if recording else None
         results: list[NodeResult] = []
         diagnostics: list[Diagnostic] = []
-        known: dict[DepKey, Hashable] = {}
         for count, i in enumerate(indices, start=1):
             job = self.jobs[i]
             recorder = Recorder() if recording else None
@@ -995,19 +1009,16 @@ class RenderSession:
                 if problem.diagnostic.message.startswith("template syntax error"):
                     break  # the same error would repeat for every page
                 continue
-            deps: frozenset[DepKey] = frozenset()
-            if recorder is not None:
+            if recorder is not None and deps is not None:
                 if job.template is not None:
                     recorder.keys |= self._template_keys(job.template)
-                deps = frozenset(recorder.keys)
-                if current is not None:
-                    for key in deps:
-                        if key not in known:
-                            known[key] = current(key)
-            results.append(_node_result(job.node, outputs, sink, deps))
+                deps.add(job.node, recorder.keys)
+            results.append(_node_result(job.node, outputs, sink))
             if progress is not None:
                 progress(count, len(indices))
-        return results, diagnostics, known
+        if deps is None:
+            return results, diagnostics, None
+        return results, diagnostics, deps.batch(self.fingerprinter() if with_fingerprints else None)
 
     def _recording_view(self, recorder: Recorder) -> SiteView:
         view = copy.copy(self.view)  # a shallow copy: __post_init__ does not run again
@@ -1016,16 +1027,16 @@ class RenderSession:
         return view
 
     def _template_keys(self, name: str) -> set[DepKey]:
-        found = self._closures.get(name)
+        found = self._closure_keys.get(name)
         if found is None:
-            found = template_keys(self.renderer.template_closure(name))
-            self._closures[name] = found
+            if name not in self.closures:
+                self.closures[name] = self.renderer.template_closure(name)
+            found = template_keys(self.closures[name])
+            self._closure_keys[name] = found
         return found
 
 
-def _node_result(
-    node: str, outputs: list[OutputFile], sink: Sink | None, deps: frozenset[DepKey]
-) -> NodeResult:
+def _node_result(node: str, outputs: list[OutputFile], sink: Sink | None) -> NodeResult:
     files: list[tuple[str, str]] = []
     data: dict[str, bytes] = {}
     changed: list[str] = []
@@ -1038,7 +1049,7 @@ def _node_result(
             digest = hashlib.sha256(output.data).hexdigest()
             data[output.rel] = output.data
         files.append((output.rel, digest))
-    return NodeResult(node, tuple(files), data, tuple(changed), deps)
+    return NodeResult(node, tuple(files), data, tuple(changed))
 
 
 def _unique_outputs(
@@ -1077,7 +1088,7 @@ def _no_setup() -> None:
 
 def _render_chunk(
     indices: list[int],
-) -> tuple[list[NodeResult], list[Diagnostic], dict[DepKey, Hashable]]:
+) -> tuple[list[NodeResult], list[Diagnostic], DepBatch | None]:
     assert _FORKED is not None, "render worker without a session"
     session, sink = _FORKED
     return session._render_some(indices, sink, with_fingerprints=True)

@@ -339,6 +339,8 @@ def _related(
 ) -> dict[str, tuple[str, ...]]:
     """Explicit `related:` first, then pages sharing links and tags (bounded fan-out)."""
     article_keys = [k for k, p in pages.items() if p.kind == "article"]
+    articles = set(article_keys)
+    sort_title = {k: pages[k].meta.title.lower() for k in article_keys}  # once, not per sort
     inbound = {k: [b.source_slug for b in v] for k, v in backlinks.items()}
     related: dict[str, tuple[str, ...]] = {}
     for key in article_keys:
@@ -376,12 +378,8 @@ def _related(
                     if other not in scores:
                         scores[other] = len(my_tags.intersection(pages[other].meta.tags))
         ranked = sorted(
-            (
-                k
-                for k in scores
-                if k != key and k not in chosen and k in pages and pages[k].kind == "article"
-            ),
-            key=lambda k: (-scores[k], pages[k].meta.title.lower(), k),
+            (k for k in scores if k != key and k not in chosen and k in articles),
+            key=lambda k: (-scores[k], sort_title[k], k),
         )
         related[key] = tuple(chosen + ranked[: max(0, RELATED_LIMIT - len(chosen))])
     return related

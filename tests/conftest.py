@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from kbgen.pipeline import BuildOptions, BuildResult, Builder
+from kbgen.pipeline import Builder, BuildOptions, BuildResult
 
 REPO = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 21)
@@ -131,7 +131,9 @@ def anchors(html: str) -> list[tuple[str, str, dict[str, str]]]:
     found: list[tuple[str, str, dict[str, str]]] = []
 
     class Parser(HTMLParser):
-        stack: list[tuple[dict[str, str], list[str]]] = []
+        def __init__(self) -> None:
+            super().__init__()
+            self.stack: list[tuple[dict[str, str], list[str]]] = []
 
         def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
             if tag == "a":

@@ -15,9 +15,12 @@ from kbgen.cache import (
     CacheCorrupt,
     CacheDir,
     MarkupStore,
+    PackIndex,
     engine_key,
+    entry_bytes,
     glossary_digest,
     markup_key,
+    open_entry,
     read_entry,
     seal,
     stamp_of,
@@ -27,7 +30,7 @@ from kbgen.cache import (
 from kbgen.config import MarkdownOptions
 from kbgen.markup import MarkupEngine
 from kbgen.model import GlossaryTerm, Markup
-from kbgen.pipeline import BuildOptions, BuildResult, Builder
+from kbgen.pipeline import Builder, BuildOptions, BuildResult
 
 MECH = "status: established"
 
@@ -42,8 +45,8 @@ def sample_markup() -> Markup:
     return MarkupEngine(MarkdownOptions()).convert("# Title\n\nSee [[x]] and [@k].\n", 5)
 
 
-def markup_files(root: Path) -> list[Path]:
-    return sorted(p for p in (root / ".kbgen-cache").glob("v*/markup/*/*") if p.is_file())
+def markup_packs(root: Path) -> list[Path]:
+    return sorted((root / ".kbgen-cache").glob("v*/markup/*.pack"))
 
 
 @pytest.fixture
@@ -84,13 +87,40 @@ def test_valid_envelope_of_the_wrong_type_is_refused() -> None:
         unseal(seal({"html": "<p>not a Markup</p>"}), Markup)
 
 
-def test_checksummed_payload_that_does_not_unpickle_is_refused() -> None:
-    payload = b"\x80\x05cno_such_module\nNoSuchClass\n."
-    import hashlib
+def test_authenticated_payload_that_does_not_unpickle_is_refused() -> None:
+    from kbgen.cache import _mac
 
-    data = MAGIC + hashlib.sha256(payload).digest() + payload
+    payload = b"\x80\x05cno_such_module\nNoSuchClass\n."
     with pytest.raises(CacheCorrupt, match="cannot unpickle"):
-        unseal(data, Markup)
+        unseal(MAGIC + _mac(payload) + payload, Markup)
+
+
+def test_forged_entry_from_outside_is_never_unpickled(tmp_path: Path) -> None:
+    """A cache file planted in the project (e.g. by a pull request) can compute a SHA-256
+    but not the per-user HMAC: it is refused before pickle ever sees it."""
+    import hashlib
+    import pickle
+
+    canary = tmp_path / "unpickled"
+
+    class Payload:
+        def __reduce__(self) -> tuple[object, tuple[str, str]]:
+            return (open, (str(canary), "w"))
+
+    payload = pickle.dumps(Payload())
+    forged = MAGIC + hashlib.sha256(payload).digest() + payload
+    with pytest.raises(CacheCorrupt, match="checksum mismatch"):
+        unseal(forged, Markup)
+    assert not canary.exists()
+
+
+def test_cache_key_is_private_and_stable(tmp_path: Path) -> None:
+    from kbgen.cache import _load_or_create_key
+
+    path = tmp_path / "kbgen" / "cache-key"
+    first = _load_or_create_key(path)
+    assert len(first) == 32 and path.stat().st_mode & 0o777 == 0o600
+    assert _load_or_create_key(path) == first
 
 
 def test_read_entry_returns_none_for_missing_and_corrupt(tmp_path: Path) -> None:
@@ -148,9 +178,53 @@ def test_racy_stamps_are_not_trusted(tmp_path: Path) -> None:
 
 def test_store_reads_back_from_disk_in_a_new_process_view(tmp_path: Path) -> None:
     cache = CacheDir(tmp_path / "cache")
-    MarkupStore(cache).put("ab" * 32, sample_markup())
+    store = MarkupStore(cache)
+    store.put("ab" * 32, sample_markup())
+    assert MarkupStore(cache).get("ab" * 32) is None  # not flushed yet
+    store.flush()
     assert MarkupStore(cache).get("ab" * 32) == sample_markup()
     assert MarkupStore(cache).get("cd" * 32) is None
+
+
+def test_pack_entry_for_another_key_is_refused() -> None:
+    key, markup = open_entry(entry_bytes("k1", sample_markup()))
+    assert (key, markup) == ("k1", sample_markup())
+    with pytest.raises(CacheCorrupt):
+        open_entry(entry_bytes("k1", sample_markup())[:-5])
+
+
+def test_index_pointing_at_the_wrong_entry_is_a_miss(tmp_path: Path) -> None:
+    cache = CacheDir(tmp_path / "cache")
+    store = MarkupStore(cache)
+    store.put("k1", sample_markup())
+    store.put("k2", sample_markup())
+    store.flush()
+    index_path = cache.base / "markup" / "index"
+    index = read_entry(index_path, PackIndex)
+    assert index is not None
+    swapped = {"k1": index.entries["k2"], "k2": index.entries["k1"]}
+    index_path.write_bytes(seal(PackIndex(swapped)))
+    fresh = MarkupStore(cache)
+    assert fresh.get("k1") is None and fresh.get("k2") is None
+
+
+def test_flushes_are_compacted_and_dead_packs_deleted(tmp_path: Path) -> None:
+    cache = CacheDir(tmp_path / "cache")
+    folder = cache.base / "markup"
+    store = MarkupStore(cache)
+    count = MarkupStore.MAX_PACKS + 3
+    for number in range(count):  # like serve: one small pack per build
+        store.put(f"k{number}", sample_markup())
+        store.flush()
+    assert len(list(folder.glob("*.pack"))) == count
+    store.flush(live_keys=[f"k{n}" for n in range(count)])  # too many packs: compacted
+    assert len(list(folder.glob("*.pack"))) == 1
+    store.put("extra", sample_markup())
+    store.flush(live_keys=["extra"])  # the big pack is now dead: deleted
+    assert [p.name for p in folder.glob("*.pack")] == [store._disk_index()["extra"][0]]
+    fresh = MarkupStore(cache)
+    assert fresh.get("extra") == sample_markup()
+    assert fresh.get("k1") is None
 
 
 # -- builds with a damaged cache -------------------------------------------------------------
@@ -160,8 +234,12 @@ def test_cache_folder_is_marked_and_ignored_by_git(site: Path) -> None:
     assert build(site).ok
     cache = site / ".kbgen-cache"
     assert (cache / ".gitignore").read_text() == "*\n"
-    assert (cache / "CACHEDIR.TAG").read_text().startswith("Signature: 8a477f597d28d172789f06886806bc55")
-    assert markup_files(site)
+    assert (
+        (cache / "CACHEDIR.TAG")
+        .read_text()
+        .startswith("Signature: 8a477f597d28d172789f06886806bc55")
+    )
+    assert len(markup_packs(site)) == 1  # one pack for the whole build, not a file per page
 
 
 def test_no_cache_option_writes_no_cache(site: Path) -> None:
@@ -170,22 +248,26 @@ def test_no_cache_option_writes_no_cache(site: Path) -> None:
 
 
 @pytest.mark.parametrize("warm", [False, True], ids=["cold", "warm"])
-@pytest.mark.parametrize("damage", ["truncate", "flip", "garbage", "wrong-type"])
+@pytest.mark.parametrize(
+    "damage", ["truncate", "flip", "garbage", "wrong-type", "bad-index", "no-pack"]
+)
 def test_corrupt_markup_entries_are_converted_again(site: Path, damage: str, warm: bool) -> None:
     first = build(site)
     expected = snapshot(site / "site")
-    files = markup_files(site)
-    assert len(files) == 2
-    for path in files:
-        data = path.read_bytes()
-        if damage == "truncate":
-            path.write_bytes(data[:40])
-        elif damage == "flip":
-            path.write_bytes(data[:-10] + bytes([data[-10] ^ 1]) + data[-9:])
-        elif damage == "garbage":
-            path.write_bytes(b"\x00" * 100)
-        else:
-            path.write_bytes(seal(["not", "markup"]))
+    (pack,) = markup_packs(site)
+    data = pack.read_bytes()
+    if damage == "truncate":
+        pack.write_bytes(data[: len(data) // 3])
+    elif damage == "flip":
+        pack.write_bytes(bytes(b ^ 1 if i % 97 == 50 else b for i, b in enumerate(data)))
+    elif damage == "garbage":
+        pack.write_bytes(b"\x00" * len(data))
+    elif damage == "wrong-type":
+        pack.write_bytes(entry_bytes("k", ["not", "markup"]) * 2)  # type: ignore[arg-type]
+    elif damage == "bad-index":
+        (pack.parent / "index").write_bytes(b"not an index")
+    else:
+        pack.unlink()
     if warm:  # a real edit: beta's damaged entry is needed to resolve links
         alpha = site / "content/mechanism/alpha.md"
         alpha.write_text(alpha.read_text().replace("Alpha. See", "Alpha now. See"))
@@ -198,7 +280,9 @@ def test_corrupt_markup_entries_are_converted_again(site: Path, damage: str, war
     if not warm:
         assert snapshot(site / "site") == expected
     assert [d.format() for d in result.diagnostics] == [d.format() for d in first.diagnostics]
-    assert all(read_entry(p, Markup) is not None for p in markup_files(site))  # rewritten
+    store = MarkupStore(CacheDir(site / ".kbgen-cache"))
+    keys = list(read_entry(next(site.glob(".kbgen-cache/v*/markup/index")), PackIndex).entries)
+    assert len(keys) == 2 and all(store.get(k) is not None for k in keys)  # rewritten
 
 
 @pytest.mark.parametrize("damage", ["truncate", "garbage", "wrong-type", "delete"])
@@ -244,10 +328,37 @@ def test_review_warnings_are_never_stale_across_days(site: Path) -> None:
 
 def test_leftover_temporary_files_are_ignored(site: Path) -> None:
     assert build(site).ok
-    for path in markup_files(site):
-        (path.parent / f".{path.name}.123-abcd.tmp").write_bytes(b"partial")
+    (pack,) = markup_packs(site)
+    (pack.parent / f".{pack.name}.123-abcd.tmp").write_bytes(b"partial")
     (site / "content/mechanism/alpha.md").write_text(
         article("Alpha", "Alpha changed. See [[beta]].", extra=MECH)
     )
     result = build(site)
     assert result.ok and result.converted == 1
+
+
+def test_conversions_of_a_failed_build_are_kept(site: Path) -> None:
+    (site / "content/mechanism/gamma.md").write_text(
+        article("Gamma", "Gamma links [[nowhere]].", extra=MECH)
+    )
+    failed = build(site)
+    assert not failed.ok and failed.converted == 3
+    (site / "content/mechanism/gamma.md").write_text(
+        article("Gamma", "Gamma links [[alpha]].", extra=MECH)
+    )
+    fixed = build(site)
+    assert fixed.ok and fixed.converted == 1  # only the edited page is converted again
+
+
+def test_pending_conversions_are_written_in_bounded_batches(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(MarkupStore, "FLUSH_EVERY", 3)
+    cache = CacheDir(tmp_path / "cache")
+    store = MarkupStore(cache)
+    for number in range(7):
+        store.put(f"k{number}", sample_markup())
+    assert len(list((cache.base / "markup").glob("*.pack"))) == 2  # 3 + 3 written, 1 pending
+    store.flush()
+    fresh = MarkupStore(cache)
+    assert all(fresh.get(f"k{n}") == sample_markup() for n in range(7))

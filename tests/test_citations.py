@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import article, run_build
+
 from kbgen.citations import load_references
 
 GOOD = """\

@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 
 import pytest
-
 from conftest import REPO, TODAY
-from kbgen.pipeline import BuildOptions, Builder
+
+from kbgen.pipeline import Builder, BuildOptions
 from kbgen.resolve import SiteIndex
 
 MINIMUM_ARTICLES = {"mechanism": 7, "indications": 8, "administration": 7,

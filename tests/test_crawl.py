@@ -13,9 +13,9 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
-
 from conftest import REPO, TODAY
-from kbgen.pipeline import BuildOptions, Builder
+
+from kbgen.pipeline import Builder, BuildOptions
 
 
 class _PageParser(HTMLParser):

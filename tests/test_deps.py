@@ -22,7 +22,9 @@ from kbgen.model import FrontMatter, LinkRef, Markup, Page
 from kbgen.resolve import SiteIndex
 
 
-def page(slug: str, title: str = "T", html: str = "<p>x</p>", links: tuple[LinkRef, ...] = ()) -> Page:
+def page(
+    slug: str, title: str = "T", html: str = "<p>x</p>", links: tuple[LinkRef, ...] = ()
+) -> Page:
     return Page(
         rel=f"mechanism/{slug}.md",
         source=f"content/mechanism/{slug}.md",
@@ -212,7 +214,18 @@ def test_update_reuses_fingerprints_computed_by_workers() -> None:
     current = Fingerprinter(index(page("alpha")), {}, {})
     key = ("page", "alpha", "meta.title")
     graph = DepGraph().updated(
-        {}, {"page:beta": ((("b.html", "d"),), frozenset({key}))}, current, ["page:beta"],
+        {},
+        {"page:beta": ((("b.html", "d"),), frozenset({key}))},
+        current,
+        ["page:beta"],
         known={key: "from-worker"},
     )
     assert graph.fingerprints == ["from-worker"]
+
+
+def test_comparing_recorded_values_depends_on_the_whole_value() -> None:
+    recorder = Recorder()
+    alpha = page("alpha")
+    proxy = PageProxy(alpha, "alpha", recorder)
+    assert proxy == alpha and proxy.meta == alpha.meta
+    assert recorder.keys == {("page", "alpha", "*"), ("page", "alpha", "meta")}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conftest import anchors, article, read_out, run_build
+
 from kbgen.glossary import load_glossary, term_id
 
 GLOSSARY = """\

@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO, TODAY, snapshot
-from kbgen.pipeline import BuildOptions, Builder
+
+from kbgen.pipeline import Builder, BuildOptions
 
 GOLDEN = REPO / "tests" / "fixtures" / "golden"
 COMPARED_SUFFIXES = (".html", ".xml", ".txt", ".json")

@@ -20,7 +20,7 @@ from conftest import MINIMAL_CONFIG, REPO, TODAY, article, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kbgen.pipeline import BuildOptions, BuildResult, Builder
+from kbgen.pipeline import Builder, BuildOptions, BuildResult
 
 MECH = "status: established"
 ROUTE = "bioavailability: 30%"
@@ -51,7 +51,9 @@ GLOSSARY = """\
 def small_site() -> dict[str, str]:
     """Five articles in two sections, a home and a section intro, references, a glossary."""
     return {
-        "content/index.md": "---\ntitle: Home\nsummary: The home page.\n---\nWelcome. See [[alpha]].\n",
+        "content/index.md": (
+            "---\ntitle: Home\nsummary: The home page.\n---\nWelcome. See [[alpha]].\n"
+        ),
         "content/mechanism/_index.md": "---\ntitle: Mechanism\nsummary: How.\n---\nIntro.\n",
         "content/mechanism/alpha.md": article(
             "Alpha",
@@ -90,7 +92,9 @@ def build(root: Path, output: Path | None = None, **options: object) -> BuildRes
     return Builder(root / "config.yaml", BuildOptions(**options)).build()  # type: ignore[arg-type]
 
 
-def full_build(root: Path, scratch: Path, **options: object) -> tuple[BuildResult, dict[str, bytes]]:
+def full_build(
+    root: Path, scratch: Path, **options: object
+) -> tuple[BuildResult, dict[str, bytes]]:
     """A clean build: no cache, an empty output folder."""
     output = scratch / "full-site"
     if output.exists():
@@ -103,9 +107,7 @@ def messages(result: BuildResult) -> list[str]:
     return [d.format() for d in result.diagnostics]
 
 
-def assert_same_as_full(
-    root: Path, result: BuildResult, scratch: Path, **options: object
-) -> None:
+def assert_same_as_full(root: Path, result: BuildResult, scratch: Path, **options: object) -> None:
     full, expected = full_build(root, scratch, **options)
     assert messages(result) == messages(full)
     assert result.ok == full.ok
@@ -344,7 +346,11 @@ def test_output_file_deleted_by_hand_is_restored(site: Path, tmp_path: Path) -> 
 
 
 def test_output_written_by_another_variant_forces_a_full_build(site: Path, tmp_path: Path) -> None:
-    write(site, "content/routes/draft.md", article("Draft", "Draft text.", extra=ROUTE + "\ndraft: true"))
+    write(
+        site,
+        "content/routes/draft.md",
+        article("Draft", "Draft text.", extra=ROUTE + "\ndraft: true"),
+    )
     assert build(site).ok
     assert build(site, drafts=True).ok  # rewrites site/ with the draft
     result = build(site)  # our saved state no longer describes site/
@@ -362,8 +368,11 @@ def test_new_day_recomputes_review_warnings(site: Path, tmp_path: Path) -> None:
 
 
 def test_strict_build_after_a_build_with_warnings_fails(site: Path, tmp_path: Path) -> None:
-    write(site, "content/mechanism/alpha.md", (site / "content/mechanism/alpha.md").read_text()
-          .replace("tags:", "colour: red\ntags:"))
+    write(
+        site,
+        "content/mechanism/alpha.md",
+        (site / "content/mechanism/alpha.md").read_text().replace("tags:", "colour: red\ntags:"),
+    )
     first = build(site)
     assert first.ok and "unknown front-matter key 'colour'" in "".join(messages(first))
     strict = build(site, strict=True)
@@ -559,7 +568,9 @@ def op_static(root: Path, rng: random.Random, step: int) -> None:
 
 def op_config(root: Path, rng: random.Random, step: int) -> None:
     config = root / "config.yaml"
-    lines = [line for line in config.read_text("utf-8").split("\n") if not line.startswith("disclaimer:")]
+    lines = [
+        line for line in config.read_text("utf-8").split("\n") if not line.startswith("disclaimer:")
+    ]
     lines.insert(1, f"disclaimer: Config edit {step}.")
     config.write_text("\n".join(lines), "utf-8")
 
@@ -658,3 +669,16 @@ def test_a_large_old_site_is_deleted_in_the_background(
         assert time.monotonic() < deadline, "the background rm did not finish"
         time.sleep(0.05)
     assert sorted(p.name for p in site.iterdir() if p.name.startswith(".site")) == []
+
+
+def test_check_after_a_build_checks_what_changed(site: Path, tmp_path: Path) -> None:
+    assert build(site).ok
+    unchanged = build(site, write=False)
+    assert unchanged.ok and unchanged.mode == "unchanged" and unchanged.written is None
+    edit(site, "templates/tag.html", "{% block main %}", "{% block main %}{{ nope.nope }}")
+    broken = build(site, write=False)
+    assert not broken.ok and broken.mode == "warm"
+    assert any("templates/tag.html" in m for m in messages(broken))
+    assert broken.rendered <= {"tag:core", "tag:nmda", "tag:other", "tag:route"}
+    edit(site, "templates/tag.html", "{{ nope.nope }}", "")
+    assert build(site, write=False).ok

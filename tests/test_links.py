@@ -92,7 +92,9 @@ def test_unsafe_schemes_including_obfuscated_forms() -> None:
     st.lists(st.sampled_from(["a", "b", "index.html", "x.html", "tags"]), min_size=1, max_size=4),
 )
 @settings(max_examples=300, deadline=None)
-def test_relative_path_fast_path_equals_posixpath_relpath(source: list[str], target: list[str]) -> None:
+def test_relative_path_fast_path_equals_posixpath_relpath(
+    source: list[str], target: list[str]
+) -> None:
     import posixpath
 
     from_file, to_file = "/".join(source), "/".join(target)

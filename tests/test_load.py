@@ -153,3 +153,21 @@ def test_load_page_reports_front_matter_and_markup_problems_together(tmp_path: P
         "content/mechanism/alpha.md:7:15: error: link URL with the unsafe scheme 'javascript:' "
         "is not allowed",
     ]
+
+
+def test_a_page_too_deep_to_convert_does_not_corrupt_the_next_one(tmp_path: Path) -> None:
+    config = config_for(tmp_path)
+    deep = PAGE.replace("Body with [[beta]].", "Intro.\n\n" + "- " * 10_000 + "deep")
+    (tmp_path / "content/mechanism/deep.md").write_text(deep, "utf-8")
+    (tmp_path / "content/mechanism/alpha.md").write_text(PAGE, "utf-8")
+    engine = MarkupEngine(config.markdown)  # one engine for both pages, as in a build
+    _, problems = load_page(source(tmp_path, "mechanism/deep.md"), config, engine, TODAY)
+    assert [d.format() for d in problems] == [
+        "content/mechanism/deep.md:8:1: error: lists or blockquotes are nested too deeply to "
+        "convert (about 10000 levels on this line)\n"
+        "  hint: flatten the nesting; a few levels of lists or quotes are plenty"
+    ]
+    page, problems = load_page(source(tmp_path, "mechanism/alpha.md"), config, engine, TODAY)
+    assert problems == [] and page is not None
+    assert [link.target for link in page.markup.links] == ["beta"]
+    assert '<a href="' in page.markup.html

@@ -13,7 +13,7 @@ import pytest
 from conftest import REPO, TODAY, article, run_cli, snapshot
 
 from kbgen.cli import ProgressBar
-from kbgen.pipeline import BuildOptions, Builder
+from kbgen.pipeline import Builder, BuildOptions
 
 MECH = "status: established"
 
@@ -32,7 +32,9 @@ def many_pages(count: int) -> dict[str, str]:
     return files
 
 
-def build_in_subprocess(root: Path, output: Path, jobs: int, *, load_min: int, render_min: int) -> str:
+def build_in_subprocess(
+    root: Path, output: Path, jobs: int, *, load_min: int, render_min: int
+) -> str:
     """Build in a fresh interpreter (no threads, so workers fork) with lowered thresholds."""
     script = textwrap.dedent(
         f"""
@@ -42,7 +44,7 @@ def build_in_subprocess(root: Path, output: Path, jobs: int, *, load_min: int, r
         kbgen.load.PARALLEL_MIN = {load_min}
         kbgen.render.RENDER_PARALLEL_MIN = {render_min}
         from kbgen.pipeline import Builder, BuildOptions
-        result = Builder(Path({str(root / 'config.yaml')!r}), BuildOptions(
+        result = Builder(Path({str(root / "config.yaml")!r}), BuildOptions(
             output=Path({str(output)!r}), jobs={jobs}, cache=False,
             today=datetime.date({TODAY.year}, {TODAY.month}, {TODAY.day}))).build()
         print(result.ok, result.workers, len(result.rendered))
@@ -63,8 +65,12 @@ def test_parallel_stages_write_the_same_bytes_as_one_process(
     make_site, tmp_path: Path, load_min: int, render_min: int
 ) -> None:
     root = make_site(many_pages(24))
-    serial = build_in_subprocess(root, tmp_path / "one", 1, load_min=load_min, render_min=render_min)
-    parallel = build_in_subprocess(root, tmp_path / "two", 2, load_min=load_min, render_min=render_min)
+    serial = build_in_subprocess(
+        root, tmp_path / "one", 1, load_min=load_min, render_min=render_min
+    )
+    parallel = build_in_subprocess(
+        root, tmp_path / "two", 2, load_min=load_min, render_min=render_min
+    )
     assert serial.split()[:2] == ["True", "1"]
     assert parallel.split()[:2] == ["True", "2"]  # the pool really ran
     assert serial.split()[2] == parallel.split()[2]  # the same nodes rendered
@@ -79,7 +85,10 @@ def test_cli_output_is_identical_across_processes_and_hash_seeds(make_site, tmp_
         out = tmp_path / f"out-{jobs}"
         done = subprocess.run(
             [sys.executable, str(REPO / "build.py"), "build", "--jobs", jobs, "--output", str(out)],
-            cwd=root, capture_output=True, text=True, timeout=300,
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=300,
             env={**os.environ, "PYTHONPATH": str(REPO), **env_seed},
         )
         assert done.returncode == 0, done.stderr
@@ -89,7 +98,9 @@ def test_cli_output_is_identical_across_processes_and_hash_seeds(make_site, tmp_
     assert results[0] == results[1]
 
 
-def test_failure_inside_a_worker_leaves_the_old_site_and_no_debris(make_site, tmp_path: Path) -> None:
+def test_failure_inside_a_worker_leaves_the_old_site_and_no_debris(
+    make_site, tmp_path: Path
+) -> None:
     root = make_site(many_pages(12))
     output = tmp_path / "site"
     build_in_subprocess(root, output, 1, load_min=10**6, render_min=10**6)
@@ -103,12 +114,15 @@ def test_failure_inside_a_worker_leaves_the_old_site_and_no_debris(make_site, tm
             raise RuntimeError("a bug while rendering")
         kbgen.render._tag_context = broken
         from kbgen.pipeline import Builder, BuildOptions
-        Builder(Path({str(root / 'config.yaml')!r}),
+        Builder(Path({str(root / "config.yaml")!r}),
                 BuildOptions(output=Path({str(output)!r}), jobs=2, cache=False)).build()
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     assert done.returncode != 0 and "a bug while rendering" in done.stderr

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from conftest import anchors, article, read_out, run_build
-from kbgen.pipeline import BuildOptions, Builder
+
+from kbgen.pipeline import Builder, BuildOptions
 from kbgen.resolve import SiteIndex
 
 M = "status: established"
