@@ -275,26 +275,24 @@ def install_peers(selected: list[str]) -> None:
 
 
 def version_of(tool: Tool) -> str:
-    commands = {
-        "hugo": [tool.command[0], "version"],
-        "mkdocs": [tool.command[0], "--version"],
-        "mkdocs-material": [tool.command[0], "--version"],
-        "pelican": [tool.command[0], "--version"],
-    }
+    """The version of the package that provides the tool, from its environment."""
     if tool.name.startswith("kbgen"):
-        return subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", "kbgen", "--version"],
             capture_output=True,
             text=True,
             env=tool.env,
             check=False,
-        ).stdout.strip()
+        )
+        return done.stdout.strip()
+    python = str(WORK / "venvs" / PEER_VENVS[tool.name][0] / "bin" / "python")
     done = subprocess.run(
-        commands[tool.name], capture_output=True, text=True, env=tool.env, check=False
+        [python, "-c", f"import importlib.metadata as m; print(m.version({tool.name!r}))"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
-    text = (done.stdout or done.stderr).strip().splitlines()
-    line = next((t for t in text if re.search(r"\d+\.\d+", t) and "Running" not in t), "?")
-    return re.sub(r"\x1b\[[0-9;]*m", "", line)[:90]
+    return f"{tool.name} {done.stdout.strip() or '?'}"
 
 
 # -- the corpus and its edits ------------------------------------------------------------------

@@ -307,7 +307,7 @@ class MarkupStore:
     are dead, the live entries are rewritten into one new pack.
     """
 
-    MAX_PACKS = 12  #: more packs than this (serve flushes one per build) are compacted
+    MAX_PACKS = 64  #: more packs than this (serve flushes one per build) are compacted
 
     def __init__(self, cache: CacheDir | None) -> None:
         self.cache = cache
@@ -365,7 +365,7 @@ class MarkupStore:
 
     # -- writing --------------------------------------------------------------------------
 
-    FLUSH_EVERY = 2000  #: pending entries written out as a pack at this count (bounds memory)
+    FLUSH_EVERY = 1000  #: pending entries written out as a pack at this count (bounds memory)
 
     def put(self, key: str, markup: Markup, envelope: bytes | None = None) -> None:
         """Remember a conversion (`envelope`: its `entry_bytes`, if already made)."""

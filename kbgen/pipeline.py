@@ -70,7 +70,7 @@ from kbgen.write import (
 # changed never needs them (nor Jinja2, Markdown or Pygments), and it should be quick.
 if TYPE_CHECKING:
     from kbgen.render import Renderer, RenderJob, RenderSession
-    from kbgen.resolve import SiteIndex
+    from kbgen.resolve import Resolution, SiteIndex
 
 Progress = Callable[[str, int, int], None]  #: (stage, done, total)
 STATE_FORMAT = 1
@@ -87,6 +87,9 @@ class BuildOptions:
     jobs: int | None = None  #: worker processes for cold work; None = the CPUs available
     cache: bool = True  #: keep converted pages and the build state in config.cache_dir
     progress: Progress | None = None  #: called as work advances (the CLI's progress bar)
+    #: keep the build state in memory until `Builder.save_state()` (serve: saving 10,000
+    #: pages' state after every save would cost more than the rebuild)
+    defer_state: bool = False
 
 
 @dataclass
@@ -199,6 +202,22 @@ def available_cpus() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+class _Scanned:
+    """One walk of the source folders, and where each file it found sits."""
+
+    def __init__(
+        self, config_digest: str, tree: SourceTree, found: list[Diagnostic], scanned_ns: int
+    ) -> None:
+        self.config_digest = config_digest
+        self.tree = tree
+        self.found = found
+        self.scanned_ns = scanned_ns
+        files = [*tree.pages, *tree.data.values(), *tree.static, *tree.templates]
+        self.rels = {file.path: file.rel for file in tree.pages}
+        for file in files[len(tree.pages) :]:
+            self.rels.setdefault(file.path, "")  # known, but not a page
+
+
 @dataclass
 class _Inputs:
     """The files of this build and their digests, before anything is parsed."""
@@ -212,6 +231,9 @@ class _Inputs:
     statics: dict[str, FileState]
     data: dict[str, FileState]
     force_pages: frozenset[str]
+    #: the caller's `changed` lists every change (a watcher saw them): files outside it are
+    #: not listed or stat-ed again, and output files are not checked for deletion
+    trusted: bool = False
 
 
 class Builder:
@@ -222,22 +244,34 @@ class Builder:
         self.options = options
         self.index: SiteIndex | None = None
         self._state: BuildState | None = None  #: the last successful build (this variant)
+        self._resolution: Resolution | None = None  #: the resolve of that build
         self._records: tuple[str, int, dict[str, SourceRecord]] | None = None
         self._markups: MarkupStore | None = None
         self._renderer: Renderer | None = None
         self._renderer_key: tuple[str, frozenset[tuple[str, str]]] | None = None
         self._generator: str | None = None
         self._wrote = False  #: a build of this Builder has written the output folder
+        self._unsaved: tuple[CacheDir, str] | None = None  #: where a deferred state goes
+        self._scanned: _Scanned | None = None  #: the last walk of the source folders
 
     # -- the build --------------------------------------------------------------------
 
-    def build(self, changed: set[Path] | None = None) -> BuildResult:
+    def build(
+        self, changed: set[Path] | None = None, *, trust_changed: bool = False
+    ) -> BuildResult:
         """One build. `changed`: paths a watcher saw change (they are re-read whatever
-        their stamps say); None: find changes by stamp and digest alone."""
-        with _cyclic_gc_paused():
-            return self._build_once(changed)
+        their stamps say); None: find changes by stamp and digest alone.
 
-    def _build_once(self, changed: set[Path] | None) -> BuildResult:
+        `trust_changed`: `changed` is *every* change since the last build (serve's watcher
+        saw them all), so when they are all edits of files the last scan listed, the folders
+        are not walked again, other files are not stat-ed and the output folder is not
+        checked for deleted files: a save costs the same whatever the size of the site.
+        A build without it (serve runs one after each pause) catches anything missed.
+        """
+        with _cyclic_gc_paused():
+            return self._build_once(changed, trust_changed)
+
+    def _build_once(self, changed: set[Path] | None, trust_changed: bool) -> BuildResult:
         timer = Timer()
         options = self.options
         with timer.stage("config"):
@@ -250,7 +284,7 @@ class Builder:
         generator = self._generator or generator_id()
         self._generator = generator
         with timer.stage("discover"):
-            inputs = self._scan(config, changed)
+            inputs = self._scan(config, changed, trust_changed)
         with timer.stage("state"):
             previous = self._previous_state(config, cache, generator)
         use_search = config.search if options.search is None else options.search
@@ -281,10 +315,13 @@ class Builder:
         with timer.stage("load"):
             loaded = self._load(config, cache, generator, inputs, glossary, jobs)
             diagnostics += loaded.diagnostics
-        from kbgen.resolve import build_index
+        from kbgen.resolve import resolve_site
 
         with timer.stage("resolve"):
-            index, resolve_diagnostics = build_index(
+            # Only the resolution of the build `previous` describes can be updated: the
+            # planner compares against the fingerprints that build recorded.
+            base = self._resolution if previous is not None and previous is self._state else None
+            resolution = resolve_site(
                 loaded.pages,
                 references,
                 glossary,
@@ -292,8 +329,10 @@ class Builder:
                 options.drafts,
                 references_path=config.rel(config.content_dir / "references.yaml"),
                 glossary_path=config.rel(config.content_dir / "glossary.yaml"),
+                previous=base,
             )
-            diagnostics += resolve_diagnostics
+            diagnostics += resolution.diagnostics
+            index = resolution.index
             self.index = index
         with timer.stage("views"):
             renderer = self._renderer_for(config, inputs.templates)
@@ -320,7 +359,14 @@ class Builder:
             and (output_intact or not options.write)
         ):
             with timer.stage("plan"):
-                plan = _plan(previous, session, tokens, config.output_dir, options.write)
+                plan = _plan(
+                    previous,
+                    session,
+                    tokens,
+                    config.output_dir,
+                    options.write and not inputs.trusted,
+                    resolution.delta,
+                )
         result = BuildResult(
             [],
             pages=sum(1 for job in session.jobs if (job.file or "").endswith(".html")),
@@ -375,6 +421,7 @@ class Builder:
                 cache,
                 loaded.converted > 0,
             )
+            self._resolution = resolution
         return result
 
     def _check_only(
@@ -557,12 +604,27 @@ class Builder:
 
     # -- inputs ------------------------------------------------------------------------
 
-    def _scan(self, config: Config, changed: set[Path] | None) -> _Inputs:
+    def _scan(self, config: Config, changed: set[Path] | None, trusted: bool) -> _Inputs:
         today = self.options.today or dt.date.today()
-        scanned_ns = time.time_ns()
-        tree, found = scan(config)
-        state = self._state.head if self._state is not None else None
         forced = {p.absolute() for p in changed or ()}
+        known = self._scanned if trusted and changed else None
+        if (
+            known is not None
+            and known.config_digest == config.digest
+            and all(path in known.rels and os.path.isfile(path) for path in forced)
+        ):
+            # Stamps taken in this build are judged against the last full scan's time
+            # (cache.stamp_trusted), which is what the unscanned files' stamps are from.
+            tree, found, scanned_ns = known.tree, known.found, known.scanned_ns
+            force_pages = frozenset(filter(None, (known.rels[path] for path in forced)))
+        else:
+            trusted = False
+            scanned_ns = time.time_ns()
+            tree, found = scan(config)
+            known = _Scanned(config.digest, tree, found, scanned_ns)
+            self._scanned = known
+            force_pages = frozenset(filter(None, (known.rels.get(path) for path in forced)))
+        state = self._state.head if self._state is not None else None
 
         def states(
             files: Iterable[SourceFile], old: Mapping[str, FileState]
@@ -594,7 +656,8 @@ class Builder:
             templates=states(tree.templates, state.templates if state else {}),
             statics=states(tree.static, state.statics if state else {}),
             data=states(tree.data.values(), state.data if state else {}),
-            force_pages=frozenset(f.rel for f in tree.pages if f.path in forced),
+            force_pages=force_pages,
+            trusted=trusted,
         )
 
     def _previous_state(
@@ -631,8 +694,8 @@ class Builder:
             return False
         for file in inputs.tree.pages:
             stamp, digest = head.pages[file.rel]
-            if file.rel not in inputs.force_pages and stamp_trusted(
-                stamp_of(file.path), stamp, head.scanned_ns
+            if file.rel not in inputs.force_pages and (
+                inputs.trusted or stamp_trusted(stamp_of(file.path), stamp, head.scanned_ns)
             ):
                 continue
             try:  # a recent or reported file: unchanged only if its bytes are the same
@@ -645,7 +708,7 @@ class Builder:
         output = inputs.config.output_dir
         if use_search != head.searched or marker_digest(output) != head.marker:
             return False
-        return not _missing_files(output, head.manifest)
+        return inputs.trusted or not _missing_files(output, head.manifest)
 
     def _unchanged_result(self, previous: BuildState, inputs: _Inputs, timer: Timer) -> BuildResult:
         head = previous.head
@@ -694,6 +757,7 @@ class Builder:
             previous,
             scanned_ns,
             force=inputs.force_pages,
+            trusted=inputs.trusted,
             jobs=jobs,
             progress=self._progress("load"),
         )
@@ -746,9 +810,25 @@ class Builder:
         live = [r.markup_key for r in state.body.records.values() if r.markup_key]
         self._markups.retain(live)
         if cache is not None:
-            save_state(cache, self._variant(config), state.head, state.body)
+            self._unsaved = (cache, self._variant(config))
+            if not self.options.defer_state:
+                self.save_state()
             if converted:
                 self._markups.flush(live)  # also forgets conversions no page uses any more
+
+    @property
+    def state_unsaved(self) -> bool:
+        """The last successful build's state is not in the cache folder yet (`defer_state`)."""
+        return self._unsaved is not None
+
+    def save_state(self) -> None:
+        """Write the last successful build's state to the cache folder, if not done yet,
+        so that the next process (a `kbgen build`, a new `serve`) starts warm."""
+        if self._unsaved is None or self._state is None or self._state.body is None:
+            return
+        cache, variant = self._unsaved
+        self._unsaved = None
+        save_state(cache, variant, self._state.head, self._state.body)
 
     def _progress(self, stage: str) -> Callable[[int, int], None] | None:
         report = self.options.progress
@@ -780,13 +860,15 @@ def _plan(
     tokens: Mapping[str, tuple[str, str, str | None]],
     output_dir: Path,
     check_outputs: bool,
+    delta: Mapping[str, frozenset[str]] | None,
 ) -> _Plan:
-    """Which nodes must render again, from the recorded dependencies (see deps.py)."""
+    """Which nodes must render again, from the recorded dependencies (see deps.py).
+    `delta`: the index entries that can differ from the previous build's (None: any)."""
     body = previous.body
     assert body is not None
     stable = {key for key, token in tokens.items() if body.page_tokens.get(key) == token}
     current = session.fingerprinter()
-    changed = body.graph.changed_keys(current, stable)
+    changed = body.graph.changed_keys(current, stable, delta)
     missing = _missing_files(output_dir, previous.head.manifest) if check_outputs else set()
     wanted = {
         node: files if files is not None else _recorded_files(body.graph, node)

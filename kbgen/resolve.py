@@ -14,6 +14,7 @@ enough to recompute on every rebuild; only Markdown conversion is worth caching.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import posixpath
 from collections import defaultdict
@@ -77,30 +78,102 @@ def build_index(
     references_path: str = "content/references.yaml",
     glossary_path: str = "content/glossary.yaml",
 ) -> tuple[SiteIndex, list[Diagnostic]]:
-    diagnostics: list[Diagnostic] = []
+    """Resolve the whole site from scratch (see `resolve_site` for the incremental form)."""
+    resolution = resolve_site(
+        pages, references, glossary, config, show_drafts, references_path, glossary_path
+    )
+    return resolution.index, resolution.diagnostics
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """One resolve's result plus what the next resolve needs to update it cheaply.
+
+    `delta` says which entries of the index's mappings may differ from the `previous`
+    resolution this one was derived from (mapping name -> keys); None when everything was
+    resolved afresh. The dependency planner uses it to skip fingerprints that cannot have
+    changed, so an edited body costs work proportional to the edit, not to the site.
+    """
+
+    index: SiteIndex
+    diagnostics: list[Diagnostic]
+    delta: Mapping[str, frozenset[str]] | None
+    settings: tuple[object, ...]  #: everything besides the pages that the result depends on
+    everything: Mapping[str, Page]  #: drafts too (links to them are reported, not resolved)
+    hidden: frozenset[str]  #: keys of drafts left out of this build
+    names: Mapping[str, set[str]]
+    by_rel: Mapping[str, str]
+    rels: frozenset[tuple[str, str]]  #: (rel, key) of every page given, duplicates included
+    local: Mapping[str, tuple[Diagnostic, ...]]  #: key -> problems of its links and citations
+    shared: tuple[Diagnostic, ...]  #: every other diagnostic
+
+
+def resolve_site(
+    pages: Iterable[Page],
+    references: Mapping[str, Reference],
+    glossary: Sequence[GlossaryTerm],
+    config: Config,
+    show_drafts: bool,
+    references_path: str = "content/references.yaml",
+    glossary_path: str = "content/glossary.yaml",
+    previous: Resolution | None = None,
+) -> Resolution:
+    """Resolve the site; from `previous` when only page bodies changed, else from scratch.
+
+    The incremental path gives exactly the result of a full resolve (tests compare them):
+    it applies only when every page that changed kept what other pages can observe of it
+    (front matter, anchors, headings), kept the set of pages it links to and the set of keys
+    it cites, and nothing else (references, glossary, settings, the set of files) changed.
+    """
     all_pages = sorted(pages, key=lambda p: p.rel)
+    settings = (
+        config.digest,
+        show_drafts,
+        references_path,
+        glossary_path,
+        tuple(references.items()),
+        tuple(glossary),
+    )
+    if previous is not None and previous.settings == settings:
+        updated = _update(previous, all_pages, references, references_path)
+        if updated is not None:
+            return updated
+    return _resolve_all(
+        all_pages, references, glossary, show_drafts, settings, references_path, glossary_path
+    )
+
+
+def _resolve_all(
+    all_pages: list[Page],
+    references: Mapping[str, Reference],
+    glossary: Sequence[GlossaryTerm],
+    show_drafts: bool,
+    settings: tuple[object, ...],
+    references_path: str,
+    glossary_path: str,
+) -> Resolution:
+    shared: list[Diagnostic] = []
     drafts = {page_key(p): p for p in all_pages if p.meta.draft and not show_drafts}
-    by_key = _unique_pages([p for p in all_pages if page_key(p) not in drafts], diagnostics)
+    by_key = _unique_pages([p for p in all_pages if page_key(p) not in drafts], shared)
     everything = {**{page_key(p): p for p in drafts.values()}, **by_key}
     names = _name_table(everything.values())
     by_rel = {p.rel: page_key(p) for p in everything.values()}
+    lookup = _Lookup(names, by_rel, everything, frozenset(drafts), show_drafts)
 
     resolved: dict[str, tuple[ResolvedLink | None, ...]] = {}
     backlinks: dict[str, list[Backlink]] = defaultdict(list)
     outbound: dict[str, set[str]] = {}
+    local: dict[str, tuple[Diagnostic, ...]] = {}
     for key, page in by_key.items():
-        targets: list[ResolvedLink | None] = []
-        outbound[key] = set()
-        for link in page.markup.links:
-            target = _resolve_link(
-                page, link, names, by_rel, everything, drafts, show_drafts, diagnostics
-            )
-            targets.append(target)
-            if target is not None and target.slug != key and link.kind != "anchor":
-                if target.slug not in outbound[key]:
-                    backlinks[target.slug].append(Backlink(key, link.context))
-                outbound[key].add(target.slug)
-        resolved[key] = tuple(targets)
+        problems: list[Diagnostic] = []
+        targets, firsts = _page_links(page, key, lookup, problems)
+        resolved[key] = targets
+        outbound[key] = set(firsts)
+        for target_key, context in firsts.items():
+            backlinks[target_key].append(Backlink(key, context))
+        problems += _citation_problems(page, references, references_path)
+        if problems:
+            local[key] = tuple(problems)
 
     pages_by_tag: dict[str, list[str]] = defaultdict(list)
     articles_by_section: dict[str, list[Page]] = defaultdict(list)
@@ -118,10 +191,10 @@ def build_index(
         tag: tuple(sorted(keys, key=lambda k: (by_key[k].meta.title.lower(), k)))
         for tag, keys in sorted(pages_by_tag.items())
     }
-    citing = _check_citations(by_key, references, diagnostics, references_path)
-    _check_glossary(glossary, everything, diagnostics, glossary_path)
-    related = _related(by_key, outbound, backlinks, tags_sorted, names, diagnostics)
-    _graph_warnings(by_key, outbound, backlinks, diagnostics)
+    citing = _citing_pages(by_key, references, shared, references_path)
+    _check_glossary(glossary, everything, shared, glossary_path)
+    related = _related(by_key, outbound, backlinks, tags_sorted, names, shared)
+    _graph_warnings(by_key, outbound, backlinks, shared)
     index = SiteIndex(
         pages=by_key,
         links=resolved,
@@ -140,7 +213,156 @@ def build_index(
         citing_pages=citing,
         glossary=tuple(glossary),
     )
-    return index, diagnostics
+    return Resolution(
+        index=index,
+        diagnostics=_all_diagnostics(shared, local),
+        delta=None,
+        settings=settings,
+        everything=everything,
+        hidden=frozenset(drafts),
+        names=names,
+        by_rel=by_rel,
+        rels=frozenset((p.rel, page_key(p)) for p in all_pages),
+        local=local,
+        shared=tuple(shared),
+    )
+
+
+def _update(
+    previous: Resolution,
+    all_pages: list[Page],
+    references: Mapping[str, Reference],
+    references_path: str,
+) -> Resolution | None:
+    """`previous` updated for pages whose bodies changed; None when that is not enough."""
+    if len(all_pages) != len(previous.rels):
+        return None
+    old_index = previous.index
+    changed: list[tuple[str, Page]] = []
+    for page in all_pages:
+        key = page_key(page)
+        old = previous.everything.get(key)
+        if old is page:
+            continue
+        if (page.rel, key) not in previous.rels:
+            return None
+        if old is None or old.rel != page.rel:
+            # A duplicate that lost to another file: nothing reads it, and its only
+            # diagnostic names the files, not the content.
+            continue
+        if old.digest == page.digest and old.markup == page.markup:
+            continue
+        if not _observed_alike(old, page):
+            return None
+        changed.append((key, page))
+    if not changed:
+        return dataclasses.replace(previous, delta=_EMPTY_DELTA)
+
+    everything = dict(previous.everything)
+    pages = dict(old_index.pages)
+    links = dict(old_index.links)
+    backlinks = dict(old_index.backlinks)
+    local = dict(previous.local)
+    lookup = _Lookup(
+        previous.names, previous.by_rel, everything, previous.hidden, previous.settings[1] is True
+    )
+    touched_pages: set[str] = set()
+    touched_backlinks: set[str] = set()
+    for key, page in changed:
+        everything[key] = page
+        if key not in pages:  # a hidden draft: its links are not resolved
+            continue
+        old = pages[key]
+        if {c.key for c in old.markup.citations} != {c.key for c in page.markup.citations}:
+            return None
+        problems: list[Diagnostic] = []
+        targets, firsts = _page_links(page, key, lookup, problems)
+        if frozenset(firsts) != old_index.outbound.get(key, frozenset()):
+            return None
+        problems += _citation_problems(page, references, references_path)
+        pages[key] = page
+        links[key] = targets
+        touched_pages.add(key)
+        if problems:
+            local[key] = tuple(problems)
+        else:
+            local.pop(key, None)
+        for target_key, context in firsts.items():
+            entries = backlinks[target_key]
+            replaced = tuple(
+                Backlink(key, context) if entry.source_slug == key else entry for entry in entries
+            )
+            if replaced != entries:
+                backlinks[target_key] = replaced
+                touched_backlinks.add(target_key)
+    index = dataclasses.replace(old_index, pages=pages, links=links, backlinks=backlinks)
+    return dataclasses.replace(
+        previous,
+        index=index,
+        diagnostics=_all_diagnostics(previous.shared, local),
+        delta={
+            "pages": frozenset(touched_pages),
+            "links": frozenset(touched_pages),
+            "backlinks": frozenset(touched_backlinks),
+        },
+        everything=everything,
+        local=local,
+    )
+
+
+_EMPTY_DELTA: Mapping[str, frozenset[str]] = {}
+
+
+def _observed_alike(old: Page, new: Page) -> bool:
+    """Whether every other page, and every site-wide check, sees the two pages alike."""
+    return (
+        old.kind == new.kind
+        and old.section == new.section
+        and old.slug == new.slug
+        and old.meta == new.meta
+        and old.markup.anchors == new.markup.anchors
+        and [h.id for h in old.markup.toc] == [h.id for h in new.markup.toc]
+    )
+
+
+def _all_diagnostics(
+    shared: Iterable[Diagnostic], local: Mapping[str, tuple[Diagnostic, ...]]
+) -> list[Diagnostic]:
+    found = list(shared)
+    for problems in local.values():
+        found += problems
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class _Lookup:
+    """The tables a link is resolved against."""
+
+    names: Mapping[str, set[str]]
+    by_rel: Mapping[str, str]
+    everything: Mapping[str, Page]
+    hidden: frozenset[str]  #: drafts left out of this build
+    show_drafts: bool
+
+
+def _page_links(
+    page: Page, key: str, lookup: _Lookup, problems: list[Diagnostic]
+) -> tuple[tuple[ResolvedLink | None, ...], dict[str, str]]:
+    """The target of each link of `page`, and each other page it links to with the
+    context of the first link there (in link order: that is the backlink shown)."""
+    targets: list[ResolvedLink | None] = []
+    firsts: dict[str, str] = {}
+    for link in page.markup.links:
+        target = _resolve_link(page, link, lookup, problems)
+        targets.append(target)
+        if (
+            target is not None
+            and target.slug != key
+            and link.kind != "anchor"
+            and target.slug not in firsts
+        ):
+            firsts[target.slug] = link.context
+    return tuple(targets), firsts
 
 
 def _unique_pages(pages: list[Page], diagnostics: list[Diagnostic]) -> dict[str, Page]:
@@ -192,15 +414,10 @@ def _name_table(pages: Iterable[Page]) -> dict[str, set[str]]:
 
 
 def _resolve_link(
-    page: Page,
-    link: LinkRef,
-    names: Mapping[str, set[str]],
-    by_rel: Mapping[str, str],
-    everything: Mapping[str, Page],
-    drafts: Mapping[str, Page],
-    show_drafts: bool,
-    diagnostics: list[Diagnostic],
+    page: Page, link: LinkRef, lookup: _Lookup, diagnostics: list[Diagnostic]
 ) -> ResolvedLink | None:
+    names, by_rel, everything = lookup.names, lookup.by_rel, lookup.everything
+
     def fail(message: str, hint: str | None) -> None:
         diagnostics.append(error(page.source, link.line, link.col, message, hint))
 
@@ -241,13 +458,13 @@ def _resolve_link(
             return None
         target_key = by_rel[rel]
     target = everything[target_key]
-    if target_key in drafts:
+    if target_key in lookup.hidden:
         fail(
             f"published page links to draft '{target.slug}' ({target.source})",
             "publish the draft (remove 'draft: true') or remove the link",
         )
         return None
-    if show_drafts and target.meta.draft and not page.meta.draft:
+    if lookup.show_drafts and target.meta.draft and not page.meta.draft:
         diagnostics.append(
             warning(
                 page.source,
@@ -273,27 +490,34 @@ def _resolve_link(
     return ResolvedLink(target_key, link.anchor)
 
 
-def _check_citations(
+def _citation_problems(
+    page: Page, references: Mapping[str, Reference], references_path: str
+) -> list[Diagnostic]:
+    return [
+        error(
+            page.source,
+            cite.line,
+            cite.col,
+            f"unknown citation key '@{cite.key}'",
+            did_you_mean(cite.key, references)
+            or f"add an entry '{cite.key}:' to {references_path}",
+        )
+        for cite in page.markup.citations
+        if cite.key not in references
+    ]
+
+
+def _citing_pages(
     pages: Mapping[str, Page],
     references: Mapping[str, Reference],
     diagnostics: list[Diagnostic],
     references_path: str,
 ) -> dict[str, tuple[str, ...]]:
+    """Reference key -> pages citing it; warns about references nobody cites."""
     citing: dict[str, list[str]] = defaultdict(list)
     for key, page in pages.items():
         for cite in page.markup.citations:
-            if cite.key not in references:
-                diagnostics.append(
-                    error(
-                        page.source,
-                        cite.line,
-                        cite.col,
-                        f"unknown citation key '@{cite.key}'",
-                        did_you_mean(cite.key, references)
-                        or f"add an entry '{cite.key}:' to {references_path}",
-                    )
-                )
-            elif not citing[cite.key] or citing[cite.key][-1] != key:
+            if cite.key in references and (not citing[cite.key] or citing[cite.key][-1] != key):
                 citing[cite.key].append(key)
     for ref_key, reference in references.items():
         if ref_key not in citing:

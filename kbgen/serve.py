@@ -35,7 +35,6 @@ import errno
 import functools
 import html
 import importlib.resources
-import inspect
 import json
 import logging
 import mimetypes
@@ -89,6 +88,7 @@ SEARCH_DELAY_S = 1.0  #: re-index search once saves have paused this long
 SEARCH_NICENESS = 10  #: the search thread (and Pagefind) yield the CPU to rebuilds
 SEARCH_BUNDLE = "pagefind"  #: the folder of the search index, as the templates load it
 BATCH_WAIT_S = 0.5  #: the builder loop wakes this often (Ctrl-C, stop requests)
+STATE_SAVE_QUIET_S = 3.0  #: seconds without changes before a deferred build state is saved
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 #: `%2f` (/), `%5c` (\) and `%00` (NUL) smuggle separators past normalisation: always refused
@@ -1030,7 +1030,10 @@ class PreviewSession:
         self._err = err or sys.stderr
         self.hub = ReloadHub()
         self.builder = Builder(
-            config_path, BuildOptions(drafts=options.drafts, search=False, today=options.today)
+            config_path,
+            BuildOptions(
+                drafts=options.drafts, search=False, today=options.today, defer_state=True
+            ),
         )
         self.config: Config | None = None
         self.context: ServeContext | None = None
@@ -1081,6 +1084,7 @@ class PreviewSession:
         self.server.start()
         self.url = self.server.url
         self._rebuild(None, "first build")
+        self.builder.save_state()  # later states wait for a pause (see run)
         drafts = "drafts shown" if options.drafts else "drafts hidden"
         watching = "polling" if self.watcher.poll else "watching"
         self.say(f"Serving {self.url} ({drafts}; {watching} for changes; Ctrl-C to stop)")
@@ -1108,6 +1112,7 @@ class PreviewSession:
     def close(self) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        self.builder.save_state()  # the next `serve` or `build` starts warm
         if self.server is not None:
             self.server.stop()
         else:
@@ -1120,10 +1125,22 @@ class PreviewSession:
     def run(self, stop: threading.Event | None = None) -> None:
         """Rebuild after every burst of saves until `stop` is set (or Ctrl-C)."""
         assert self.watcher is not None
+        quiet_since = time.monotonic()
+        unchecked = False  #: rebuilds since the last full check relied on the watcher alone
         while stop is None or not stop.is_set():
             changed = self.watcher.next_batch(BATCH_WAIT_S)
             if changed:
                 self.rebuild(changed)
+                quiet_since = time.monotonic()
+                unchecked = True
+            elif time.monotonic() - quiet_since >= STATE_SAVE_QUIET_S:
+                # When the writer pauses: a full check catches any change the watcher missed
+                # (an overflowing inotify queue, a network drive), and the state is saved
+                # (at 10,000 pages, writing it takes longer than the rebuild it describes).
+                if unchecked and self.last_result is not None and self.last_result.ok:
+                    self._rebuild(None, "a full check after a pause", announce=False)
+                unchecked = False
+                self.builder.save_state()
 
     def rebuild(self, changed: set[Path]) -> BuildResult | None:
         assert self.config is not None
@@ -1143,16 +1160,19 @@ class PreviewSession:
         if self.watcher is not None:
             self.watcher.retarget(WatchRoots.from_config(config))
 
-    def _rebuild(self, changed: set[Path] | None, trigger: str) -> BuildResult | None:
+    def _rebuild(
+        self, changed: set[Path] | None, trigger: str, *, announce: bool = True
+    ) -> BuildResult | None:
+        """Build and tell the browsers; `announce=False`: say nothing if nothing changed."""
         self.hub.begin_build()
         started = time.perf_counter()
         try:
-            # An incremental builder takes the changed paths; a plain one rebuilds everything.
-            build: Callable[..., BuildResult] = self.builder.build
-            if changed is not None and "changed" in inspect.signature(build).parameters:
-                result = build(changed=changed)
+            # The watcher reports every change, so the builder need not look for others
+            # (a full check runs after each pause, see run).
+            if changed is not None:
+                result = self.builder.build(changed=changed, trust_changed=True)
             else:
-                result = build()
+                result = self.builder.build()
         except Exception as exc:  # a bug: keep serving, show it everywhere
             traceback.print_exc(file=self._err)
             self.hub.publish_failure((internal_error(exc),))
@@ -1165,12 +1185,14 @@ class PreviewSession:
         elapsed = time.perf_counter() - started
         self.last_result = result
         if result.ok:
-            self._publish_success(result, elapsed, trigger)
+            self._publish_success(result, elapsed, trigger, announce)
         else:
             self._publish_failure(result, trigger)
         return result
 
-    def _publish_success(self, result: BuildResult, elapsed: float, trigger: str) -> None:
+    def _publish_success(
+        self, result: BuildResult, elapsed: float, trigger: str, announce: bool = True
+    ) -> None:
         assert self.context is not None
         written = result.written
         changed = (*written.changed, *written.removed) if written else ()
@@ -1181,7 +1203,8 @@ class PreviewSession:
         files = f"{len(changed)} file{'s' if len(changed) != 1 else ''} changed"
         if 0 < len(changed) <= 3:
             files += ": " + ", ".join(changed)
-        self.say(f"Built {result.pages} pages in {elapsed:.2f} s ({trigger}); {files}")
+        if announce or changed:
+            self.say(f"Built {result.pages} pages in {elapsed:.2f} s ({trigger}); {files}")
         if self.search is not None and self.config is not None and self.config.search:
             self.search.site_built(
                 state.generation,
@@ -1226,9 +1249,11 @@ def run_serve(args: argparse.Namespace) -> int:
         drafts=not args.no_drafts,
     )
     session = PreviewSession(args.config, options)
-    previous = None
+    previous: dict[signal.Signals, Any] = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C
+        # `kill` and a closed terminal stop it like Ctrl-C: cleanly, with the state saved.
+        for number in (signal.SIGTERM, signal.SIGHUP):
+            previous[number] = signal.signal(number, _interrupt)
     try:
         try:
             session.start()
@@ -1241,7 +1266,7 @@ def run_serve(args: argparse.Namespace) -> int:
     finally:
         with contextlib.suppress(KeyboardInterrupt):
             session.close()
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     session.say("Stopped.")
     return EXIT_OK

@@ -133,6 +133,60 @@ def site(make_site, tmp_path: Path) -> Path:
     return make_site(small_site())
 
 
+def source_files(root: Path) -> dict[Path, bytes]:
+    """Every file a build reads (what a watcher watches), by absolute path."""
+    found = {root / "config.yaml": (root / "config.yaml").read_bytes()}
+    for folder in ("content", "templates", "static"):
+        for path in (root / folder).rglob("*"):
+            if path.is_file():
+                found[path.absolute()] = path.read_bytes()
+    return found
+
+
+def changed_paths(root: Path, before: dict[Path, bytes], after: dict[Path, bytes]) -> set[Path]:
+    """What a watcher would report: files created, deleted or written."""
+    return {p for p in before.keys() | after.keys() if before.get(p) != after.get(p)}
+
+
+# -- builds that trust the watcher (serve) ----------------------------------------------------
+
+
+def test_trusted_build_reads_only_the_files_it_is_told_about(site: Path, tmp_path: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    told = site.absolute() / "content/mechanism/alpha.md"
+    edit(site, "content/mechanism/alpha.md", "Alpha and", "Alpha, told, and")
+    # An edit nobody reported (a missed event) is not looked for by a trusted build ...
+    edit(site, "content/mechanism/gamma.md", "Gamma cites", "Gamma, unreported, cites")
+    result = builder.build(changed={told}, trust_changed=True)
+    assert result.ok and result.mode == "warm" and result.rendered == {"page:alpha"}
+    assert "Alpha, told, and" in (site / "site/mechanism/alpha/index.html").read_text("utf-8")
+    assert "unreported" not in (site / "site/mechanism/gamma/index.html").read_text("utf-8")
+    # ... and the next full build (serve runs one after each pause) catches it up.
+    caught_up = builder.build()
+    assert caught_up.rendered == {"page:gamma"}
+    assert_same_as_full(site, caught_up, tmp_path)
+
+
+@pytest.mark.parametrize("change", ["new page", "deleted page", "config"])
+def test_trusted_build_walks_the_folders_again_for_new_or_deleted_files(
+    site: Path, tmp_path: Path, change: str
+) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    before = source_files(site)
+    if change == "new page":
+        write(site, "content/mechanism/delta.md", article("Delta", "New. See [[alpha]].", extra=MECH))
+    elif change == "deleted page":
+        edit(site, "content/routes/oral.md", " and [[nasal]]", "")
+        (site / "content/routes/nasal.md").unlink()
+    else:
+        edit(site, "config.yaml", "title:", "disclaimer: Changed.\ntitle:")
+    result = builder.build(changed=changed_paths(site, before, source_files(site)),
+                           trust_changed=True)
+    assert_same_as_full(site, result, tmp_path)
+
+
 # -- scripted edits: what renders, and equality with a full build -----------------------------
 
 
@@ -618,12 +672,16 @@ def _fresh_site(tmp: Path) -> Path:
 )
 @given(
     steps=st.lists(
-        st.tuples(st.sampled_from(sorted(OPERATIONS)), st.integers(0, 2**16), st.booleans()),
+        st.tuples(
+            st.sampled_from(sorted(OPERATIONS)),
+            st.integers(0, 2**16),
+            st.sampled_from(["same builder", "watcher", "new process"]),
+        ),
         min_size=1,
         max_size=7,
     )
 )
-def test_random_edit_sequences_match_full_builds(steps: list[tuple[str, int, bool]]) -> None:
+def test_random_edit_sequences_match_full_builds(steps: list[tuple[str, int, str]]) -> None:
     with tempfile.TemporaryDirectory() as temp:
         tmp = Path(temp)
         root = _fresh_site(tmp)
@@ -631,11 +689,16 @@ def test_random_edit_sequences_match_full_builds(steps: list[tuple[str, int, boo
         builder = Builder(root / "config.yaml", options)
         previous = builder.build()
         assert previous.ok, messages(previous)
-        for number, (name, seed, new_process) in enumerate(steps):
+        for number, (name, seed, how) in enumerate(steps):
+            before = source_files(root)
             touched = OPERATIONS[name](root, random.Random(seed), number)
-            if new_process:  # like a second `kbgen build`: state from the cache folder
+            if how == "new process":  # like a second `kbgen build`: state from the cache folder
                 builder = Builder(root / "config.yaml", options)
-            result = builder.build()
+            if how == "watcher":  # like serve: told exactly which files changed, and trusting it
+                changed = changed_paths(root, before, source_files(root))
+                result = builder.build(changed=changed, trust_changed=True)
+            else:
+                result = builder.build()
             full, expected = full_build(root, tmp)
             assert messages(result) == messages(full), (name, number)
             if not full.ok:

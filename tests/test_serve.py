@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 from conftest import MINIMAL_CONFIG, REPO, TODAY, article, run_build, snapshot
 
+import kbgen.serve
 from kbgen.diagnostics import Diagnostic, error, warning
+from kbgen.pipeline import Builder, BuildOptions
 from kbgen.serve import (
     CLIENT_URL,
     EVENTS_URL,
@@ -828,9 +830,12 @@ def test_session_hands_the_change_set_to_the_builder(project: Path) -> None:
     calls: list[set[Path] | None] = []
 
     class Incremental:
-        def build(self, changed: set[Path] | None = None) -> object:
+        def build(self, changed: set[Path] | None = None, **options: object) -> object:
             calls.append(changed)
             return real.build()
+
+        def save_state(self) -> None:
+            real.save_state()
 
     session.builder = Incremental()  # type: ignore[assignment]
     try:
@@ -841,6 +846,45 @@ def test_session_hands_the_change_set_to_the_builder(project: Path) -> None:
     finally:
         session.close()
     assert calls == [None, {edited}]  # a full first build, then just what changed
+
+
+def test_build_state_is_saved_when_idle_and_on_close_not_after_each_save(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    session = PreviewSession(project / "config.yaml", ServeOptions(port=0, today=TODAY),
+                             out=io.StringIO(), err=io.StringIO())
+    try:
+        session.start()
+        assert not session.builder.state_unsaved  # the first build's state is saved at once
+        states = sorted(project.glob("**/state/*"))
+        assert states
+        edited = project.resolve() / ALPHA
+        edited.write_text(article("Alpha", "Edited while serving.", extra=MECH), "utf-8")
+        assert session.rebuild({edited}) is not None
+        assert session.builder.state_unsaved
+        assert [p.stat().st_mtime_ns for p in states] == [
+            p.stat().st_mtime_ns for p in sorted(project.glob("**/state/*"))
+        ]
+        # The builder loop saves it once no change has arrived for a while.
+        monkeypatch.setattr(kbgen.serve, "STATE_SAVE_QUIET_S", 0.0)
+        stop = threading.Event()
+        loop = threading.Thread(target=session.run, args=(stop,), daemon=True)
+        loop.start()
+        deadline = time.monotonic() + 10
+        while session.builder.state_unsaved and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        loop.join(timeout=10)
+        assert not session.builder.state_unsaved
+        edited.write_text(article("Alpha", "Edited again.", extra=MECH), "utf-8")
+        assert session.rebuild({edited}) is not None and session.builder.state_unsaved
+    finally:
+        session.close()
+    assert not session.builder.state_unsaved  # and closing saves what is left
+    # A new process (another `serve`, same variant) starts from the saved state: warm.
+    again = Builder(project / "config.yaml", BuildOptions(drafts=True, search=False, today=TODAY))
+    result = again.build()
+    assert result.ok and result.mode == "unchanged"
 
 
 def test_config_change_that_moves_the_output_folder_is_followed(project: Path) -> None:
