@@ -219,7 +219,7 @@ def _print_build_details(result: BuildResult) -> None:
     }[result.mode]
     print(
         f"  {how}: {len(result.rendered)} nodes rendered, {result.converted} Markdown "
-        f"conversions, {result.workers} process(es)",
+        f"conversions, {result.resolved} pages resolved, {result.workers} process(es)",
         file=sys.stderr,
     )
     for stage, seconds in result.timings.items():

@@ -28,6 +28,7 @@ exists.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gc
 import hashlib
@@ -73,7 +74,7 @@ if TYPE_CHECKING:
     from kbgen.resolve import Resolution, SiteIndex
 
 Progress = Callable[[str, int, int], None]  #: (stage, done, total)
-STATE_FORMAT = 1
+STATE_FORMAT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +104,7 @@ class BuildResult:
     rendered: frozenset[str] = frozenset()  #: dependency nodes rendered by this build
     mode: str = "cold"  #: "cold", "warm" or "unchanged"
     converted: int = 0  #: Markdown conversions run (cache misses)
+    resolved: int = 0  #: pages whose links were resolved (the rest kept the last build's)
     workers: int = 1  #: processes used for the heaviest stage
 
     @property
@@ -163,6 +165,8 @@ class StateBody:
     page_tokens: dict[str, tuple[str, str, str | None]]  #: page key -> (rel, digest, markup)
     graph: DepGraph
     closures: dict[str, frozenset[str] | None]  #: template -> templates it includes
+    #: the knowledge graph of that build (pages without HTML), for an incremental resolve
+    resolution: Resolution | None = None
 
 
 class BuildState:
@@ -244,7 +248,6 @@ class Builder:
         self.options = options
         self.index: SiteIndex | None = None
         self._state: BuildState | None = None  #: the last successful build (this variant)
-        self._resolution: Resolution | None = None  #: the resolve of that build
         self._records: tuple[str, int, dict[str, SourceRecord]] | None = None
         self._markups: MarkupStore | None = None
         self._renderer: Renderer | None = None
@@ -271,7 +274,16 @@ class Builder:
         with _cyclic_gc_paused():
             return self._build_once(changed, trust_changed)
 
-    def _build_once(self, changed: set[Path] | None, trust_changed: bool) -> BuildResult:
+    def warm_up(self) -> BuildResult:
+        """A build that does not stop at "nothing changed": it loads and resolves every page,
+        so the next build can update that work instead of starting it (serve runs this
+        right after a warm start, before the writer's first save)."""
+        with _cyclic_gc_paused():
+            return self._build_once(None, False, may_skip=False)
+
+    def _build_once(
+        self, changed: set[Path] | None, trust_changed: bool, may_skip: bool = True
+    ) -> BuildResult:
         timer = Timer()
         options = self.options
         with timer.stage("config"):
@@ -289,8 +301,10 @@ class Builder:
             previous = self._previous_state(config, cache, generator)
         use_search = config.search if options.search is None else options.search
         with timer.stage("check"):
-            unchanged = previous is not None and self._unchanged(
-                previous, inputs, use_search, timer
+            unchanged = (
+                may_skip
+                and previous is not None
+                and self._unchanged(previous, inputs, use_search, timer)
             )
         if unchanged and previous is not None:
             return self._unchanged_result(previous, inputs, timer)
@@ -318,9 +332,9 @@ class Builder:
         from kbgen.resolve import resolve_site
 
         with timer.stage("resolve"):
-            # Only the resolution of the build `previous` describes can be updated: the
-            # planner compares against the fingerprints that build recorded.
-            base = self._resolution if previous is not None and previous is self._state else None
+            # The resolution saved with `previous` is the one to update: the planner
+            # compares against the fingerprints that same build recorded.
+            base = previous.body.resolution if previous and previous.body else None
             resolution = resolve_site(
                 loaded.pages,
                 references,
@@ -374,6 +388,7 @@ class Builder:
             output_dir=config.output_dir,
             mode="warm" if plan is not None else "cold",
             converted=loaded.converted,
+            resolved=resolution.resolved,
             workers=loaded.workers,
         )
         written: tuple[DepGraph, dict[str, str]] | None = None
@@ -415,13 +430,8 @@ class Builder:
         )
         self._wrote = True
         with timer.stage("state"):
-            self._remember(
-                BuildState(head, StateBody(loaded.records, tokens, graph, session.closures)),
-                config,
-                cache,
-                loaded.converted > 0,
-            )
-            self._resolution = resolution
+            body = StateBody(loaded.records, tokens, graph, session.closures, resolution)
+            self._remember(BuildState(head, body), config, cache, loaded.converted > 0)
         return result
 
     def _check_only(
@@ -826,9 +836,14 @@ class Builder:
         so that the next process (a `kbgen build`, a new `serve`) starts warm."""
         if self._unsaved is None or self._state is None or self._state.body is None:
             return
+        from kbgen.resolve import portable
+
         cache, variant = self._unsaved
         self._unsaved = None
-        save_state(cache, variant, self._state.head, self._state.body)
+        body = self._state.body
+        if body.resolution is not None:  # the pages' HTML is in the markup cache already
+            body = dataclasses.replace(body, resolution=portable(body.resolution))
+        save_state(cache, variant, self._state.head, body)
 
     def _progress(self, stage: str) -> Callable[[int, int], None] | None:
         report = self.options.progress

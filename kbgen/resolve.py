@@ -20,6 +20,7 @@ import posixpath
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from kbgen.config import Config
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
@@ -99,13 +100,57 @@ class Resolution:
     diagnostics: list[Diagnostic]
     delta: Mapping[str, frozenset[str]] | None
     settings: tuple[object, ...]  #: everything besides the pages that the result depends on
-    everything: Mapping[str, Page]  #: drafts too (links to them are reported, not resolved)
+    #: drafts too (links to them are reported, not resolved); empty in a `portable` copy
+    everything: Mapping[str, Page]
+    facts: Mapping[str, PageFacts]  #: what the next resolve compares, for each of those
     hidden: frozenset[str]  #: keys of drafts left out of this build
     names: Mapping[str, set[str]]
     by_rel: Mapping[str, str]
     rels: frozenset[tuple[str, str]]  #: (rel, key) of every page given, duplicates included
     local: Mapping[str, tuple[Diagnostic, ...]]  #: key -> problems of its links and citations
     shared: tuple[Diagnostic, ...]  #: every other diagnostic
+    resolved: int  #: pages whose links this resolve looked up (all of them, or the changed)
+
+
+class PageFacts(NamedTuple):
+    """What a later resolve needs to know about a page of this one: its file, its bytes,
+    and what other pages and site-wide checks can see of it."""
+
+    rel: str
+    digest: str
+    observed: tuple[object, ...]  #: see `_observed`
+    cited: frozenset[str]  #: the citation keys it uses
+    listed: bool  #: in `index.pages` (not a hidden draft)
+
+
+def _facts(page: Page, listed: bool) -> PageFacts:
+    return PageFacts(
+        page.rel,
+        page.digest,
+        _observed(page),
+        frozenset(cite.key for cite in page.markup.citations),
+        listed,
+    )
+
+
+def _observed(page: Page) -> tuple[object, ...]:
+    """Everything other pages and site-wide checks can see of a page: equal for two versions
+    of a page exactly when only its body (text, link wording, citation places) differs."""
+    return (
+        page.kind,
+        page.section,
+        page.slug,
+        page.meta,
+        page.markup.anchors,
+        tuple(heading.id for heading in page.markup.toc),
+    )
+
+
+def portable(resolution: Resolution) -> Resolution:
+    """`resolution` without its pages (the next build loads them anyway; their facts
+    suffice to update it): what the build state keeps for the next process."""
+    index = dataclasses.replace(resolution.index, pages={})
+    return dataclasses.replace(resolution, index=index, everything={}, delta=None, resolved=0)
 
 
 def resolve_site(
@@ -219,12 +264,14 @@ def _resolve_all(
         delta=None,
         settings=settings,
         everything=everything,
+        facts={key: _facts(page, key in by_key) for key, page in everything.items()},
         hidden=frozenset(drafts),
         names=names,
         by_rel=by_rel,
         rels=frozenset((p.rel, page_key(p)) for p in all_pages),
         local=local,
         shared=tuple(shared),
+        resolved=len(by_key),
     )
 
 
@@ -234,55 +281,53 @@ def _update(
     references: Mapping[str, Reference],
     references_path: str,
 ) -> Resolution | None:
-    """`previous` updated for pages whose bodies changed; None when that is not enough."""
+    """`previous` updated for pages whose bodies changed; None when that is not enough.
+
+    Pages are compared by the digest of their file: given the same settings, equal bytes
+    make an equal page. So `previous` may be a `portable` copy without pages: every page of
+    the result is one of `all_pages`.
+    """
     if len(all_pages) != len(previous.rels):
         return None
     old_index = previous.index
+    everything: dict[str, Page] = {}
+    pages: dict[str, Page] = {}
+    facts = dict(previous.facts)
     changed: list[tuple[str, Page]] = []
     for page in all_pages:
         key = page_key(page)
-        old = previous.everything.get(key)
-        if old is page:
-            continue
         if (page.rel, key) not in previous.rels:
             return None
+        old = facts.get(key)
         if old is None or old.rel != page.rel:
-            # A duplicate that lost to another file: nothing reads it, and its only
-            # diagnostic names the files, not the content.
+            # A page that lost to another file (duplicate slug or case clash): nothing reads
+            # it, and its only diagnostic names the files, not the content.
             continue
-        if old.digest == page.digest and old.markup == page.markup:
+        everything[key] = page
+        if old.listed:
+            pages[key] = page
+        if old.digest == page.digest:
             continue
-        if not _observed_alike(old, page):
+        new = _facts(page, old.listed)
+        if new.observed != old.observed or new.cited != old.cited:
             return None
-        changed.append((key, page))
-    if not changed:
-        return dataclasses.replace(previous, delta=_EMPTY_DELTA)
-
-    everything = dict(previous.everything)
-    pages = dict(old_index.pages)
-    links = dict(old_index.links)
-    backlinks = dict(old_index.backlinks)
-    local = dict(previous.local)
+        facts[key] = new
+        if old.listed:  # a hidden draft's links are not resolved
+            changed.append((key, page))
     lookup = _Lookup(
         previous.names, previous.by_rel, everything, previous.hidden, previous.settings[1] is True
     )
-    touched_pages: set[str] = set()
+    links = dict(old_index.links)
+    backlinks = dict(old_index.backlinks)
+    local = dict(previous.local)
     touched_backlinks: set[str] = set()
     for key, page in changed:
-        everything[key] = page
-        if key not in pages:  # a hidden draft: its links are not resolved
-            continue
-        old = pages[key]
-        if {c.key for c in old.markup.citations} != {c.key for c in page.markup.citations}:
-            return None
         problems: list[Diagnostic] = []
         targets, firsts = _page_links(page, key, lookup, problems)
         if frozenset(firsts) != old_index.outbound.get(key, frozenset()):
             return None
         problems += _citation_problems(page, references, references_path)
-        pages[key] = page
         links[key] = targets
-        touched_pages.add(key)
         if problems:
             local[key] = tuple(problems)
         else:
@@ -295,34 +340,19 @@ def _update(
             if replaced != entries:
                 backlinks[target_key] = replaced
                 touched_backlinks.add(target_key)
+    touched = frozenset(key for key, _ in changed)
     index = dataclasses.replace(old_index, pages=pages, links=links, backlinks=backlinks)
     return dataclasses.replace(
         previous,
         index=index,
         diagnostics=_all_diagnostics(previous.shared, local),
-        delta={
-            "pages": frozenset(touched_pages),
-            "links": frozenset(touched_pages),
-            "backlinks": frozenset(touched_backlinks),
-        },
+        delta={"pages": touched, "links": touched, "backlinks": frozenset(touched_backlinks)},
         everything=everything,
+        facts=facts,
         local=local,
+        resolved=len(touched),
     )
 
-
-_EMPTY_DELTA: Mapping[str, frozenset[str]] = {}
-
-
-def _observed_alike(old: Page, new: Page) -> bool:
-    """Whether every other page, and every site-wide check, sees the two pages alike."""
-    return (
-        old.kind == new.kind
-        and old.section == new.section
-        and old.slug == new.slug
-        and old.meta == new.meta
-        and old.markup.anchors == new.markup.anchors
-        and [h.id for h in old.markup.toc] == [h.id for h in new.markup.toc]
-    )
 
 
 def _all_diagnostics(

@@ -1125,6 +1125,10 @@ class PreviewSession:
     def run(self, stop: threading.Event | None = None) -> None:
         """Rebuild after every burst of saves until `stop` is set (or Ctrl-C)."""
         assert self.watcher is not None
+        if self.last_result is not None and self.last_result.mode == "unchanged":
+            # A warm start skipped loading and resolving the pages; do it now, while the
+            # writer reads the page, so their first save costs what the later ones do.
+            self._rebuild(None, "warm-up", announce=False, warm_up=True)
         quiet_since = time.monotonic()
         unchecked = False  #: rebuilds since the last full check relied on the watcher alone
         while stop is None or not stop.is_set():
@@ -1161,7 +1165,12 @@ class PreviewSession:
             self.watcher.retarget(WatchRoots.from_config(config))
 
     def _rebuild(
-        self, changed: set[Path] | None, trigger: str, *, announce: bool = True
+        self,
+        changed: set[Path] | None,
+        trigger: str,
+        *,
+        announce: bool = True,
+        warm_up: bool = False,
     ) -> BuildResult | None:
         """Build and tell the browsers; `announce=False`: say nothing if nothing changed."""
         self.hub.begin_build()
@@ -1169,7 +1178,9 @@ class PreviewSession:
         try:
             # The watcher reports every change, so the builder need not look for others
             # (a full check runs after each pause, see run).
-            if changed is not None:
+            if warm_up:
+                result = self.builder.warm_up()
+            elif changed is not None:
                 result = self.builder.build(changed=changed, trust_changed=True)
             else:
                 result = self.builder.build()

@@ -168,6 +168,28 @@ def test_trusted_build_reads_only_the_files_it_is_told_about(site: Path, tmp_pat
     assert_same_as_full(site, caught_up, tmp_path)
 
 
+def test_body_edit_through_the_same_builder_resolves_one_page(site: Path) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().resolved == 7
+    edit(site, "content/mechanism/alpha.md", "Alpha and", "Alpha, edited, and")
+    assert builder.build().resolved == 1
+    edit(site, "content/mechanism/alpha.md", "See [[beta]]", "See [[beta]] and [[oral]]")
+    assert builder.build().resolved == 7  # a new link target: everything is resolved again
+
+
+def test_warm_up_after_a_warm_start_prepares_an_incremental_first_edit(site: Path) -> None:
+    assert build(site).ok
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().mode == "unchanged"  # a warm start loads nothing
+    warmed = builder.warm_up()
+    assert warmed.ok and warmed.mode == "warm" and warmed.rendered == frozenset()
+    assert warmed.written is not None and warmed.written.changed == ()
+    edit(site, "content/mechanism/alpha.md", "Alpha and", "Alpha, edited, and")
+    result = builder.build(changed={site.absolute() / "content/mechanism/alpha.md"},
+                           trust_changed=True)
+    assert result.resolved == 1 and result.rendered == {"page:alpha"}
+
+
 @pytest.mark.parametrize("change", ["new page", "deleted page", "config"])
 def test_trusted_build_walks_the_folders_again_for_new_or_deleted_files(
     site: Path, tmp_path: Path, change: str
@@ -176,7 +198,8 @@ def test_trusted_build_walks_the_folders_again_for_new_or_deleted_files(
     assert builder.build().ok
     before = source_files(site)
     if change == "new page":
-        write(site, "content/mechanism/delta.md", article("Delta", "New. See [[alpha]].", extra=MECH))
+        page = article("Delta", "New. See [[alpha]].", extra=MECH)
+        write(site, "content/mechanism/delta.md", page)
     elif change == "deleted page":
         edit(site, "content/routes/oral.md", " and [[nasal]]", "")
         (site / "content/routes/nasal.md").unlink()
@@ -227,6 +250,7 @@ def test_body_edit_in_a_new_process_renders_one_page(site: Path, tmp_path: Path)
     assert result.mode == "warm"
     assert result.rendered == {"page:alpha"}
     assert result.converted == 1
+    assert result.resolved == 1  # the saved knowledge graph was updated, not rebuilt
     assert_same_as_full(site, result, tmp_path)
 
 

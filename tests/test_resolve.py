@@ -221,10 +221,12 @@ def test_body_edit_updates_the_previous_resolution(make_site) -> None:  # type: 
     pages, config, first = _resolved(make_site)
     beta = next(p for p in pages if p.slug == "beta")
     # The sentence around beta's first link changes, and a new, broken link appears.
-    links = tuple(
+    reworded = [
         replace(link, context="Beta now cites part A of alpha.") if link.target == "alpha" else link
         for link in beta.markup.links
-    ) + (replace(beta.markup.links[0], target="nowhere", line=9, col=3, context="x"),)
+    ]
+    broken = replace(beta.markup.links[0], target="nowhere", line=9, col=3, context="x")
+    links = (*reworded, broken)
     edited = _edited(pages, "beta", links=links)
     index = first.index
     second = resolve_site(
@@ -242,9 +244,18 @@ def test_body_edit_updates_the_previous_resolution(make_site) -> None:  # type: 
         "link target 'nowhere' does not exist"
     ]
     _same_as_full(edited, config, second)
+    # The saved form (no pages, as the build state keeps it) updates to the same result.
+    from kbgen.resolve import portable
+
+    saved = __import__("pickle").loads(__import__("pickle").dumps(portable(first)))
+    from_saved = resolve_site(edited, index.references, index.glossary, config, False,
+                              previous=saved)
+    assert from_saved.index == second.index and from_saved.delta == second.delta
+    assert from_saved.diagnostics == second.diagnostics
     # Unchanged pages: nothing to do, and nothing reported as changed.
     again = resolve_site(edited, index.references, index.glossary, config, False, previous=second)
-    assert again.delta == {} and again.index == second.index
+    assert again.delta is not None and not any(again.delta.values())
+    assert again.index == second.index and again.resolved == 0
 
 
 @pytest.mark.parametrize("change", ["new target", "title", "citation", "new page"])
@@ -256,9 +267,8 @@ def test_edits_other_pages_can_see_resolve_from_scratch(make_site, change: str) 
     pages, config, first = _resolved(make_site)
     beta = next(p for p in pages if p.slug == "beta")
     if change == "new target":
-        edited = _edited(
-            pages, "beta", links=(*beta.markup.links, replace(beta.markup.links[0], target="delta", anchor=None))
-        )
+        new_link = replace(beta.markup.links[0], target="delta", anchor=None)
+        edited = _edited(pages, "beta", links=(*beta.markup.links, new_link))
     elif change == "title":
         edited = _edited(pages, "beta", meta=replace(beta.meta, title="Beta renamed"))
     elif change == "citation":

@@ -887,6 +887,38 @@ def test_build_state_is_saved_when_idle_and_on_close_not_after_each_save(
     assert result.ok and result.mode == "unchanged"
 
 
+def test_warm_start_warms_up_before_the_first_save(project: Path) -> None:
+    def session() -> PreviewSession:
+        return PreviewSession(project / "config.yaml", ServeOptions(port=0, today=TODAY),
+                              out=io.StringIO(), err=io.StringIO())
+
+    first = session()
+    try:
+        first.start()
+    finally:
+        first.close()
+    second = session()
+    try:
+        second.start()
+        assert second.last_result is not None and second.last_result.mode == "unchanged"
+        stop = threading.Event()
+        loop = threading.Thread(target=second.run, args=(stop,), daemon=True)
+        loop.start()
+        deadline = time.monotonic() + 20
+        while second.last_result.mode == "unchanged" and time.monotonic() < deadline:
+            time.sleep(0.05)
+        stop.set()
+        loop.join(timeout=10)
+        assert second.last_result.mode == "warm" and second.last_result.rendered == frozenset()
+        edited = project.resolve() / ALPHA
+        edited.write_text(article("Alpha", "First save after a warm start.", extra=MECH), "utf-8")
+        result = second.rebuild({edited})
+        assert result is not None and result.ok
+        assert result.resolved == 1 and result.rendered == {"page:alpha"}
+    finally:
+        second.close()
+
+
 def test_config_change_that_moves_the_output_folder_is_followed(project: Path) -> None:
     with running_session(project) as running:
         stream = running.stream()
