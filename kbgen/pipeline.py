@@ -344,6 +344,7 @@ class Builder:
                 references_path=config.rel(config.content_dir / "references.yaml"),
                 glossary_path=config.rel(config.content_dir / "glossary.yaml"),
                 previous=base,
+                unloadable=loaded.records.keys() - {page.rel for page in loaded.pages},
             )
             diagnostics += resolution.diagnostics
             index = resolution.index

@@ -103,9 +103,7 @@ class Resolution:
     #: drafts too (links to them are reported, not resolved); empty in a `portable` copy
     everything: Mapping[str, Page]
     facts: Mapping[str, PageFacts]  #: what the next resolve compares, for each of those
-    hidden: frozenset[str]  #: keys of drafts left out of this build
-    names: Mapping[str, set[str]]
-    by_rel: Mapping[str, str]
+    lookup: _Lookup  #: the tables links were resolved against (`everything` empty if portable)
     rels: frozenset[tuple[str, str]]  #: (rel, key) of every page given, duplicates included
     local: Mapping[str, tuple[Diagnostic, ...]]  #: key -> problems of its links and citations
     shared: tuple[Diagnostic, ...]  #: every other diagnostic
@@ -162,6 +160,7 @@ def resolve_site(
     references_path: str = "content/references.yaml",
     glossary_path: str = "content/glossary.yaml",
     previous: Resolution | None = None,
+    unloadable: Iterable[str] = (),
 ) -> Resolution:
     """Resolve the site; from `previous` when only page bodies changed, else from scratch.
 
@@ -169,6 +168,9 @@ def resolve_site(
     it applies only when every page that changed kept what other pages can observe of it
     (front matter, anchors, headings), kept the set of pages it links to and the set of keys
     it cites, and nothing else (references, glossary, settings, the set of files) changed.
+
+    `unloadable`: content rels of page files that could not be loaded (their own errors are
+    reported); a link to one is not reported again as a link to nothing.
     """
     all_pages = sorted(pages, key=lambda p: p.rel)
     settings = (
@@ -178,13 +180,21 @@ def resolve_site(
         glossary_path,
         tuple(references.items()),
         tuple(glossary),
+        tuple(sorted(unloadable)),
     )
     if previous is not None and previous.settings == settings:
         updated = _update(previous, all_pages, references, references_path)
         if updated is not None:
             return updated
     return _resolve_all(
-        all_pages, references, glossary, show_drafts, settings, references_path, glossary_path
+        all_pages,
+        references,
+        glossary,
+        show_drafts,
+        settings,
+        references_path,
+        glossary_path,
+        tuple(sorted(unloadable)),
     )
 
 
@@ -196,6 +206,7 @@ def _resolve_all(
     settings: tuple[object, ...],
     references_path: str,
     glossary_path: str,
+    unloadable: tuple[str, ...],
 ) -> Resolution:
     shared: list[Diagnostic] = []
     drafts = {page_key(p): p for p in all_pages if p.meta.draft and not show_drafts}
@@ -203,7 +214,7 @@ def _resolve_all(
     everything = {**{page_key(p): p for p in drafts.values()}, **by_key}
     names = _name_table(everything.values())
     by_rel = {p.rel: page_key(p) for p in everything.values()}
-    lookup = _Lookup(names, by_rel, everything, frozenset(drafts), show_drafts)
+    lookup = _Lookup(names, by_rel, everything, frozenset(drafts), show_drafts, unloadable)
 
     resolved: dict[str, tuple[ResolvedLink | None, ...]] = {}
     backlinks: dict[str, list[Backlink]] = defaultdict(list)
@@ -265,9 +276,7 @@ def _resolve_all(
         settings=settings,
         everything=everything,
         facts={key: _facts(page, key in by_key) for key, page in everything.items()},
-        hidden=frozenset(drafts),
-        names=names,
-        by_rel=by_rel,
+        lookup=dataclasses.replace(lookup, everything={}),  # `everything` is kept above
         rels=frozenset((p.rel, page_key(p)) for p in all_pages),
         local=local,
         shared=tuple(shared),
@@ -314,9 +323,7 @@ def _update(
         facts[key] = new
         if old.listed:  # a hidden draft's links are not resolved
             changed.append((key, page))
-    lookup = _Lookup(
-        previous.names, previous.by_rel, everything, previous.hidden, previous.settings[1] is True
-    )
+    lookup = dataclasses.replace(previous.lookup, everything=everything)
     links = dict(old_index.links)
     backlinks = dict(old_index.backlinks)
     local = dict(previous.local)
@@ -354,7 +361,6 @@ def _update(
     )
 
 
-
 def _all_diagnostics(
     shared: Iterable[Diagnostic], local: Mapping[str, tuple[Diagnostic, ...]]
 ) -> list[Diagnostic]:
@@ -373,6 +379,16 @@ class _Lookup:
     everything: Mapping[str, Page]
     hidden: frozenset[str]  #: drafts left out of this build
     show_drafts: bool
+    unloadable: tuple[str, ...] = ()  #: rels of page files that could not be loaded
+
+    def failed_to_load(self, link: LinkRef, rel: str | None) -> bool:
+        """The link points at a page file that exists but could not be loaded."""
+        if not self.unloadable:
+            return False
+        if link.kind == "wiki":
+            wanted = " ".join(link.target.lower().split())
+            return any(posixpath.basename(r)[:-3].lower() == wanted for r in self.unloadable)
+        return rel in self.unloadable
 
 
 def _page_links(
@@ -459,6 +475,8 @@ def _resolve_link(
             target_key = written
         else:
             candidates = names.get(" ".join(written.lower().split()), set())
+            if not candidates and lookup.failed_to_load(link, None):
+                return None
             if not candidates:
                 hint = did_you_mean(
                     written, [p.slug for p in everything.values() if p.kind == "article"]
@@ -478,6 +496,8 @@ def _resolve_link(
             target_key = next(iter(candidates))
     else:
         rel = resolve_relative_path(page.rel, link.target)
+        if rel is not None and rel not in by_rel and lookup.failed_to_load(link, rel):
+            return None
         if rel is None or rel not in by_rel:
             hint = "use a path relative to this file, e.g. ../section/slug.md"
             closest = difflib.get_close_matches(rel or link.target, list(by_rel), n=1)

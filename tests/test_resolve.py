@@ -280,3 +280,21 @@ def test_edits_other_pages_can_see_resolve_from_scratch(make_site, change: str) 
     second = resolve_site(edited, index.references, index.glossary, config, False, previous=first)
     assert second.delta is None
     _same_as_full(edited, config, second)
+
+
+def test_links_to_a_page_that_failed_to_load_are_not_reported_again(make_site) -> None:  # type: ignore[no-untyped-def]
+    files = graph_files()
+    files["content/mechanism/alpha.md"] = '---\ntitle: "Alpha\n---\nBroken front matter.\n'
+    files["content/routes/delta.md"] = article(
+        "Delta", "Delta points to [[alpha]], [alpha](../mechanism/alpha.md) and [[nowhere]].",
+        extra=f"{R}\naliases: [Delta alias]", tags="[shared, c]")
+    root = make_site(files)
+    result = Builder(root / "config.yaml", BuildOptions(today=__import__("conftest").TODAY)).build()
+    errors = [d.format() for d in result.diagnostics if d.is_error]
+    # The root cause once, and the link to a page that really does not exist; no cascade
+    # of "does not exist" errors for the page that is there but broken.
+    assert len(errors) == 2, errors
+    assert errors[0].startswith("content/mechanism/alpha.md:2:")
+    assert "quoted value is not closed" in errors[0]
+    assert errors[1].startswith("content/routes/delta.md:")
+    assert "link target 'nowhere' does not exist" in errors[1]
