@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import heapq
 import posixpath
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -613,9 +614,9 @@ def _related(
 ) -> dict[str, tuple[str, ...]]:
     """Explicit `related:` first, then pages sharing links and tags (bounded fan-out)."""
     article_keys = [k for k, p in pages.items() if p.kind == "article"]
-    articles = set(article_keys)
     sort_title = {k: pages[k].meta.title.lower() for k in article_keys}  # once, not per sort
     inbound = {k: [b.source_slug for b in v] for k, v in backlinks.items()}
+    tags_of = {k: frozenset(p.meta.tags) for k, p in pages.items()}
     related: dict[str, tuple[str, ...]] = {}
     for key in article_keys:
         page = pages[key]
@@ -635,28 +636,75 @@ def _related(
                     did_you_mean(slug, article_keys) or "use an article slug",
                 )
             )
-        scores: dict[str, float] = defaultdict(float)
+        scores: Counter[str] = Counter()
         for other in outbound.get(key, ()):
             scores[other] += 3
-            for co_citer in inbound.get(other, [])[:FANOUT_CAP]:
-                scores[co_citer] += 1
-        for other in inbound.get(key, [])[:FANOUT_CAP]:
+            scores.update(inbound.get(other, ())[:FANOUT_CAP])
+        for other in inbound.get(key, ())[:FANOUT_CAP]:
             scores[other] += 3
-        my_tags = set(page.meta.tags)
-        for other in list(scores):
-            if other in pages:
-                scores[other] += len(my_tags.intersection(pages[other].meta.tags))
-        if len(scores) < RELATED_LIMIT * 2:
-            for tag in sorted(my_tags, key=lambda t: (len(pages_by_tag.get(t, ())), t)):
-                for other in pages_by_tag.get(tag, ())[:FANOUT_CAP]:
-                    if other not in scores:
-                        scores[other] = len(my_tags.intersection(pages[other].meta.tags))
-        ranked = sorted(
-            (k for k in scores if k != key and k not in chosen and k in articles),
-            key=lambda k: (-scores[k], sort_title[k], k),
-        )
-        related[key] = tuple(chosen + ranked[: max(0, RELATED_LIMIT - len(chosen))])
+        excluded = {key, *chosen}
+        need = RELATED_LIMIT - len(chosen)
+        ranked = _ranked(scores, key, need, excluded, tags_of, sort_title, pages_by_tag)
+        related[key] = tuple(chosen + _best(ranked, need, sort_title, excluded))
     return related
+
+
+def _ranked(
+    scores: Mapping[str, int],
+    key: str,
+    need: int,
+    excluded: set[str],
+    tags_of: Mapping[str, frozenset[str]],
+    sort_title: Mapping[str, str],
+    pages_by_tag: Mapping[str, tuple[str, ...]],
+) -> dict[str, int]:
+    """Final scores of the candidates that can still make the list: link score plus one per
+    shared tag; when links give few candidates, articles sharing tags fill in.
+
+    Shared tags add at most `len(my_tags)`, so a candidate whose link score is lower than the
+    `need`-th best by more than that cannot be chosen, and its tags are not compared (most
+    of the ~70 candidates a page has at 10,000 pages).
+    """
+    if need <= 0:
+        return {}
+    my_tags = tags_of[key]
+    eligible = [(s, k) for k, s in scores.items() if k not in excluded and k in sort_title]
+    floor = -1
+    if len(eligible) >= need:
+        floor = heapq.nlargest(need, (s for s, _ in eligible))[-1] - len(my_tags)
+    final = {k: s + len(my_tags & tags_of[k]) for s, k in eligible if s >= floor}
+    if len(scores) < RELATED_LIMIT * 2:
+        seen = set(scores)
+        for tag in sorted(my_tags, key=lambda t: (len(pages_by_tag.get(t, ())), t)):
+            for other in pages_by_tag.get(tag, ())[:FANOUT_CAP]:
+                if other not in seen:
+                    seen.add(other)
+                    if other not in excluded and other in sort_title:
+                        final[other] = len(my_tags & tags_of[other])
+    return final
+
+
+def _best(
+    scores: Mapping[str, int], limit: int, sort_title: Mapping[str, str], excluded: set[str]
+) -> list[str]:
+    """The `limit` articles with the highest score, ties by title then slug.
+
+    Scores are small sums, so candidates fall into few score groups; only the groups that
+    reach the limit are sorted (sorting ~70 candidates per page dominated resolve on 10,000
+    pages, to keep 5).
+    """
+    if limit <= 0:
+        return []
+    groups: dict[int, list[str]] = defaultdict(list)
+    for candidate, score in scores.items():
+        if candidate not in excluded and candidate in sort_title:
+            groups[score].append(candidate)
+    best: list[str] = []
+    for score in sorted(groups, reverse=True):
+        best += sorted(groups[score], key=lambda k: (sort_title[k], k))
+        if len(best) >= limit:
+            break
+    return best[:limit]
 
 
 def _graph_warnings(
