@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import hashlib
 import html
@@ -23,7 +24,7 @@ import json
 import re
 import traceback
 import unicodedata
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -108,6 +109,49 @@ class TemplateProblem(Exception):
         self.diagnostic = diagnostic
 
 
+_FOR_PAGE = re.compile(r" \((while rendering|needed for) ([^()]+)\)$")
+
+
+def merge_repeated(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
+    """One diagnostic per template problem, not one per page it breaks.
+
+    A mistake in a template used by 1,000 pages would otherwise be printed 1,000 times; it is
+    printed once, naming the first page (by node name) and how many more it broke.
+    """
+    pages: dict[tuple[object, ...], list[str]] = {}
+    first: dict[tuple[object, ...], Diagnostic] = {}
+    merged: list[Diagnostic | tuple[object, ...]] = []
+    for diagnostic in diagnostics:
+        found = _FOR_PAGE.search(diagnostic.message)
+        if found is None:
+            merged.append(diagnostic)
+            continue
+        key = (
+            diagnostic.path,
+            diagnostic.line,
+            diagnostic.col,
+            diagnostic.severity,
+            diagnostic.message[: found.start()],
+            found.group(1),
+            diagnostic.hint,
+        )
+        if key not in pages:
+            pages[key] = []
+            first[key] = diagnostic
+            merged.append(key)
+        pages[key].append(found.group(2))
+    out: list[Diagnostic] = []
+    for item in merged:
+        if isinstance(item, Diagnostic):
+            out.append(item)
+            continue
+        nodes = sorted(pages[item])
+        more = f" and {len(nodes) - 1} more" if len(nodes) > 1 else ""
+        message = f"{item[4]} ({item[5]} {nodes[0]}{more})"
+        out.append(dataclasses.replace(first[item], message=message))
+    return out
+
+
 class Renderer:
     """The Jinja2 environment (templates parsed once) plus template-error translation."""
 
@@ -146,13 +190,17 @@ class Renderer:
                 )
             ) from None
         except jinja2.TemplateNotFound as exc:
+            # Point at the {% include %}/{% extends %} that names it, when a template does.
+            path, line = self._template_frame(exc)
             raise TemplateProblem(
                 error(
-                    self.config.rel(self.config.templates_dir / str(exc.name)),
-                    None,
+                    path or self.config.rel(self.config.templates_dir / str(exc.name)),
+                    line,
                     None,
                     f"template '{exc.name}' not found (needed for {for_page})",
-                    f"create templates/{exc.name} or fix the include/extends name",
+                    f"create templates/{exc.name} or fix the name on this line"
+                    if path
+                    else f"create templates/{exc.name} or fix the include/extends name",
                 )
             ) from None
         except jinja2.UndefinedError as exc:
@@ -945,11 +993,13 @@ class RenderSession:
         if workers > 1 and len(chosen) >= RENDER_PARALLEL_MIN:
             result = self._render_forked(chosen, sink, workers, progress, on_deps)
             if result is not None:
-                return result
+                return dataclasses.replace(
+                    result, diagnostics=merge_repeated(result.diagnostics)
+                )
         results, diagnostics, batch = self._render_some(chosen, sink, progress=progress)
         if on_deps is not None and batch is not None:
             on_deps(batch, {n.node: n.files for n in results})
-        return RenderResult(results, diagnostics, 1)
+        return RenderResult(results, merge_repeated(diagnostics), 1)
 
     def _render_forked(
         self,

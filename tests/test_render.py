@@ -339,3 +339,46 @@ def test_typical_article_is_under_60_kb_with_its_css_and_js(built_site: Path) ->
             (path.parent / asset).resolve().stat().st_size for asset in assets)
     typical = statistics.median(totals.values())
     assert typical < 60_000, f"median article with CSS and JS: {typical:.0f} bytes"
+
+
+# -- template mistakes: once, where they are ---------------------------------------------------
+
+
+MECHANISM = "status: established"
+
+
+def _articles(count: int) -> dict[str, str]:
+    return {
+        f"content/mechanism/page-{n:03}.md": article(
+            f"Page {n}", f"Body {n}. See [[page-{(n + 1) % count:03}]].", extra=MECHANISM
+        )
+        for n in range(count)
+    }
+
+
+def test_a_template_mistake_breaking_many_pages_is_reported_once(make_site) -> None:  # type: ignore[no-untyped-def]
+    root = make_site(_articles(30))
+    template = root / "templates/article.html"
+    lines = template.read_text("utf-8").split("\n")
+    lines.insert(3, "{{ page.titel }}")  # inside {% block main %}
+    template.write_text("\n".join(lines), "utf-8")
+    for jobs in (1, 2):  # in-process and in worker processes alike
+        result = run_build(root, jobs=jobs)
+        errors = [d.format() for d in result.diagnostics if d.is_error]
+        assert len(errors) == 1, errors
+        assert errors[0].startswith("templates/article.html:4:")
+        assert "(while rendering page:page-000 and 29 more)" in errors[0]
+
+
+def test_a_missing_include_is_reported_at_the_line_that_names_it(make_site) -> None:  # type: ignore[no-untyped-def]
+    root = make_site(_articles(3))
+    template = root / "templates/article.html"
+    lines = template.read_text("utf-8").split("\n")
+    lines.insert(3, "{% include 'partials/nowhere.html' %}")
+    template.write_text("\n".join(lines), "utf-8")
+    errors = [d for d in run_build(root).diagnostics if d.is_error]
+    assert [(d.path, d.line) for d in errors] == [("templates/article.html", 4)]
+    assert errors[0].message == (
+        "template 'partials/nowhere.html' not found (needed for page:page-000 and 2 more)"
+    )
+    assert errors[0].hint == "create templates/partials/nowhere.html or fix the name on this line"
