@@ -210,6 +210,15 @@ class Tool:
 
 def tools(selected: list[str]) -> dict[str, Tool]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    if any(name.startswith("kbgen") for name in selected):
+        # The peers are pip-installed, and pip byte-compiles what it installs; kbgen runs
+        # from the checkout, so compile it the same way. (Without this, an environment with
+        # PYTHONDONTWRITEBYTECODE=1, like these machines, recompiles kbgen on every build.)
+        subprocess.run(
+            [sys.executable, "-m", "compileall", "-q", str(REPO / "kbgen")],
+            check=True,
+            capture_output=True,
+        )
     kbgen = [sys.executable, "-m", "kbgen", "build", "--quiet"]
     found: dict[str, Tool] = {}
     for name in selected:
