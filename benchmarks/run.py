@@ -133,8 +133,16 @@ def _tree_memory(root: int) -> int:
     return total
 
 
-def run_command(command: list[str], cwd: Path, limit: float, env: dict[str, str]) -> Sample:
-    """Run `command`, timing it and sampling the memory of its process tree."""
+def run_command(
+    command: list[str],
+    cwd: Path,
+    limit: float,
+    env: dict[str, str],
+    sample_memory: bool = False,
+) -> Sample:
+    """Run `command`, timing it; with `sample_memory`, also sample its process tree's PSS
+    (reading smaps_rollup of every process 20 times a second costs real CPU time on a
+    2-core machine, more for tools with worker processes, so timed runs do not sample)."""
     start = time.perf_counter()
     process = subprocess.Popen(
         command,
@@ -157,10 +165,9 @@ def run_command(command: list[str], cwd: Path, limit: float, env: dict[str, str]
         assert process.stderr is not None
         errors.append(process.stderr.read())
 
-    threads = [
-        threading.Thread(target=sample, daemon=True),
-        threading.Thread(target=drain, daemon=True),
-    ]
+    threads = [threading.Thread(target=drain, daemon=True)]
+    if sample_memory:
+        threads.append(threading.Thread(target=sample, daemon=True))
     for thread in threads:
         thread.start()
     status, usage = 0, None
@@ -404,12 +411,24 @@ def measure_tool(
             if sample.failed:
                 result.failures.append(f"{measure}: {sample.failed}")
             if measure == "cold":
-                result.peaks.append(sample.peak_rss)
                 if sample.seconds is None:  # past the limit: the rest would be too
                     for rest in MEASURES[1:]:
                         result.times[rest].append(None)
                     return
                 result.sizes.append(folder_size(folder / OUTPUT[tool.name]))
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def measure_memory(tool: Tool, source: Path, scratch: Path, limit: float, result: Result) -> None:
+    """One more cold build, this one with its process tree's memory sampled."""
+    folder = scratch / f"{tool.name}-memory"
+    if folder.exists():
+        shutil.rmtree(folder)
+    shutil.copytree(source, folder, ignore=shutil.ignore_patterns(".complete"))
+    tool.prepare(folder)
+    try:
+        result.peaks.append(run_command(tool.command, folder, limit, tool.env, True).peak_rss)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -429,6 +448,11 @@ def run_size(
                 continue  # it did not finish within the limit once; do not wait again
             print(f"  {pages} pages, run {step + 1}/{runs}: {name}", file=sys.stderr, flush=True)
             measure_tool(chosen[name], sources[name], scratch, limit, results[name], step)
+    for name in names:
+        if results[name].times["cold"] and results[name].times["cold"][0] is None:
+            continue  # past the limit: no figure to wait for
+        print(f"  {pages} pages, peak memory: {name}", file=sys.stderr, flush=True)
+        measure_memory(chosen[name], sources[name], scratch, limit, results[name])
     return results
 
 
@@ -637,7 +661,8 @@ def main(argv: list[str] | None = None) -> int:
         f"(`--pages {' '.join(map(str, args.pages))} --runs {args.runs} "
         f"--limit {args.limit:.0f}`); "
         "medians of the runs. `kbgen` builds without the search index (like the peers); "
-        "`kbgen+search` also runs Pagefind. Peak memory is the whole process tree's PSS.",
+        "`kbgen+search` also runs Pagefind. Peak memory is the whole process tree's PSS, "
+        "sampled in one extra cold build per tool (timed runs are not sampled).",
         "",
         *header,
         *notes,

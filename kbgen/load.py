@@ -374,6 +374,7 @@ def load_pages(
     trusted: bool = False,
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    known_pages: Mapping[str, Page] | None = None,
 ) -> LoadOutcome:
     """Every page file -> `Page`, re-reading only files whose stamp changed.
 
@@ -382,6 +383,8 @@ def load_pages(
     `trusted`, they are the only files that changed, and the others are not stat-ed. Misses
     are converted in `jobs` processes when there are enough of them to pay for the start-up.
     Results do not depend on `jobs`: each page is a pure function of its file.
+    `known_pages`: the pages the `previous` records made, reused while record and
+    conversion are the very same objects (a warm `serve` keeps them).
     """
     today = loader.context.today
     records: dict[str, SourceRecord] = {}
@@ -423,7 +426,14 @@ def load_pages(
         if markup is not None:
             diagnostics += markup_problems(file.shown, markup)
             if record.outline is not None:
-                pages.append(record.outline.with_markup(markup))
+                known = known_pages.get(file.rel) if known_pages is not None else None
+                if (
+                    known is None
+                    or known.markup is not markup
+                    or previous.get(file.rel) is not record
+                ):
+                    known = record.outline.with_markup(markup)
+                pages.append(known)
     return LoadOutcome(
         ordered, pages, diagnostics, {f.rel for f, _, _ in work}, loader.converted, workers
     )

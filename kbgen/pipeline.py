@@ -256,6 +256,7 @@ class Builder:
         self._wrote = False  #: a build of this Builder has written the output folder
         self._unsaved: tuple[CacheDir, str] | None = None  #: where a deferred state goes
         self._scanned: _Scanned | None = None  #: the last walk of the source folders
+        self._pages: dict[str, Page] = {}  #: the last load's pages, by content rel
 
     # -- the build --------------------------------------------------------------------
 
@@ -277,9 +278,10 @@ class Builder:
     def warm_up(self) -> BuildResult:
         """A build that does not stop at "nothing changed": it loads and resolves every page,
         so the next build can update that work instead of starting it (serve runs this
-        right after a warm start, before the writer's first save)."""
+        right after a warm start, before the writer's first save). It trusts that nothing
+        changed since this Builder's last build, so it renders and writes nothing then."""
         with _cyclic_gc_paused():
-            return self._build_once(None, False, may_skip=False)
+            return self._build_once(set(), True, may_skip=False)
 
     def _build_once(
         self, changed: set[Path] | None, trust_changed: bool, may_skip: bool = True
@@ -618,7 +620,7 @@ class Builder:
     def _scan(self, config: Config, changed: set[Path] | None, trusted: bool) -> _Inputs:
         today = self.options.today or dt.date.today()
         forced = {p.absolute() for p in changed or ()}
-        known = self._scanned if trusted and changed else None
+        known = self._scanned if trusted and changed is not None else None
         if (
             known is not None
             and known.config_digest == config.digest
@@ -757,8 +759,10 @@ class Builder:
             cache.ensure()
         previous: Mapping[str, SourceRecord] = {}
         scanned_ns = 0
+        known_pages: Mapping[str, Page] | None = None
         if self._records is not None and self._records[0] == config.digest:
             _, scanned_ns, previous = self._records
+            known_pages = self._pages
         elif self._state is not None and self._state.body is not None:
             previous = self._state.body.records
             scanned_ns = self._state.head.scanned_ns
@@ -771,9 +775,11 @@ class Builder:
             trusted=inputs.trusted,
             jobs=jobs,
             progress=self._progress("load"),
+            known_pages=known_pages,
         )
         # Records depend only on the files, so they help the next build even if this fails.
         self._records = (config.digest, inputs.scanned_ns, outcome.records)
+        self._pages = {page.rel: page for page in outcome.pages}
         self._markups.release()
         return _Loaded(
             outcome.pages, outcome.records, outcome.diagnostics, outcome.converted, outcome.workers

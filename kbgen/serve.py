@@ -1172,8 +1172,13 @@ class PreviewSession:
         announce: bool = True,
         warm_up: bool = False,
     ) -> BuildResult | None:
-        """Build and tell the browsers; `announce=False`: say nothing if nothing changed."""
-        self.hub.begin_build()
+        """Build and tell the browsers; `announce=False`: say nothing if nothing changed.
+
+        `warm_up`: load and resolve after a warm start. It trusts that nothing changed since
+        the first build a moment ago, so it writes nothing and requests need not wait.
+        """
+        if not warm_up:
+            self.hub.begin_build()
         started = time.perf_counter()
         try:
             # The watcher reports every change, so the builder need not look for others
@@ -1195,6 +1200,10 @@ class PreviewSession:
             raise
         elapsed = time.perf_counter() - started
         self.last_result = result
+        written = result.written
+        quiet = written is not None and not (written.changed or written.removed)
+        if warm_up and result.ok and quiet:
+            return result  # nothing to tell anyone
         if result.ok:
             self._publish_success(result, elapsed, trigger, announce)
         else:
