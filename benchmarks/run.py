@@ -393,14 +393,19 @@ class Result:
         return statistics.median(v for v in values if v is not None)
 
 
-def measure_tool(
-    tool: Tool, source: Path, scratch: Path, limit: float, result: Result, step: int
-) -> None:
-    folder = scratch / f"{tool.name}-{step}"
+def fresh_copy(tool: Tool, source: Path, folder: Path) -> Path:
+    """A new copy of the corpus at `folder`, made buildable by `tool`."""
     if folder.exists():
         shutil.rmtree(folder)
     shutil.copytree(source, folder, ignore=shutil.ignore_patterns(".complete"))
     tool.prepare(folder)
+    return folder
+
+
+def measure_tool(
+    tool: Tool, source: Path, scratch: Path, limit: float, result: Result, step: int
+) -> None:
+    folder = fresh_copy(tool, source, scratch / f"{tool.name}-{step}")
     try:
         edits = {"cold": None, "no change": None, "body edit": edit_body, "title edit": edit_title}
         for measure, edit in edits.items():
@@ -422,11 +427,7 @@ def measure_tool(
 
 def measure_memory(tool: Tool, source: Path, scratch: Path, limit: float, result: Result) -> None:
     """One more cold build, this one with its process tree's memory sampled."""
-    folder = scratch / f"{tool.name}-memory"
-    if folder.exists():
-        shutil.rmtree(folder)
-    shutil.copytree(source, folder, ignore=shutil.ignore_patterns(".complete"))
-    tool.prepare(folder)
+    folder = fresh_copy(tool, source, scratch / f"{tool.name}-memory")
     try:
         result.peaks.append(run_command(tool.command, folder, limit, tool.env, True).peak_rss)
     finally:
