@@ -392,26 +392,25 @@ def load_pages(
     work: list[tuple[SourceFile, Stamp | None, SourceRecord | None]] = []
     for file in files:
         prior = previous.get(file.rel)
-        if trusted and prior is not None and prior.today == today and file.rel not in force:
-            markup = loader.markups.get(prior.markup_key) if prior.markup_key else None
-            if markup is not None or prior.markup_key is None:
-                records[file.rel] = prior
-                if markup is not None:
-                    markups[file.rel] = markup
-                continue
-        stamp = stamp_of(file.path)
+        unlisted = trusted and file.rel not in force  # the watcher named every change
+        stamp = None if unlisted else stamp_of(file.path)
         if prior is not None and prior.today == today:
-            # Unchanged by stamp, or (a recent or reported file) by digest: reuse it.
-            same = file.rel not in force and stamp_trusted(stamp, prior.stamp, scanned_ns)
-            if not same and prior.digest and stamp is not None:
-                same = _digest_of(file) == prior.digest
-                prior = _restamped(prior, stamp) if same else prior
+            if unlisted:
+                same = True
+            else:
+                # Unchanged by stamp, or (a recent or reported file) by digest: reuse it.
+                same = file.rel not in force and stamp_trusted(stamp, prior.stamp, scanned_ns)
+                if not same and prior.digest and stamp is not None:
+                    same = _digest_of(file) == prior.digest
+                    prior = _restamped(prior, stamp) if same else prior
             markup = loader.markups.get(prior.markup_key) if same and prior.markup_key else None
             if same and (markup is not None or prior.markup_key is None):
                 records[file.rel] = prior
                 if markup is not None:
                     markups[file.rel] = markup
                 continue
+        if unlisted:  # reusable but not in the markup cache any more: convert it again
+            stamp = stamp_of(file.path)
         work.append((file, stamp, prior))
     workers = 1
     if work:

@@ -165,7 +165,8 @@ class StateBody:
     page_tokens: dict[str, tuple[str, str, str | None]]  #: page key -> (rel, digest, markup)
     graph: DepGraph
     closures: dict[str, frozenset[str] | None]  #: template -> templates it includes
-    #: the knowledge graph of that build (pages without HTML), for an incremental resolve
+    #: the knowledge graph of that build (in memory with its pages, saved without them),
+    #: for an incremental resolve
     resolution: Resolution | None = None
 
 
@@ -216,9 +217,8 @@ class _Scanned:
         self.tree = tree
         self.found = found
         self.scanned_ns = scanned_ns
-        files = [*tree.pages, *tree.data.values(), *tree.static, *tree.templates]
         self.rels = {file.path: file.rel for file in tree.pages}
-        for file in files[len(tree.pages) :]:
+        for file in (*tree.data.values(), *tree.static, *tree.templates):
             self.rels.setdefault(file.path, "")  # known, but not a page
 
 
@@ -629,14 +629,13 @@ class Builder:
             # Stamps taken in this build are judged against the last full scan's time
             # (cache.stamp_trusted), which is what the unscanned files' stamps are from.
             tree, found, scanned_ns = known.tree, known.found, known.scanned_ns
-            force_pages = frozenset(filter(None, (known.rels[path] for path in forced)))
         else:
             trusted = False
             scanned_ns = time.time_ns()
             tree, found = scan(config)
             known = _Scanned(config.digest, tree, found, scanned_ns)
             self._scanned = known
-            force_pages = frozenset(filter(None, (known.rels.get(path) for path in forced)))
+        force_pages = frozenset(filter(None, map(known.rels.get, forced)))
         state = self._state.head if self._state is not None else None
 
         def states(

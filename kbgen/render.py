@@ -118,13 +118,13 @@ def merge_repeated(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
     A mistake in a template used by 1,000 pages would otherwise be printed 1,000 times; it is
     printed once, naming the first page (by node name) and how many more it broke.
     """
-    pages: dict[tuple[object, ...], list[str]] = {}
-    first: dict[tuple[object, ...], Diagnostic] = {}
-    merged: list[Diagnostic | tuple[object, ...]] = []
-    for diagnostic in diagnostics:
+    # In order of first appearance: a lone diagnostic under its position in the list, a
+    # template problem under what it says apart from the page, with the pages it broke.
+    groups: dict[object, tuple[Diagnostic, list[str]]] = {}
+    for position, diagnostic in enumerate(diagnostics):
         found = _FOR_PAGE.search(diagnostic.message)
         if found is None:
-            merged.append(diagnostic)
+            groups[position] = (diagnostic, [])
             continue
         key = (
             diagnostic.path,
@@ -135,21 +135,18 @@ def merge_repeated(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
             found.group(1),
             diagnostic.hint,
         )
-        if key not in pages:
-            pages[key] = []
-            first[key] = diagnostic
-            merged.append(key)
-        pages[key].append(found.group(2))
-    out: list[Diagnostic] = []
-    for item in merged:
-        if isinstance(item, Diagnostic):
-            out.append(item)
-            continue
-        nodes = sorted(pages[item])
-        more = f" and {len(nodes) - 1} more" if len(nodes) > 1 else ""
-        message = f"{item[4]} ({item[5]} {nodes[0]}{more})"
-        out.append(dataclasses.replace(first[item], message=message))
-    return out
+        groups.setdefault(key, (diagnostic, []))[1].append(found.group(2))
+    merged: list[Diagnostic] = []
+    for diagnostic, pages in groups.values():
+        if pages:
+            found = _FOR_PAGE.search(diagnostic.message)
+            assert found is not None
+            pages.sort()
+            more = f" and {len(pages) - 1} more" if len(pages) > 1 else ""
+            message = f"{diagnostic.message[: found.start()]} ({found.group(1)} {pages[0]}{more})"
+            diagnostic = dataclasses.replace(diagnostic, message=message)
+        merged.append(diagnostic)
+    return merged
 
 
 class Renderer:

@@ -71,22 +71,6 @@ def article_sort_key(page: Page) -> tuple[bool, int, str, str]:
     return (order is None, order or 0, page.meta.title.lower(), page.slug)
 
 
-def build_index(
-    pages: Iterable[Page],
-    references: Mapping[str, Reference],
-    glossary: Sequence[GlossaryTerm],
-    config: Config,
-    show_drafts: bool,
-    references_path: str = "content/references.yaml",
-    glossary_path: str = "content/glossary.yaml",
-) -> tuple[SiteIndex, list[Diagnostic]]:
-    """Resolve the whole site from scratch (see `resolve_site` for the incremental form)."""
-    resolution = resolve_site(
-        pages, references, glossary, config, show_drafts, references_path, glossary_path
-    )
-    return resolution.index, resolution.diagnostics
-
-
 @dataclass(frozen=True, slots=True)
 class Resolution:
     """One resolve's result plus what the next resolve needs to update it cheaply.
@@ -101,10 +85,10 @@ class Resolution:
     diagnostics: list[Diagnostic]
     delta: Mapping[str, frozenset[str]] | None
     settings: tuple[object, ...]  #: everything besides the pages that the result depends on
-    #: drafts too (links to them are reported, not resolved); empty in a `portable` copy
-    everything: Mapping[str, Page]
-    facts: Mapping[str, PageFacts]  #: what the next resolve compares, for each of those
-    lookup: _Lookup  #: the tables links were resolved against (`everything` empty if portable)
+    #: the tables links were resolved against; its pages (`everything`, drafts included)
+    #: are left out of a `portable` copy
+    lookup: _Lookup
+    facts: Mapping[str, PageFacts]  #: what the next resolve compares, for each of those pages
     rels: frozenset[tuple[str, str]]  #: (rel, key) of every page given, duplicates included
     local: Mapping[str, tuple[Diagnostic, ...]]  #: key -> problems of its links and citations
     shared: tuple[Diagnostic, ...]  #: every other diagnostic
@@ -149,7 +133,8 @@ def portable(resolution: Resolution) -> Resolution:
     """`resolution` without its pages (the next build loads them anyway; their facts
     suffice to update it): what the build state keeps for the next process."""
     index = dataclasses.replace(resolution.index, pages={})
-    return dataclasses.replace(resolution, index=index, everything={}, delta=None, resolved=0)
+    lookup = dataclasses.replace(resolution.lookup, everything={})
+    return dataclasses.replace(resolution, index=index, lookup=lookup, delta=None, resolved=0)
 
 
 def resolve_site(
@@ -275,9 +260,8 @@ def _resolve_all(
         diagnostics=_all_diagnostics(shared, local),
         delta=None,
         settings=settings,
-        everything=everything,
+        lookup=lookup,
         facts={key: _facts(page, key in by_key) for key, page in everything.items()},
-        lookup=dataclasses.replace(lookup, everything={}),  # `everything` is kept above
         rels=frozenset((p.rel, page_key(p)) for p in all_pages),
         local=local,
         shared=tuple(shared),
@@ -355,7 +339,7 @@ def _update(
         index=index,
         diagnostics=_all_diagnostics(previous.shared, local),
         delta={"pages": touched, "links": touched, "backlinks": frozenset(touched_backlinks)},
-        everything=everything,
+        lookup=lookup,
         facts=facts,
         local=local,
         resolved=len(touched),
