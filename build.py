@@ -1,5 +1,5 @@
 """Entry point: `python build.py build|check|new|serve` (see README.md)."""
-from kbgen.cli import main
+from kbgen.__main__ import run
 
 if __name__ == "__main__":  # not when multiprocessing imports it in a worker
-    raise SystemExit(main())
+    raise SystemExit(run())

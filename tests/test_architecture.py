@@ -12,7 +12,7 @@ from pathlib import Path
 from conftest import REPO
 
 LAYERS = [
-    {"__init__", "model", "diagnostics", "links"},
+    {"__init__", "environment", "model", "diagnostics", "links"},
     {"yamlload"},
     {"config"},
     {"discover", "frontmatter", "markup", "citations", "glossary"},

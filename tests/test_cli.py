@@ -81,3 +81,31 @@ def test_help_shows_examples() -> None:
         result = run_cli(REPO, command, "--help")
         assert result.returncode == 0
         assert "examples:" in result.stdout
+
+
+def test_an_interpreter_without_kbgens_packages_gets_the_setup_command(make_site) -> None:  # type: ignore[no-untyped-def]
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    root = make_site({"content/mechanism/a.md": article("A", "Body.", extra="status: established")})
+    # -S: no site-packages, as with a python3 the project was never installed into
+    done = subprocess.run([sys.executable, "-S", str(REPO / "build.py"), "check"], cwd=root,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert done.stderr.startswith(
+        "error: kbgen needs the Python packages markdown, jinja2, pyyaml, pygments, watchdog "
+        "and nh3, not installed for ")
+    assert "python3 -m venv .venv && .venv/bin/pip install -e ." in done.stderr
+
+
+def test_the_dependency_check_names_exactly_what_is_missing() -> None:
+    from kbgen.environment import missing_distributions, missing_message
+
+    assert missing_distributions() == []  # this test environment has everything
+    assert missing_message() is None
+    message = missing_message({"markdown": "markdown", "kbgen_no_such_module": "no-such-dist"})
+    assert message is not None
+    assert message.startswith("error: kbgen needs the Python package no-such-dist, not installed")
