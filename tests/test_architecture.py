@@ -13,7 +13,7 @@ from conftest import REPO
 
 LAYERS = [
     {"__init__", "environment", "model", "diagnostics", "links"},
-    {"yamlload"},
+    {"yamlload", "inline"},
     {"config"},
     {"discover", "frontmatter", "markup", "citations", "glossary"},
     {"cache"},
@@ -29,7 +29,7 @@ LAYERS = [
 ]
 THIRD_PARTY = {
     # cache.py reads these libraries' versions for its cache key
-    "markdown": {"markup", "cache"},
+    "markdown": {"markup", "inline", "cache"},
     "pygments": {"markup", "cache"},
     "nh3": {"markup", "cache"},
     "jinja2": {"render", "diagnostics"},

@@ -1,0 +1,126 @@
+"""The faster inline processor (kbgen/inline.py) gives exactly the stock processor's output."""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as etree
+from pathlib import Path
+
+import markdown
+import pytest
+from markdown.inlinepatterns import InlineProcessor as InlinePattern
+from markdown.treeprocessors import InlineProcessor
+
+from kbgen.config import MarkdownOptions
+from kbgen.inline import FastInlineProcessor, start_strings
+from kbgen.markup import MarkupEngine
+from kbgen.model import GlossaryTerm
+
+REPO = Path(__file__).resolve().parent.parent
+GLOSSARY = (GlossaryTerm("term-nmda", "NMDA receptor", "A glutamate receptor.", ()),)
+
+TRICKY = [
+    "plain words, no markup at all\n",
+    "*em* **strong** ***both*** _u_ __uu__ a*b*c snake_case_word **unclosed\n",
+    "escaped \\*stars\\* and \\[brackets\\] and \\`ticks\\` and \\\\ backslash\n",
+    "`code with [[wiki]] and *stars*` then ``double `tick` code`` and \\\\`odd`\n",
+    "[link](https://e.org) [ref][r] [short] ![img](a.png) ![ref img][r] [[wiki]] "
+    "[[wiki|text]] [@key] [see @key, p. 3; @other] [-@key]\n\n[r]: https://r.org\n"
+    "[short]: https://s.org\n",
+    "<https://auto.link/x> <me@example.org> &amp; &copy; &#169; &#xA9; & alone\n",
+    "line ending in two spaces  \nnext line\n",
+    "footnote[^1] and [^missing]\n\n[^1]: The note, with *em* and [[wiki]].\n",
+    "nested [link with *em* and `code`](x.md) and *em with [link](y.md)*\n",
+    "| a | b |\n|---|---|\n| *x* | [[y]] |\n| `z` | &amp; |\n",
+    "- item *one*\n- item [[two]]\n    - nested **three**\n",
+    "Term\n: definition with _em_\n\n!!! note \"Title *em*\"\n    body [[w]]\n",
+    "*[NMDA]: N-methyl-D-aspartate\n\nNMDA receptor text\n",
+    "<span>raw</span> a < b > c\n",
+    "unicode — “quotes” ñ [[ünï]] *ẽm*\n",
+]
+
+
+def _engines() -> tuple[MarkupEngine, MarkupEngine]:
+    fast = MarkupEngine(MarkdownOptions(), GLOSSARY)
+    stock = MarkupEngine(MarkdownOptions(), GLOSSARY)
+    stock._md.treeprocessors.register(InlineProcessor(stock._md), "inline", 20)
+    assert isinstance(fast._md.treeprocessors["inline"], FastInlineProcessor)
+    assert not isinstance(stock._md.treeprocessors["inline"], FastInlineProcessor)
+    return fast, stock
+
+
+def _articles() -> list[str]:
+    return [
+        path.read_text("utf-8").split("\n---\n", 1)[-1]
+        for path in sorted((REPO / "content").rglob("*.md"))
+    ]
+
+
+@pytest.mark.parametrize("body", TRICKY)
+def test_same_output_as_the_stock_processor_on_tricky_input(body: str) -> None:
+    fast, stock = _engines()
+    assert fast.convert(body, 1) == stock.convert(body, 1)
+
+
+def test_same_output_as_the_stock_processor_on_every_article() -> None:
+    fast, stock = _engines()
+    articles = _articles()
+    assert len(articles) > 20
+    for body in articles:
+        assert fast.convert(body, 1) == stock.convert(body, 1)
+
+
+def test_start_strings_of_the_stock_patterns() -> None:
+    md = markdown.Markdown(extensions=["footnotes"])
+    patterns = {name: md.inlinePatterns[name] for name in
+                ("backtick", "escape", "link", "image_link", "entity", "linebreak", "footnote")}
+    found = {name: start_strings(p.getCompiledRegExp()) for name, p in patterns.items()}
+    assert found["escape"] == {"\\"}
+    assert found["link"] == {"["}  # the lookbehind consumes nothing
+    assert found["image_link"] == {"!["}
+    assert found["entity"] == {"&"}
+    assert found["linebreak"] == {"  \n"}
+    assert found["footnote"] == {"[^"}
+    assert found["backtick"] == {"`", "\\"}  # escaped backslashes before a tick start a match
+
+
+@pytest.mark.parametrize(
+    ("regex", "expected"),
+    [
+        (r"\[\[x", {"[[x"}),
+        (r"(?<!\\)ab|cd", {"ab", "cd"}),
+        (r"[*_]+", {"*", "_"}),
+        (r"(foo)?bar", None),  # may start with "b": the optional group could be absent
+        (r"a*b", None),
+        (r".x", None),
+        (r"[^x]", None),
+        (r"\w+", None),
+        (r"(?i)abc", None),  # case-insensitive: "ABC" matches too
+        (r"(?i:a)b", None),
+        (r"^(.*?)\*(.*)$", None),  # an old-style pattern can start anywhere
+        (r"(?=a)", None),  # matches the empty string
+        (r"[a-z]", None),  # too many start characters to be worth testing
+        (r"(?:\*\*|__)x", {"**", "__"}),
+    ],
+)
+def test_start_strings_are_safe(regex: str, expected: set[str] | None) -> None:
+    found = start_strings(re.compile(regex))
+    assert (set(found) if found is not None else None) == expected
+    if found is not None:  # every match really does start with one of them
+        for text in ("[[x", "ab", "cd", "**", "__x", "**x", "_*"):
+            for match in re.finditer(regex, text):
+                if match.group(0):
+                    assert any(text[match.start():].startswith(s) for s in found)
+
+
+def test_an_extension_pattern_is_always_tried_when_unreadable() -> None:
+    class AnyChar(InlinePattern):
+        def handleMatch(self, m: re.Match[str], data: str):  # type: ignore[no-untyped-def, override]
+            el = etree.Element("mark")
+            el.text = m.group(1)
+            return el, m.start(0), m.end(0)
+
+    md = markdown.Markdown()
+    md.inlinePatterns.register(AnyChar(r"(?i)(z+)", md), "zs", 5)
+    md.treeprocessors.register(FastInlineProcessor(md), "inline", 20)
+    assert md.convert("buzz ZZ") == "<p>bu<mark>zz</mark> <mark>ZZ</mark></p>"
