@@ -395,7 +395,8 @@ class _CaptureTreeprocessor(Treeprocessor):
         # placeholder) is filled in further down the loop.
         for index, element in self._link_elements:
             state.links[index] = dataclasses.replace(
-                state.links[index], context=_sentence_around(element, parents))
+                state.links[index], context=_sentence_around(element, parents)
+            )
         self._link_elements.clear()
         if self.glossary_re is not None and self.options.glossary_tooltips:
             self._mark_glossary(root, set())
@@ -741,10 +742,13 @@ def nesting_problem(body: str, body_line: int) -> tuple[int, int, str, str] | No
         indent = len(prefix.replace("\t", "    ").replace(">", ""))
         if quotes > MAX_QUOTE_DEPTH or indent > MAX_INDENT:
             levels = quotes if quotes > MAX_QUOTE_DEPTH else indent // 4  # 4 columns a level
-            return (body_line + offset, 1,
-                    f"lists or blockquotes are nested about {levels} levels deep; at most "
-                    f"{MAX_QUOTE_DEPTH} are supported",
-                    "flatten the nesting (use headings or separate lists)")
+            return (
+                body_line + offset,
+                1,
+                f"lists or blockquotes are nested about {levels} levels deep; at most "
+                f"{MAX_QUOTE_DEPTH} are supported",
+                "flatten the nesting (use headings or separate lists)",
+            )
     return None
 
 

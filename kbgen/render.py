@@ -24,7 +24,7 @@ import json
 import re
 import traceback
 import unicodedata
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -328,8 +328,9 @@ class SiteView:
             if kind != "T":
                 return ""
             target = targets[int(payload)] if int(payload) < len(targets) else None
-            return html.escape(self.link_text(source_key, int(payload), target.slug)) \
-                if target else ""
+            return (
+                html.escape(self.link_text(source_key, int(payload), target.slug)) if target else ""
+            )
 
         return links.substitute(html.escape(text, quote=False), title)
 
@@ -361,18 +362,20 @@ class SiteView:
 
         sections = []
         for spec in self.config.sections:
-            members = self.index.articles_by_section.get(spec.id, ())
-            listed = members if len(members) <= NAV_LIMIT else ()
+            # The size first: a section too big to list is only counted, and its pages do
+            # not depend on (and re-render with) its order.
+            count = self.index.section_sizes.get(spec.id, 0)
+            listed = self.index.articles_by_section.get(spec.id, ()) if count <= NAV_LIMIT else ()
             sections.append(
                 {
                     "id": spec.id,
                     "title": spec.title,
                     "description": spec.description,
                     "url": href(self.section_file(spec.id)),
-                    "count": len(members),
+                    "count": count,
                     "current": spec.id == current_section,
                     "articles": [self.page_link(k, current_file) for k in listed],
-                    "truncated": len(members) > NAV_LIMIT,
+                    "truncated": count > NAV_LIMIT,
                 }
             )
         return {
@@ -990,9 +993,7 @@ class RenderSession:
         if workers > 1 and len(chosen) >= RENDER_PARALLEL_MIN:
             result = self._render_forked(chosen, sink, workers, progress, on_deps)
             if result is not None:
-                return dataclasses.replace(
-                    result, diagnostics=merge_repeated(result.diagnostics)
-                )
+                return dataclasses.replace(result, diagnostics=merge_repeated(result.diagnostics))
         results, diagnostics, batch = self._render_some(chosen, sink, progress=progress)
         if on_deps is not None and batch is not None:
             on_deps(batch, {n.node: n.files for n in results})
@@ -1015,20 +1016,47 @@ class RenderSession:
                 self.renderer.env.get_template(str(name))
         chunk = max(8, min(128, len(chosen) // (workers * 8) or 1))
         chunks = [chosen[i : i + chunk] for i in range(0, len(chosen), chunk)]
+        # This process renders too, beside `workers - 1` forked helpers: it would otherwise
+        # sit idle, and every helper ends up with a private copy of most of the site it
+        # reads (reference counts write to the pages it shares with this process), the
+        # largest part of a big build's peak memory. Chunks are claimed from a shared
+        # counter, so whoever is free takes the next one.
+        # Listing pages (home, sections, tags, site files) each read many pages and come
+        # last in the job list; handed out first, they do not leave one process working
+        # alone at the end.
+        lists = [not all(self.jobs[i].template == "article.html" for i in c) for c in chunks]
+        claims = _ChunkClaims(sorted(range(len(chunks)), key=lambda number: not lists[number]))
+        done: dict[int, tuple[list[NodeResult], list[Diagnostic], DepBatch | None]] = {}
         results: list[NodeResult] = []
         diagnostics: list[Diagnostic] = []
-        _FORKED = (self, sink)
+        passed = 0  #: chunks handed on in order: results, diagnostics and deps stay ordered
+
+        def pass_on_finished() -> None:
+            nonlocal passed
+            while passed in done:
+                part, problems, batch = done.pop(passed)
+                passed += 1
+                results.extend(part)
+                diagnostics.extend(problems)
+                if on_deps is not None and batch is not None:
+                    on_deps(batch, {n.node: n.files for n in part})
+                if progress is not None:
+                    progress(len(results), len(chosen))
+
+        _FORKED = (self, sink, chunks, claims)
         try:
-            with worker_pool(workers, _no_setup, (), require_fork=True) as pool:
+            with worker_pool(workers - 1, _no_setup, (), require_fork=True) as pool:
                 if pool is None:
                     return None
-                for part, problems, batch in pool.imap(_render_chunk, chunks):
-                    results += part
-                    diagnostics += problems
-                    if on_deps is not None and batch is not None:
-                        on_deps(batch, {n.node: n.files for n in part})
-                    if progress is not None:
-                        progress(len(results), len(chosen))
+                helped = pool.imap_unordered(_render_claimed, range(len(chunks)))
+                while (number := claims.claim()) is not None:
+                    done[number] = self._render_some(chunks[number], sink, with_fingerprints=True)
+                    _collect_ready(helped, done)
+                    pass_on_finished()
+                for finished in helped:  # what the helpers are still rendering
+                    if finished is not None:
+                        done[finished[0]] = finished[1]
+                pass_on_finished()
         finally:
             _FORKED = None
         return RenderResult(results, diagnostics, workers)
@@ -1126,19 +1154,58 @@ def _unique_outputs(
 
 
 # Forked render workers find their session here (inherited from the parent at fork time).
-_FORKED: tuple[RenderSession, Sink | None] | None = None
+ChunkResult = tuple[list[NodeResult], list[Diagnostic], DepBatch | None]
+
+
+class _ChunkClaims:
+    """A counter shared with forked processes: each chunk is handed out once, in `order`."""
+
+    def __init__(self, order: list[int]) -> None:
+        import multiprocessing
+
+        self.order = order  #: chunk numbers in the order they are handed out
+        self._next = multiprocessing.get_context("fork").Value("i", 0)
+
+    def claim(self) -> int | None:
+        with self._next.get_lock():
+            position = int(self._next.value)
+            if position >= len(self.order):
+                return None
+            self._next.value = position + 1
+            return self.order[position]
+
+
+#: what forked render helpers inherit: the session, the sink, the chunks and their claims
+_FORKED: tuple[RenderSession, Sink | None, list[list[int]], _ChunkClaims] | None = None
 
 
 def _no_setup() -> None:
     return None
 
 
-def _render_chunk(
-    indices: list[int],
-) -> tuple[list[NodeResult], list[Diagnostic], DepBatch | None]:
+def _render_claimed(_task: int) -> tuple[int, ChunkResult] | None:
+    """One pool task: render the next unclaimed chunk, if any is left."""
     assert _FORKED is not None, "render worker without a session"
-    session, sink = _FORKED
-    return session._render_some(indices, sink, with_fingerprints=True)
+    session, sink, chunks, claims = _FORKED
+    number = claims.claim()
+    if number is None:
+        return None
+    return number, session._render_some(chunks[number], sink, with_fingerprints=True)
+
+
+def _collect_ready(
+    helped: Iterator[tuple[int, ChunkResult] | None], done: dict[int, ChunkResult]
+) -> None:
+    """Move the helpers' finished chunks into `done`, without waiting for more."""
+    import multiprocessing
+
+    while True:
+        try:
+            finished = helped.next(timeout=0)  # type: ignore[attr-defined]
+        except (multiprocessing.TimeoutError, StopIteration):
+            return
+        if finished is not None:
+            done[finished[0]] = finished[1]
 
 
 def site_files(view: SiteView) -> list[OutputFile]:

@@ -289,6 +289,29 @@ def test_title_edit_in_a_large_section_renders_exactly_the_pages_showing_it(
     assert len(result.rendered) < 12
 
 
+def test_reordering_a_large_section_renders_the_old_and_new_neighbours_only(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages read their previous/next article, not the section's whole order: a retitled
+    article that moves within its section re-renders the articles whose neighbours changed,
+    and an article whose neighbours stayed the same is left alone."""
+    import kbgen.render
+
+    monkeypatch.setattr(kbgen.render, "NAV_LIMIT", 1)
+    for slug in ("delta", "epsilon"):
+        write(site, f"content/mechanism/{slug}.md", article(slug.title(), "Text.", extra=MECH))
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    # Alpha, Beta, Delta, Epsilon, Gamma  ->  Aardvark gamma, Alpha, Beta, Delta, Epsilon
+    edit(site, "content/mechanism/gamma.md", "title: Gamma", "title: Aardvark gamma")
+    result = builder.build()
+    assert result.ok
+    assert_same_as_full(site, result, tmp_path)
+    assert {"page:gamma", "page:alpha", "page:epsilon"} <= result.rendered  # new neighbours
+    assert "page:delta" not in result.rendered  # still between Beta and Epsilon
+    assert "page:_section:mechanism" in result.rendered
+
+
 def test_tag_change_renders_both_tag_pages_and_removes_an_empty_one(
     site: Path, tmp_path: Path
 ) -> None:
