@@ -156,6 +156,70 @@ register_fast_pickling(
 )
 
 
+_MARKUP_FIELDS = tuple(f.name for f in dataclasses.fields(Markup))
+
+
+class LazyMarkup(Markup):
+    """A cached conversion that is unpickled when one of its fields is first read.
+
+    A warm build needs the Markdown result of every page on disk, but reads few of them:
+    a body edit renders one page, and the other pages only lend their front matter.
+    Unpickling every page's links and headings up front was the largest part of such a
+    build's load stage. The envelope is verified (checksum, key) when the page loads, so a
+    damaged entry is still a cache miss then, not a surprise later. It behaves as the
+    `Markup` it holds: equal to it, same hash, pickled as a plain `Markup`.
+    """
+
+    __slots__ = ("_payload",)
+
+    def __getattr__(self, name: str) -> object:
+        # Python calls this only for a slot with no value: every field before the first read.
+        if name in _MARKUP_FIELDS and self._load():
+            return object.__getattribute__(self, name)
+        raise AttributeError(name)
+
+    def _load(self) -> bool:
+        try:
+            payload = object.__getattribute__(self, "_payload")
+        except AttributeError:  # made by dataclasses.replace(): a plain, complete value
+            return False
+        if payload is None:
+            return False
+        _key, markup = pickle.loads(payload)
+        for name in _MARKUP_FIELDS:
+            object.__setattr__(self, name, getattr(markup, name))
+        object.__setattr__(self, "_payload", None)
+        return True
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Markup):
+            return NotImplemented
+        return all(getattr(self, name) == getattr(other, name) for name in _MARKUP_FIELDS)
+
+    __hash__ = Markup.__hash__
+
+
+def _pickled_str(text: str) -> bytes:
+    """How pickle (protocol 4+) writes a str: SHORT_BINUNICODE or BINUNICODE, then UTF-8."""
+    raw = text.encode("utf-8", "surrogatepass")
+    if len(raw) < 256:
+        return b"\x8c" + bytes([len(raw)]) + raw
+    return b"X" + len(raw).to_bytes(4, "little") + raw
+
+
+def _lazy_markup(payload: memoryview) -> LazyMarkup:
+    lazy = object.__new__(LazyMarkup)
+    object.__setattr__(lazy, "_payload", payload)
+    return lazy
+
+
+def _reduce_lazy(lazy: LazyMarkup) -> tuple[Callable[..., Markup], tuple[object, ...]]:
+    return Markup, tuple(getattr(lazy, name) for name in _MARKUP_FIELDS)
+
+
+copyreg.pickle(LazyMarkup, _reduce_lazy)  # type: ignore[arg-type]
+
+
 def seal(value: object) -> bytes:
     """value -> envelope bytes (magic, checksum, pickle)."""
     return MAGIC + _envelope(value)
@@ -334,6 +398,47 @@ class MarkupStore:
                 self._memory[key] = found
             return found
 
+    def get_lazy(self, key: str) -> Markup | None:
+        """Like `get`, but an entry read from disk is only verified now and unpickled when
+        first used (see LazyMarkup)."""
+        with self._lock:
+            found = self._memory.get(key)
+            if found is not None or self.cache is None:
+                return found
+            location = self._disk_index().get(key)
+            payload = self._payload(key, location) if location is not None else None
+            if payload is None:
+                self._disk_index().pop(key, None)
+                return None
+            found = self._memory[key] = _lazy_markup(payload)
+            return found
+
+    def _payload(self, key: str, location: Location) -> memoryview | None:
+        """The verified pickle of the entry at `location`, if it is the entry for `key`."""
+        pack, offset, length = location
+        data = self._pack_data(pack)
+        if data is None or offset + length > len(data):
+            return None
+        envelope = memoryview(data)[offset : offset + length]
+        try:
+            payload = _verify(envelope)
+        except CacheCorrupt:
+            return None
+        # The pickle of (key, markup) opens with the key: check it without unpickling.
+        expected = _pickled_str(key)
+        if expected not in bytes(payload[: len(expected) + 16]):
+            return None
+        return payload
+
+    def _pack_data(self, pack: str) -> bytes | None:
+        assert self.cache is not None
+        if pack not in self._packs:
+            try:
+                self._packs[pack] = (self.cache.base / "markup" / pack).read_bytes()
+            except OSError:
+                self._packs[pack] = None
+        return self._packs[pack]
+
     def _disk_index(self) -> dict[str, Location]:
         if self._index is None:
             assert self.cache is not None
@@ -342,14 +447,8 @@ class MarkupStore:
         return self._index
 
     def _read(self, key: str, location: Location) -> Markup | None:
-        assert self.cache is not None
         pack, offset, length = location
-        if pack not in self._packs:
-            try:
-                self._packs[pack] = (self.cache.base / "markup" / pack).read_bytes()
-            except OSError:
-                self._packs[pack] = None
-        data = self._packs[pack]
+        data = self._pack_data(pack)
         if data is None or offset + length > len(data):
             return None
         try:
@@ -512,7 +611,10 @@ def _envelope(value: object) -> bytes:
     return _mac(payload) + payload
 
 
-def _verify(envelope: bytes) -> bytes:
+Envelope = TypeVar("Envelope", bytes, memoryview)
+
+
+def _verify(envelope: Envelope) -> Envelope:
     checksum, payload = envelope[:_CHECKSUM_BYTES], envelope[_CHECKSUM_BYTES:]
     if len(checksum) != _CHECKSUM_BYTES or not hmac.compare_digest(_mac(payload), checksum):
         raise CacheCorrupt("checksum mismatch")
@@ -561,7 +663,7 @@ def _load_or_create_key(path: Path) -> bytes:
     return key
 
 
-def _mac(payload: bytes) -> bytes:
+def _mac(payload: bytes | memoryview) -> bytes:
     return hmac.new(_secret(), payload, hashlib.sha256).digest()
 
 

@@ -270,7 +270,7 @@ class SourceRecord:
     digest: str  #: sha256 of the file's bytes ("" if unreadable)
     today: dt.date  #: the date review warnings were computed for
     outline: PageOutline | None  #: None when the front matter is unusable
-    diagnostics: tuple[Diagnostic, ...]  #: reading and front-matter problems
+    diagnostics: tuple[Diagnostic, ...]  #: reading, front-matter and Markdown problems
     markup_key: str | None  #: cache key of the body's conversion; None if never converted
 
 
@@ -333,6 +333,7 @@ class PageLoader:
             if self.remember:
                 self.markups.put(key, markup)
             self.converted += 1
+        diagnostics += markup_problems(file.shown, markup)
         return SourceRecord(stamp, digest, today, outline, tuple(diagnostics), key), markup
 
 
@@ -403,7 +404,9 @@ def load_pages(
                 if not same and prior.digest and stamp is not None:
                     same = _digest_of(file) == prior.digest
                     prior = _restamped(prior, stamp) if same else prior
-            markup = loader.markups.get(prior.markup_key) if same and prior.markup_key else None
+            markup = None
+            if same and prior.markup_key:  # most of these are never read: unpickled on use
+                markup = loader.markups.get_lazy(prior.markup_key)
             if same and (markup is not None or prior.markup_key is None):
                 records[file.rel] = prior
                 if markup is not None:
@@ -422,17 +425,11 @@ def load_pages(
         record = ordered[file.rel]
         diagnostics += record.diagnostics
         markup = markups.get(file.rel)
-        if markup is not None:
-            diagnostics += markup_problems(file.shown, markup)
-            if record.outline is not None:
-                known = known_pages.get(file.rel) if known_pages is not None else None
-                if (
-                    known is None
-                    or known.markup is not markup
-                    or previous.get(file.rel) is not record
-                ):
-                    known = record.outline.with_markup(markup)
-                pages.append(known)
+        if markup is not None and record.outline is not None:
+            known = known_pages.get(file.rel) if known_pages is not None else None
+            if known is None or known.markup is not markup or previous.get(file.rel) is not record:
+                known = record.outline.with_markup(markup)
+            pages.append(known)
     return LoadOutcome(
         ordered, pages, diagnostics, {f.rel for f, _, _ in work}, loader.converted, workers
     )

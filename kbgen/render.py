@@ -28,7 +28,6 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, S
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
-from xml.sax.saxutils import escape as xml_escape
 
 import jinja2
 import jinja2.meta
@@ -704,6 +703,13 @@ def _script_json(data: object) -> str:
     return json.dumps(data, ensure_ascii=False, sort_keys=True).replace("<", "\\u003c")
 
 
+def xml_escape(text: str, quotes: bool = False) -> str:
+    """Escape text for XML (sitemap, feed); `quotes` too inside a double-quoted attribute.
+    (xml.sax.saxutils does the same but imports urllib.request, ~20 ms per build.)"""
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return text.replace('"', "&quot;") if quotes else text
+
+
 def _has_code(page_html: str) -> bool:
     """Whether the page holds highlighted code (only then is pygments.css linked)."""
     return 'class="highlight"' in page_html
@@ -1259,14 +1265,14 @@ def _atom(view: SiteView, article_keys: list[str]) -> str:
         entries.append(
             "  <entry>\n"
             f"    <title>{xml_escape(page.meta.title)}</title>\n"
-            f'    <link href="{xml_escape(href)}"/>\n'
+            f'    <link href="{xml_escape(href, quotes=True)}"/>\n'
             f"    <id>{xml_escape(entry_id)}</id>\n"
             f"    <updated>{reviewed}T00:00:00Z</updated>\n"
             f"    <summary>{xml_escape(page.meta.summary)}</summary>\n"
             "  </entry>\n"
         )
     self_link = (
-        f'  <link rel="self" href="{xml_escape(config.base_url)}feed.xml"/>\n'
+        f'  <link rel="self" href="{xml_escape(config.base_url, quotes=True)}feed.xml"/>\n'
         if config.base_url
         else ""
     )

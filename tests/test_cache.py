@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import pickle
 from pathlib import Path
@@ -14,6 +15,7 @@ from kbgen.cache import (
     MAGIC,
     CacheCorrupt,
     CacheDir,
+    LazyMarkup,
     MarkupStore,
     PackIndex,
     engine_key,
@@ -206,6 +208,54 @@ def test_index_pointing_at_the_wrong_entry_is_a_miss(tmp_path: Path) -> None:
     index_path.write_bytes(seal(PackIndex(swapped)))
     fresh = MarkupStore(cache)
     assert fresh.get("k1") is None and fresh.get("k2") is None
+
+
+def test_lazy_entries_unpickle_on_first_read_and_behave_as_the_markup(tmp_path: Path) -> None:
+    cache = CacheDir(tmp_path / "cache")
+    store = MarkupStore(cache)
+    store.put("ab" * 32, sample_markup())
+    store.flush()
+    lazy = MarkupStore(cache).get_lazy("ab" * 32)
+    assert isinstance(lazy, LazyMarkup)
+    assert lazy._payload is not None  # verified, not unpickled
+    assert lazy == sample_markup() and sample_markup() == lazy
+    assert lazy._payload is None  # the first read unpickled it
+    assert hash(lazy) == hash(sample_markup())
+    assert lazy.links == sample_markup().links and lazy.html == sample_markup().html
+    copied = pickle.loads(pickle.dumps(MarkupStore(cache).get_lazy("ab" * 32)))
+    assert type(copied) is Markup and copied == sample_markup()
+    replaced = dataclasses.replace(MarkupStore(cache).get_lazy("ab" * 32), word_count=1)
+    assert replaced.word_count == 1 and replaced.html == sample_markup().html
+    store_again = MarkupStore(cache)
+    assert store_again.get_lazy("ab" * 32) is store_again.get_lazy("ab" * 32)  # one object
+    assert MarkupStore(cache).get_lazy("cd" * 32) is None
+
+
+def test_lazy_entries_are_verified_when_they_load(tmp_path: Path) -> None:
+    cache = CacheDir(tmp_path / "cache")
+    store = MarkupStore(cache)
+    store.put("k1", sample_markup())
+    store.put("k2", sample_markup())
+    store.flush()
+    index_path = cache.base / "markup" / "index"
+    index = read_entry(index_path, PackIndex)
+    assert index is not None
+    swapped = {"k1": index.entries["k2"], "k2": index.entries["k1"]}
+    index_path.write_bytes(seal(PackIndex(swapped)))
+    assert MarkupStore(cache).get_lazy("k1") is None  # another key's entry
+    index_path.write_bytes(seal(index))
+    (pack,) = markup_packs_in(cache)
+    data = bytearray(pack.read_bytes())
+    data[-3] ^= 0xFF  # damage the last entry
+    pack.write_bytes(bytes(data))
+    fresh = MarkupStore(cache)
+    entries = sorted(index.entries, key=lambda k: index.entries[k][1])
+    assert fresh.get_lazy(entries[0]) is not None
+    assert fresh.get_lazy(entries[-1]) is None
+
+
+def markup_packs_in(cache: CacheDir) -> list[Path]:
+    return sorted((cache.base / "markup").glob("*.pack"))
 
 
 def test_flushes_are_compacted_and_dead_packs_deleted(tmp_path: Path) -> None:

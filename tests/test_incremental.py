@@ -20,6 +20,7 @@ from conftest import MINIMAL_CONFIG, REPO, TODAY, article, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kbgen.cache import LazyMarkup
 from kbgen.pipeline import Builder, BuildOptions, BuildResult
 
 MECH = "status: established"
@@ -246,11 +247,18 @@ def test_body_edit_reparses_one_file_and_renders_one_page(site: Path, tmp_path: 
 def test_body_edit_in_a_new_process_renders_one_page(site: Path, tmp_path: Path) -> None:
     assert build(site).ok
     edit(site, "content/mechanism/alpha.md", "## Details", "More words.\n\n## Details")
-    result = build(site)  # a fresh Builder: the state comes from the cache folder
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    result = builder.build()  # a fresh Builder: the state comes from the cache folder
     assert result.mode == "warm"
     assert result.rendered == {"page:alpha"}
     assert result.converted == 1
     assert result.resolved == 1  # the saved knowledge graph was updated, not rebuilt
+    # The other pages' conversions were checked but unpickled only when read: those of the
+    # three pages whose backlink sentences alpha shows (home, beta, oral), not the other three.
+    assert builder._markups is not None
+    lazies = [m for m in builder._markups._memory.values() if isinstance(m, LazyMarkup)]
+    unread = sum(1 for m in lazies if m._payload is not None)
+    assert (len(lazies), unread) == (6, 3)
     assert_same_as_full(site, result, tmp_path)
 
 
