@@ -195,8 +195,8 @@ def test_pack_entry_for_another_key_is_refused() -> None:
         open_entry(entry_bytes("k1", sample_markup())[:-5])
 
 
-def test_index_pointing_at_the_wrong_entry_is_a_miss(tmp_path: Path) -> None:
-    cache = CacheDir(tmp_path / "cache")
+def swap_two_entries(cache: CacheDir) -> tuple[Path, PackIndex]:
+    """Store entries k1 and k2, then point the index of each at the other's entry."""
     store = MarkupStore(cache)
     store.put("k1", sample_markup())
     store.put("k2", sample_markup())
@@ -206,6 +206,12 @@ def test_index_pointing_at_the_wrong_entry_is_a_miss(tmp_path: Path) -> None:
     assert index is not None
     swapped = {"k1": index.entries["k2"], "k2": index.entries["k1"]}
     index_path.write_bytes(seal(PackIndex(swapped)))
+    return index_path, index
+
+
+def test_index_pointing_at_the_wrong_entry_is_a_miss(tmp_path: Path) -> None:
+    cache = CacheDir(tmp_path / "cache")
+    swap_two_entries(cache)
     fresh = MarkupStore(cache)
     assert fresh.get("k1") is None and fresh.get("k2") is None
 
@@ -233,15 +239,7 @@ def test_lazy_entries_unpickle_on_first_read_and_behave_as_the_markup(tmp_path: 
 
 def test_lazy_entries_are_verified_when_they_load(tmp_path: Path) -> None:
     cache = CacheDir(tmp_path / "cache")
-    store = MarkupStore(cache)
-    store.put("k1", sample_markup())
-    store.put("k2", sample_markup())
-    store.flush()
-    index_path = cache.base / "markup" / "index"
-    index = read_entry(index_path, PackIndex)
-    assert index is not None
-    swapped = {"k1": index.entries["k2"], "k2": index.entries["k1"]}
-    index_path.write_bytes(seal(PackIndex(swapped)))
+    index_path, index = swap_two_entries(cache)
     assert MarkupStore(cache).get_lazy("k1") is None  # another key's entry
     index_path.write_bytes(seal(index))
     (pack,) = markup_packs_in(cache)
