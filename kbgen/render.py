@@ -63,6 +63,11 @@ class Router:
     """Maps logical routes to output files and makes relative hrefs between them."""
 
     directory_urls: bool
+    #: (folder of the page, target file) -> URL; every page links to its navigation,
+    #: related pages and backlinks, and pages in one folder share their answers
+    _urls: dict[tuple[str, str], str] = field(
+        default_factory=dict, compare=False, repr=False, init=False
+    )
 
     def file(self, route: str, is_index: bool = False) -> str:
         if route == "":
@@ -90,7 +95,10 @@ class Router:
         return self.file(f"tags/{tag_slug(tag)}")
 
     def href(self, from_file: str, to_file: str, fragment: str | None = None) -> str:
-        url = links.relative_url(from_file, to_file, self.directory_urls)
+        key = (from_file.rpartition("/")[0], to_file)
+        url = self._urls.get(key)
+        if url is None:
+            url = self._urls[key] = links.relative_url(from_file, to_file, self.directory_urls)
         return f"{url}#{fragment}" if fragment else url
 
 
@@ -166,7 +174,9 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,
-            auto_reload=True,
+            # Templates cannot change under a Renderer: the pipeline makes a new one when
+            # any template's digest changes. (Checking costs a stat per page rendered.)
+            auto_reload=False,
             bytecode_cache=bytecode_cache,
         )
         self.env.filters["date"] = format_date
