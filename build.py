@@ -1,5 +1,5 @@
 """Entry point: `python build.py build|check|new|serve` (see README.md)."""
-from kbgen.__main__ import run
+from kbgen.__main__ import exit_now, run
 
 if __name__ == "__main__":  # not when multiprocessing imports it in a worker
-    raise SystemExit(run())
+    exit_now(run())
