@@ -266,9 +266,10 @@ def canonical(value: object) -> str:
     names = _field_names(kind)
     if names is not None:
         values = [getattr(value, name) for name in names]
+        label = _dataclass_label(kind)
         if all(type(item) in _SCALARS for item in values):  # links, backlinks: one level
-            return f"{kind.__name__}[{','.join(map(repr, values))}]"
-        return f"{kind.__name__}[{','.join(map(canonical, values))}]"
+            return f"{label}[{','.join(map(repr, values))}]"
+        return f"{label}[{','.join(map(canonical, values))}]"
     if isinstance(value, (frozenset, set)):
         return "{" + ",".join(sorted(map(canonical, value))) + "}"
     if isinstance(value, (dt.date, dt.datetime)):
@@ -284,6 +285,17 @@ def canonical(value: object) -> str:
 
 
 _FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
+_LABELS: dict[type, str] = {}
+
+
+def _dataclass_label(cls: type) -> str:
+    """The name of the dataclass that defines `cls`'s fields: a subclass that only changes
+    how the value is stored (cache.LazyMarkup) has the same text form as its `Markup`."""
+    label = _LABELS.get(cls)
+    if label is None:
+        owner = next(c for c in cls.__mro__ if "__dataclass_fields__" in c.__dict__)
+        label = _LABELS[cls] = owner.__name__
+    return label
 
 
 def _field_names(cls: type) -> tuple[str, ...] | None:

@@ -410,3 +410,14 @@ def test_pending_conversions_are_written_in_bounded_batches(
     store.flush()
     fresh = MarkupStore(cache)
     assert all(fresh.get(f"k{n}") == sample_markup() for n in range(7))
+
+
+def test_lazy_entries_have_the_fingerprint_of_their_markup(tmp_path: Path) -> None:
+    from kbgen.deps import canonical
+
+    cache = CacheDir(tmp_path / "cache")
+    store = MarkupStore(cache)
+    store.put("ab" * 32, sample_markup())
+    store.flush()
+    lazy = MarkupStore(cache).get_lazy("ab" * 32)
+    assert canonical(lazy) == canonical(sample_markup())
