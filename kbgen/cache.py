@@ -384,33 +384,24 @@ class MarkupStore:
     # -- reading --------------------------------------------------------------------------
 
     def get(self, key: str) -> Markup | None:
-        with self._lock:
-            found = self._memory.get(key)
-            if found is not None or self.cache is None:
-                return found
-            location = self._disk_index().get(key)
-            if location is None:
-                return None
-            found = self._read(key, location)
-            if found is None:
-                self._disk_index().pop(key, None)
-            else:
-                self._memory[key] = found
-            return found
+        return self._find(key, self._read)
 
     def get_lazy(self, key: str) -> Markup | None:
         """Like `get`, but an entry read from disk is only verified now and unpickled when
         first used (see LazyMarkup)."""
+        return self._find(key, self._read_lazy)
+
+    def _find(self, key: str, read: Callable[[str, Location], Markup | None]) -> Markup | None:
         with self._lock:
             found = self._memory.get(key)
             if found is not None or self.cache is None:
                 return found
             location = self._disk_index().get(key)
-            payload = self._payload(key, location) if location is not None else None
-            if payload is None:
+            found = read(key, location) if location is not None else None
+            if found is None:
                 self._disk_index().pop(key, None)
-                return None
-            found = self._memory[key] = _lazy_markup(payload)
+            else:
+                self._memory[key] = found
             return found
 
     def _payload(self, key: str, location: Location) -> memoryview | None:
@@ -447,15 +438,18 @@ class MarkupStore:
         return self._index
 
     def _read(self, key: str, location: Location) -> Markup | None:
-        pack, offset, length = location
-        data = self._pack_data(pack)
-        if data is None or offset + length > len(data):
+        payload = self._payload(key, location)
+        if payload is None:
             return None
         try:
-            stored_key, markup = _open(data[offset : offset + length], tuple)
-        except (CacheCorrupt, ValueError):
+            stored_key, markup = pickle.loads(payload)
+        except Exception:  # authenticated, yet unreadable: a miss all the same
             return None
         return markup if stored_key == key and isinstance(markup, Markup) else None
+
+    def _read_lazy(self, key: str, location: Location) -> Markup | None:
+        payload = self._payload(key, location)
+        return _lazy_markup(payload) if payload is not None else None
 
     def release(self) -> None:
         """Drop pack contents read so far (they are only needed while pages load)."""

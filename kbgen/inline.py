@@ -25,7 +25,7 @@ from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parser  # type: ignore[attr-defined]
 from typing import Any
 
-from markdown import util
+from markdown import Markdown, util
 from markdown.inlinepatterns import Pattern
 from markdown.treeprocessors import InlineProcessor
 
@@ -113,6 +113,10 @@ def _class_chars(members: list[tuple[Any, Any]]) -> set[str] | None:
 class FastInlineProcessor(InlineProcessor):
     """`InlineProcessor` that skips patterns whose start strings are not in the text."""
 
+    def __init__(self, md: Markdown) -> None:
+        super().__init__(md)
+        self._starts_cache: dict[Pattern, tuple[str, ...] | None] = {}
+
     def run(self, tree: etree.Element, ancestors: list[str] | None = None) -> etree.Element:
         # A snapshot per document: the registry re-checks its sort order on every lookup.
         patterns: list[Pattern] = list(self.inlinePatterns)  # type: ignore[arg-type]
@@ -121,16 +125,12 @@ class FastInlineProcessor(InlineProcessor):
         return super().run(tree, ancestors)
 
     def _starts_of(self, pattern: Pattern) -> tuple[str, ...] | None:
-        cache: dict[int, tuple[Pattern, tuple[str, ...] | None]]
-        cache = self.__dict__.setdefault("_starts_cache", {})
-        known = cache.get(id(pattern))
-        if known is None or known[0] is not pattern:
+        if pattern not in self._starts_cache:
             # Old-style patterns match from the text's start with `^(.*?)…`: start_strings
             # returns None for them, so they are always tried.
             starts = start_strings(pattern.getCompiledRegExp())
-            known = (pattern, None if starts is None else tuple(sorted(starts)))
-            cache[id(pattern)] = known
-        return known[1]
+            self._starts_cache[pattern] = None if starts is None else tuple(sorted(starts))
+        return self._starts_cache[pattern]
 
     # Overrides the name-mangled `InlineProcessor.__handleInline`, which the stock `run` and
     # `__applyPattern` call; the loop is the stock one plus the start-character test.

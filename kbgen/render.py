@@ -1042,7 +1042,7 @@ class RenderSession:
         # alone at the end.
         lists = [not all(self.jobs[i].template == "article.html" for i in c) for c in chunks]
         claims = _ChunkClaims(sorted(range(len(chunks)), key=lambda number: not lists[number]))
-        done: dict[int, tuple[list[NodeResult], list[Diagnostic], DepBatch | None]] = {}
+        done: dict[int, ChunkResult] = {}
         results: list[NodeResult] = []
         diagnostics: list[Diagnostic] = []
         passed = 0  #: chunks handed on in order: results, diagnostics and deps stay ordered
@@ -1067,11 +1067,9 @@ class RenderSession:
                 helped = pool.imap_unordered(_render_claimed, range(len(chunks)))
                 while (number := claims.claim()) is not None:
                     done[number] = self._render_some(chunks[number], sink, with_fingerprints=True)
-                    _collect_ready(helped, done)
+                    _collect(helped, done, wait=False)
                     pass_on_finished()
-                for finished in helped:  # what the helpers are still rendering
-                    if finished is not None:
-                        done[finished[0]] = finished[1]
+                _collect(helped, done, wait=True)  # what the helpers are still rendering
                 pass_on_finished()
         finally:
             _FORKED = None
@@ -1209,15 +1207,15 @@ def _render_claimed(_task: int) -> tuple[int, ChunkResult] | None:
     return number, session._render_some(chunks[number], sink, with_fingerprints=True)
 
 
-def _collect_ready(
-    helped: Iterator[tuple[int, ChunkResult] | None], done: dict[int, ChunkResult]
+def _collect(
+    helped: Iterator[tuple[int, ChunkResult] | None], done: dict[int, ChunkResult], wait: bool
 ) -> None:
-    """Move the helpers' finished chunks into `done`, without waiting for more."""
+    """Move the helpers' finished chunks into `done`: those ready now, or (`wait`) all."""
     import multiprocessing
 
     while True:
         try:
-            finished = helped.next(timeout=0)  # type: ignore[attr-defined]
+            finished = helped.next(timeout=None if wait else 0)  # type: ignore[attr-defined]
         except (multiprocessing.TimeoutError, StopIteration):
             return
         if finished is not None:

@@ -646,15 +646,22 @@ def _related(
         excluded = {key, *chosen}
         need = RELATED_LIMIT - len(chosen)
         ranked = _ranked(
-            scores, key, set(page.meta.tags), need, excluded, tags_of, sort_title, pages_by_tag
+            scores,
+            tags_of[key],
+            set(page.meta.tags),
+            need,
+            excluded,
+            tags_of,
+            sort_title,
+            pages_by_tag,
         )
-        related[key] = tuple(chosen + _best(ranked, need, sort_title, excluded))
+        related[key] = tuple(chosen + _best(ranked, need, sort_title))
     return related
 
 
 def _ranked(
     scores: Mapping[str, int],
-    key: str,
+    my_tags: int,  #: the page's tags as a bit mask
     my_tag_names: set[str],
     need: int,
     excluded: set[str],
@@ -662,16 +669,16 @@ def _ranked(
     sort_title: Mapping[str, str],
     pages_by_tag: Mapping[str, tuple[str, ...]],
 ) -> dict[str, int]:
-    """Final scores of the candidates that can still make the list: link score plus one per
-    shared tag; when links give few candidates, articles sharing tags fill in.
+    """Final scores of the candidates that can still make the list (articles, not
+    `excluded`): link score plus one per shared tag; when links give few candidates,
+    articles sharing tags fill in.
 
-    Shared tags add at most `len(my_tag_names)`, so a candidate whose link score is lower than the
-    `need`-th best by more than that cannot be chosen, and its tags are not compared (most
-    of the ~70 candidates a page has at 10,000 pages).
+    Shared tags add at most `len(my_tag_names)`, so a candidate whose link score is lower
+    than the `need`-th best by more than that cannot be chosen, and its tags are not compared
+    (most of the ~70 candidates a page has at 10,000 pages).
     """
     if need <= 0:
         return {}
-    my_tags = tags_of[key]
     my_tag_count = my_tags.bit_count()
     eligible = [(s, k) for k, s in scores.items() if k not in excluded and k in sort_title]
     floor = -1
@@ -689,9 +696,7 @@ def _ranked(
     return final
 
 
-def _best(
-    scores: Mapping[str, int], limit: int, sort_title: Mapping[str, str], excluded: set[str]
-) -> list[str]:
+def _best(scores: Mapping[str, int], limit: int, sort_title: Mapping[str, str]) -> list[str]:
     """The `limit` articles with the highest score, ties by title then slug.
 
     Scores are small sums, so candidates fall into few score groups; only the groups that
@@ -701,9 +706,8 @@ def _best(
     if limit <= 0:
         return []
     groups: dict[int, list[str]] = defaultdict(list)
-    for candidate, score in scores.items():
-        if candidate not in excluded and candidate in sort_title:
-            groups[score].append(candidate)
+    for candidate, score in scores.items():  # all eligible already (see _ranked)
+        groups[score].append(candidate)
     best: list[str] = []
     for score in sorted(groups, reverse=True):
         best += sorted(groups[score], key=lambda k: (sort_title[k], k))

@@ -216,11 +216,17 @@ def test_index_pointing_at_the_wrong_entry_is_a_miss(tmp_path: Path) -> None:
     assert fresh.get("k1") is None and fresh.get("k2") is None
 
 
-def test_lazy_entries_unpickle_on_first_read_and_behave_as_the_markup(tmp_path: Path) -> None:
+def stored_sample(tmp_path: Path) -> CacheDir:
+    """A cache folder holding sample_markup() under the key "ab" * 32, flushed to disk."""
     cache = CacheDir(tmp_path / "cache")
     store = MarkupStore(cache)
     store.put("ab" * 32, sample_markup())
     store.flush()
+    return cache
+
+
+def test_lazy_entries_unpickle_on_first_read_and_behave_as_the_markup(tmp_path: Path) -> None:
+    cache = stored_sample(tmp_path)
     lazy = MarkupStore(cache).get_lazy("ab" * 32)
     assert isinstance(lazy, LazyMarkup)
     assert lazy._payload is not None  # verified, not unpickled
@@ -415,9 +421,5 @@ def test_pending_conversions_are_written_in_bounded_batches(
 def test_lazy_entries_have_the_fingerprint_of_their_markup(tmp_path: Path) -> None:
     from kbgen.deps import canonical
 
-    cache = CacheDir(tmp_path / "cache")
-    store = MarkupStore(cache)
-    store.put("ab" * 32, sample_markup())
-    store.flush()
-    lazy = MarkupStore(cache).get_lazy("ab" * 32)
+    lazy = MarkupStore(stored_sample(tmp_path)).get_lazy("ab" * 32)
     assert canonical(lazy) == canonical(sample_markup())
