@@ -101,6 +101,9 @@ class RecordingMapping(Mapping[str, V]):
         return len(self._data)
 
 
+_PLAIN_VALUES = frozenset({str, int, float, bool, type(None), dt.date, frozenset})
+
+
 def _record_value(value: object, key: str, path: str, recorder: Recorder) -> Any:
     """Return `value` as read from page `key` at `path`, recording the read.
 
@@ -108,10 +111,14 @@ def _record_value(value: object, key: str, path: str, recorder: Recorder) -> Any
     `links[3].target` depends on that one field, not on every link and its position (a line
     added above a link must not re-render the pages showing where it points).
     """
+    kind = type(value)
+    if kind in _PLAIN_VALUES:  # most reads (titles, urls, dates): no proxy needed
+        recorder.keys.add(("page", key, path))
+        return value
     if callable(value):
         recorder.add(("page", key, "*"))  # a method could read anything
         return value
-    if _field_names(type(value)) is not None:
+    if _field_names(kind) is not None:
         return _ObjectProxy(value, key, path, recorder)
     if isinstance(value, tuple) and value and _field_names(type(value[0])) is not None:
         return _SequenceProxy(value, key, path, recorder)

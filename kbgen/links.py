@@ -116,7 +116,9 @@ def scan_positions(body: str, body_line: int) -> list[ScannedRef]:
         if fence_match:
             fence = fence_match[1]
             continue
-        visible = _CODE_SPAN_RE.sub(lambda m: " " * len(m[0]), line)
+        if "[" not in line and "]" not in line:  # most lines: every pattern needs one
+            continue
+        visible = _CODE_SPAN_RE.sub(_blank, line) if "`" in line else line
         for match in WIKILINK_RE.finditer(visible):
             found.append(ScannedRef("wiki", match[1], file_line, match.start() + 1))
         for match in CITATION_GROUP_RE.finditer(visible):
@@ -133,6 +135,10 @@ def scan_positions(body: str, body_line: int) -> list[ScannedRef]:
         if definition:
             found.append(ScannedRef("url", definition[1], file_line, definition.start(1) + 1))
     return found
+
+
+def _blank(match: re.Match[str]) -> str:
+    return " " * len(match[0])
 
 
 class PositionMatcher:

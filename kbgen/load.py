@@ -24,7 +24,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from kbgen.cache import (
     CacheDir,
@@ -477,8 +477,7 @@ def _run_in_pool(
     progress: Callable[[int, int], None] | None,
 ) -> None:
     global _INHERITED
-    chunk = max(4, min(64, len(work) // (jobs * 6) or 1))
-    chunks = [work[i : i + chunk] for i in range(0, len(work), chunk)]
+    chunks = shrinking_chunks(work, jobs, smallest=4, largest=64)
     files = {file.rel: file for file, _, _ in work}
     done = 0
     _INHERITED = loader
@@ -504,6 +503,26 @@ def _run_in_pool(
                     progress(done, len(work))
     finally:
         _INHERITED = None
+
+
+T = TypeVar("T")
+
+
+def shrinking_chunks(
+    items: Sequence[T], workers: int, smallest: int, largest: int
+) -> list[list[T]]:
+    """`items` cut into chunks for `workers` processes that take them as they become free.
+
+    Chunks shrink towards the end (each a share of what is left), so the processes finish
+    within a small chunk of each other instead of one working alone through a large one.
+    """
+    chunks: list[list[T]] = []
+    start = 0
+    while start < len(items):
+        size = max(smallest, min(largest, (len(items) - start) // (workers * 3)))
+        chunks.append(list(items[start : start + size]))
+        start += size
+    return chunks
 
 
 @contextlib.contextmanager

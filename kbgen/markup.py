@@ -25,6 +25,7 @@ import xml.etree.ElementTree as etree
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
+from typing import Any
 
 import markdown
 import nh3
@@ -38,7 +39,7 @@ from markdown.extensions.fenced_code import FencedCodeExtension
 from markdown.extensions.footnotes import FootnoteExtension
 from markdown.extensions.sane_lists import SaneListExtension
 from markdown.extensions.tables import TableExtension
-from markdown.extensions.toc import TocExtension
+from markdown.extensions.toc import TocExtension, TocTreeprocessor
 from markdown.inlinepatterns import InlineProcessor
 from markdown.treeprocessors import Treeprocessor
 from pygments.formatters import HtmlFormatter
@@ -621,6 +622,90 @@ def _sentence_around(element: etree.Element, parents: dict[etree.Element, etree.
     return ""
 
 
+class _SourceGated(Treeprocessor):
+    """Runs `inner` only on pages whose source holds `trigger`.
+
+    Some stock treeprocessors walk every element of every page looking for text that can
+    only come from a particular string in the source (attr_list's `{...}`); most pages lack
+    it, and the walk is a few percent of a conversion.
+    """
+
+    def __init__(
+        self, md: markdown.Markdown, inner: Treeprocessor, trigger: str, state: _ConversionState
+    ) -> None:
+        super().__init__(md)
+        self.inner = inner
+        self.trigger = trigger
+        self.state = state
+
+    def run(self, root: etree.Element) -> etree.Element | None:
+        if self.trigger in self.state.body:
+            return self.inner.run(root)
+        return None
+
+
+class _MarkerGatedToc(TocTreeprocessor):
+    """The stock toc treeprocessor, skipping its search for a `[TOC]` marker paragraph
+    on pages whose source has no marker: the search joins the text of every element,
+    about a tenth of a conversion."""
+
+    def __init__(
+        self, md: markdown.Markdown, config: dict[str, object], state: _ConversionState
+    ) -> None:
+        super().__init__(md, config)
+        self.state = state
+
+    def replace_marker(self, root: etree.Element, elem: etree.Element) -> None:
+        if self.marker in self.state.body:
+            super().replace_marker(root, elem)
+
+
+class _TocExtension(TocExtension):
+    def __init__(self, state: _ConversionState, **kwargs: object) -> None:
+        self.state = state
+        super().__init__(**kwargs)
+
+    def extendMarkdown(self, md: markdown.Markdown) -> None:
+        super().extendMarkdown(md)
+        md.treeprocessors.register(_MarkerGatedToc(md, self.getConfigs(), self.state), "toc", 5)
+
+
+class _Markdown(markdown.Markdown):
+    """Python-Markdown with block-level tags looked up in a dict, not a list.
+
+    `is_block_level` scans a list of ~50 tags and is called a few hundred times a page.
+    """
+
+    def convert(self, source: str) -> str:
+        self._block_level: dict[str, bool] = {}  # emptied each time: extensions may add tags
+        return super().convert(source)
+
+    def is_block_level(self, tag: object) -> bool:
+        if not isinstance(tag, str):
+            return False
+        known = self._block_level.get(tag)
+        if known is None:
+            known = self._block_level[tag] = super().is_block_level(tag)
+        return known
+
+
+_FORMATTERS: dict[tuple[tuple[str, str], ...], HtmlFormatter[str]] = {}
+
+
+def _html_formatter(lang_str: str = "", **options: Any) -> HtmlFormatter[str]:
+    """The Pygments formatter codehilite would build, made once per set of options.
+
+    Building one renders its style sheet, ~0.2 ms per code block; a formatter keeps no
+    state between blocks. `lang_str` is what codehilite passes to custom formatters; the
+    stock HTML formatter it would otherwise use does not take it.
+    """
+    key = tuple(sorted((name, repr(value)) for name, value in options.items()))
+    formatter = _FORMATTERS.get(key)
+    if formatter is None:
+        formatter = _FORMATTERS[key] = HtmlFormatter(**options)
+    return formatter
+
+
 class _KbExtension(Extension):
     def __init__(
         self, state: _ConversionState, glossary: Sequence[GlossaryTerm], options: MarkdownOptions
@@ -642,6 +727,9 @@ class _KbExtension(Extension):
         md.treeprocessors.register(
             _CaptureTreeprocessor(md, self.state, self.glossary, self.options), "kb_capture", 1
         )
+        md.treeprocessors.register(
+            _SourceGated(md, md.treeprocessors["attr_list"], "{", self.state), "attr_list", 8
+        )
         if self.options.raw_html == "escape":
             md.preprocessors.deregister("html_block")
             md.inlinePatterns.deregister("html")
@@ -660,9 +748,10 @@ class MarkupEngine:
         options = self.options
         # Extension objects, not names: a name is looked up among the installed packages'
         # entry points, ~20 ms per process.
-        return markdown.Markdown(
+        return _Markdown(
             extensions=[
-                TocExtension(
+                _TocExtension(
+                    self._state,
                     permalink="#",
                     permalink_title="Link to this section",
                     permalink_class="headerlink",
@@ -670,7 +759,9 @@ class MarkupEngine:
                 ),
                 TableExtension(),
                 FencedCodeExtension(),
-                CodeHiliteExtension(css_class="highlight", guess_lang=False),
+                CodeHiliteExtension(
+                    css_class="highlight", guess_lang=False, pygments_formatter=_html_formatter
+                ),
                 FootnoteExtension(BACKLINK_TITLE="Back to reference %d"),
                 AdmonitionExtension(),
                 AttrListExtension(),

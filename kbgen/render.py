@@ -1023,15 +1023,14 @@ class RenderSession:
         progress: Callable[[int, int], None] | None,
         on_deps: DepsConsumer | None,
     ) -> RenderResult | None:
-        from kbgen.load import worker_pool  # the same pool policy as loading
+        from kbgen.load import shrinking_chunks, worker_pool  # the same pool policy as loading
 
         global _FORKED
         for name in {self.jobs[i].template for i in chosen} - {None}:
             self._template_keys(str(name))  # parse templates once, before the workers fork
             with contextlib.suppress(jinja2.TemplateError):
                 self.renderer.env.get_template(str(name))
-        chunk = max(8, min(128, len(chosen) // (workers * 8) or 1))
-        chunks = [chosen[i : i + chunk] for i in range(0, len(chosen), chunk)]
+        chunks = shrinking_chunks(chosen, workers, smallest=8, largest=128)
         # This process renders too, beside `workers - 1` forked helpers: it would otherwise
         # sit idle, and every helper ends up with a private copy of most of the site it
         # reads (reference counts write to the pages it shares with this process), the

@@ -1,13 +1,18 @@
-"""The faster inline processor (kbgen/inline.py) gives exactly the stock processor's output."""
+"""The faster inline processor (kbgen/inline.py), and markup.py's other shortcuts around
+Python-Markdown, give exactly the stock output."""
 
 from __future__ import annotations
 
 import re
+import types
 import xml.etree.ElementTree as etree
 from pathlib import Path
 
 import markdown
 import pytest
+from markdown.extensions.attr_list import AttrListTreeprocessor
+from markdown.extensions.codehilite import CodeHiliteExtension
+from markdown.extensions.toc import TocExtension, TocTreeprocessor
 from markdown.inlinepatterns import InlineProcessor as InlinePattern
 from markdown.treeprocessors import InlineProcessor
 
@@ -37,15 +42,28 @@ TRICKY = [
     "*[NMDA]: N-methyl-D-aspartate\n\nNMDA receptor text\n",
     "<span>raw</span> a < b > c\n",
     "unicode — “quotes” ñ [[ünï]] *ẽm*\n",
+    "# Title\n\n[TOC]\n\n## One {: #first .wide }\n\nText {: .x }\n{: .para }\n\n## Two\n",
+    "Mentions `[TOC]` in code\n\n    [TOC]\n\n## Heading\n",
+    "```python hl_lines=\"2\"\na = 1\nb = 2\n```\n\n```python\nc = 3\n```\n\n"
+    "```{.python linenums=\"1\"}\nd = 4\n```\n\n~~~\nplain\n~~~\n",
 ]
 
 
 def _engines() -> tuple[MarkupEngine, MarkupEngine]:
+    """Our engine, and one with every shortcut swapped back for the stock code."""
     fast = MarkupEngine(MarkdownOptions(), GLOSSARY)
     stock = MarkupEngine(MarkdownOptions(), GLOSSARY)
-    stock._md.treeprocessors.register(InlineProcessor(stock._md), "inline", 20)
+    md = stock._md
+    md.treeprocessors.register(InlineProcessor(md), "inline", 20)
+    md.treeprocessors.register(AttrListTreeprocessor(md), "attr_list", 8)
+    toc = next(e for e in md.registeredExtensions if isinstance(e, TocExtension))
+    md.treeprocessors.register(TocTreeprocessor(md, toc.getConfigs()), "toc", 5)
+    hilite = next(e for e in md.registeredExtensions if isinstance(e, CodeHiliteExtension))
+    hilite.setConfig("pygments_formatter", "html")
+    md.is_block_level = types.MethodType(markdown.Markdown.is_block_level, md)  # type: ignore[method-assign]
     assert isinstance(fast._md.treeprocessors["inline"], FastInlineProcessor)
-    assert not isinstance(stock._md.treeprocessors["inline"], FastInlineProcessor)
+    for name in ("inline", "attr_list", "toc"):
+        assert type(md.treeprocessors[name]) is not type(fast._md.treeprocessors[name])
     return fast, stock
 
 

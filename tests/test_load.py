@@ -9,7 +9,14 @@ import pytest
 
 from kbgen.config import Config, load_config
 from kbgen.discover import SourceFile
-from kbgen.load import MAX_PAGE_BYTES, decode_text, identify, load_page, read_source
+from kbgen.load import (
+    MAX_PAGE_BYTES,
+    decode_text,
+    identify,
+    load_page,
+    read_source,
+    shrinking_chunks,
+)
 from kbgen.markup import MarkupEngine
 
 TODAY = dt.date(2026, 11, 21)
@@ -171,3 +178,15 @@ def test_a_page_too_deep_to_convert_does_not_corrupt_the_next_one(tmp_path: Path
     assert problems == [] and page is not None
     assert [link.target for link in page.markup.links] == ["beta"]
     assert '<a href="' in page.markup.html
+
+
+@pytest.mark.parametrize("count", [0, 1, 7, 100, 1000, 10_000])
+def test_work_is_cut_into_chunks_that_shrink_towards_the_end(count: int) -> None:
+    items = list(range(count))
+    chunks = shrinking_chunks(items, 2, smallest=4, largest=64)
+    assert [item for chunk in chunks for item in chunk] == items  # all of it, in order
+    sizes = [len(chunk) for chunk in chunks]
+    assert all(size <= 64 for size in sizes)
+    assert sizes == sorted(sizes, reverse=True)
+    if count >= 1000:
+        assert sizes[0] == 64 and sizes[-2] == 4  # large first, a small chunk last
