@@ -64,6 +64,7 @@ PEER_VENVS = {
 FLAVOR = {
     "kbgen": "kb",
     "kbgen+search": "kb",
+    "bare-loop": "kb",  #: bare_loop.py: the floor of any Python-Markdown generator
     "hugo": "hugo",
     "mkdocs": "mkdocs",
     "mkdocs-material": "mkdocs-material",
@@ -72,6 +73,7 @@ FLAVOR = {
 OUTPUT = {
     "kbgen": "site",
     "kbgen+search": "site",
+    "bare-loop": "site",
     "hugo": "public",
     "mkdocs": "site",
     "mkdocs-material": "site",
@@ -232,6 +234,10 @@ def tools(selected: list[str]) -> dict[str, Tool]:
         if name in ("kbgen", "kbgen+search"):
             found[name] = Tool(name, kbgen, env)
             continue
+        if name == "bare-loop":
+            bare = [sys.executable, str(HERE / "bare_loop.py"), "--out", "site", "content"]
+            found[name] = Tool(name, bare, env)
+            continue
         venv = WORK / "venvs" / PEER_VENVS[name][0] / "bin"
         if name == "hugo":
             command = [str(venv / "hugo"), "--quiet", "--logLevel", "error"]
@@ -301,6 +307,11 @@ def version_of(tool: Tool) -> str:
             check=False,
         )
         return done.stdout.strip()
+    if tool.name == "bare-loop":
+        import markdown
+
+        processes = len(os.sched_getaffinity(0))
+        return f"bare loop (Python-Markdown {markdown.__version__}, {processes} processes)"
     python = str(WORK / "venvs" / PEER_VENVS[tool.name][0] / "bin" / "python")
     done = subprocess.run(
         [python, "-c", f"import importlib.metadata as m; print(m.version({tool.name!r}))"],
@@ -531,6 +542,13 @@ def targets(all_results: dict[int, dict[str, Result]]) -> list[str]:
                 None if value is None or not hugo else value / hugo,
                 bound,
             )
+        bare = small.get("bare-loop")
+        floor = bare.median("cold") if bare is not None else None
+        if floor is not None and hugo:
+            lines.append(
+                f"| (for reference) 1,000 articles, bare Python-Markdown loop / Hugo cold | - | "
+                f"{floor / hugo:.2f}x | - |"
+            )
     large = all_results.get(10000)
     if (
         large
@@ -662,7 +680,9 @@ def main(argv: list[str] | None = None) -> int:
         f"(`--pages {' '.join(map(str, args.pages))} --runs {args.runs} "
         f"--limit {args.limit:.0f}`); "
         "medians of the runs. `kbgen` builds without the search index (like the peers); "
-        "`kbgen+search` also runs Pagefind. Peak memory is the whole process tree's PSS, "
+        "`kbgen+search` also runs Pagefind; `bare-loop` is `bare_loop.py`, the issue's "
+        "bare Python loop (read, YAML, Python-Markdown, a trivial template, write; no cache, "
+        "so every build is cold). Peak memory is the whole process tree's PSS, "
         "sampled in one extra cold build per tool (timed runs are not sampled).",
         "",
         *header,
