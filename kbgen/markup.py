@@ -22,7 +22,7 @@ import dataclasses
 import html
 import re
 import xml.etree.ElementTree as etree
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
@@ -706,6 +706,75 @@ def _html_formatter(lang_str: str = "", **options: Any) -> HtmlFormatter[str]:
     return formatter
 
 
+# Block processors that can only act on a block holding one of these strings (read off
+# their regexes and code in Python-Markdown 3.x): "test" ones return False without it,
+# "run" ones (whose test is always True) leave the block as it was and return False.
+_BLOCK_GATES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hashheader": ("test", ("#",)),
+    "setextheader": ("test", ("\n=", "\n-")),
+    "quote": ("test", (">",)),
+    "table": ("test", ("|",)),
+    "deflist": ("test", (": ",)),
+    "reference": ("run", ("]:",)),
+    "footnote": ("run", ("[^",)),
+    "abbr": ("run", ("*[",)),
+}
+
+
+def _gate_block_processors(md: markdown.Markdown) -> None:
+    """Skip block processors on blocks they cannot match.
+
+    For each block, the block parser asks every processor in turn, most with a regex
+    search over the whole block; a plain paragraph is searched about fifteen times, a
+    quarter of a conversion. A substring test first gives the same answer far faster.
+    The processors stay registered as they are (an extension may look one up by name and
+    type); only the method is wrapped, on the instance.
+    """
+    processors = md.parser.blockprocessors
+    for name, (method, triggers) in _BLOCK_GATES.items():
+        if name in processors:
+            processor = processors[name]
+            stock = getattr(processor, method)
+            gate = _gated_test if method == "test" else _gated_run
+            setattr(processor, method, gate(stock, triggers))
+    if "admonition" in processors:
+        admonition = processors["admonition"]
+        setattr(admonition, "test", _gated_admonition_test(admonition))  # noqa: B010
+
+
+def _gated_test(
+    stock: Callable[[etree.Element, str], bool], triggers: tuple[str, ...]
+) -> Callable[[etree.Element, str], bool]:
+    def test(parent: etree.Element, block: str) -> bool:
+        return any(t in block for t in triggers) and stock(parent, block)
+
+    return test
+
+
+def _gated_run(
+    stock: Callable[[etree.Element, list[str]], bool | None], triggers: tuple[str, ...]
+) -> Callable[[etree.Element, list[str]], bool | None]:
+    def run(parent: etree.Element, blocks: list[str]) -> bool | None:
+        if not any(t in blocks[0] for t in triggers):
+            return False
+        return stock(parent, blocks)
+
+    return run
+
+
+def _gated_admonition_test(admonition: Any) -> Callable[[etree.Element, str], bool]:
+    """An admonition starts with `!!!`; an indented block may continue the one before."""
+    stock = admonition.test
+    indent = " " * admonition.tab_length
+
+    def test(parent: etree.Element, block: str) -> bool:
+        if "!!!" in block or block.startswith(indent) or admonition.current_sibling is not None:
+            return bool(stock(parent, block))
+        return False
+
+    return test
+
+
 class _KbExtension(Extension):
     def __init__(
         self, state: _ConversionState, glossary: Sequence[GlossaryTerm], options: MarkdownOptions
@@ -730,6 +799,7 @@ class _KbExtension(Extension):
         md.treeprocessors.register(
             _SourceGated(md, md.treeprocessors["attr_list"], "{", self.state), "attr_list", 8
         )
+        _gate_block_processors(md)
         if self.options.raw_html == "escape":
             md.preprocessors.deregister("html_block")
             md.inlinePatterns.deregister("html")

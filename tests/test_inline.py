@@ -46,6 +46,14 @@ TRICKY = [
     "Mentions `[TOC]` in code\n\n    [TOC]\n\n## Heading\n",
     "```python hl_lines=\"2\"\na = 1\nb = 2\n```\n\n```python\nc = 3\n```\n\n"
     "```{.python linenums=\"1\"}\nd = 4\n```\n\n~~~\nplain\n~~~\n",
+    "Setext title\n============\n\nSub title\n---------\n\ntext\n- not a list\n\n***\n\n- - -\n",
+    "# Hash #\n\n###### six ######\nnot a heading #tag\n\n> quote\nlazy\n> > nested\n",
+    "!!! note \"Title\"\n    First.\n\n    Second, still inside.\n\n    - list\n\n"
+    "        deeper\n\nAfter.\n\n!!! warning\n    body\n",
+    "Term\n:   one\n:   two\n\n    indented continuation\n\nratio 1: 2 here\n",
+    "Text[^n] with *[HTML]: abbr def below\n\n*[HTML]: Hyper Text\n\n[^n]: Note.\n"
+    "    more note\n\n[id]: https://e.org \"T\"\nand [x][id]\n",
+    "| only | pipes |\n|---|---|\n\na | b\n--|--\nc | d\n\nnot | a table\n",
 ]
 
 
@@ -61,6 +69,10 @@ def _engines() -> tuple[MarkupEngine, MarkupEngine]:
     hilite = next(e for e in md.registeredExtensions if isinstance(e, CodeHiliteExtension))
     hilite.setConfig("pygments_formatter", "html")
     md.is_block_level = types.MethodType(markdown.Markdown.is_block_level, md)  # type: ignore[method-assign]
+    for processor in md.parser.blockprocessors:  # the gates are wrappers set on the instance
+        vars(processor).pop("test", None)
+        vars(processor).pop("run", None)
+    assert any("test" in vars(p) for p in fast._md.parser.blockprocessors)
     assert isinstance(fast._md.treeprocessors["inline"], FastInlineProcessor)
     for name in ("inline", "attr_list", "toc"):
         assert type(md.treeprocessors[name]) is not type(fast._md.treeprocessors[name])
