@@ -671,7 +671,8 @@ def main(argv: list[str] | None = None) -> int:
         f"- load average (1, 5, 15 min) before: {' '.join(f'{x:.2f}' for x in load_before)}; "
         f"after: {' '.join(f'{x:.2f}' for x in load_after)}"
     )
-    chosen = tools(names)
+    measured = list(dict.fromkeys(name for results in all_results.values() for name in results))
+    chosen = tools([name for name in measured if name in ALL_TOOLS])
     versions = [f"- {name}: {version_of(tool)}" for name, tool in chosen.items()]
     report = [
         "# Benchmark results",

@@ -676,8 +676,12 @@ class _Markdown(markdown.Markdown):
     `is_block_level` scans a list of ~50 tags and is called a few hundred times a page.
     """
 
+    def __init__(self, **kwargs: Any) -> None:
+        self._block_level: dict[str, bool] = {}
+        super().__init__(**kwargs)
+
     def convert(self, source: str) -> str:
-        self._block_level: dict[str, bool] = {}  # emptied each time: extensions may add tags
+        self._block_level = {}  # emptied each time: extensions may add tags
         return super().convert(source)
 
     def is_block_level(self, tag: object) -> bool:
