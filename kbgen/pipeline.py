@@ -845,11 +845,13 @@ class Builder:
         from kbgen.resolve import portable
 
         cache, variant = self._unsaved
-        self._unsaved = None
         body = self._state.body
         if body.resolution is not None:  # the pages' HTML is in the markup cache already
             body = dataclasses.replace(body, resolution=portable(body.resolution))
         save_state(cache, variant, self._state.head, body)
+        # Only now: a save cut short (Ctrl-C or SIGTERM right after `serve` started) is
+        # still owed, and the shutdown path writes it.
+        self._unsaved = None
 
     def _progress(self, stage: str) -> Callable[[int, int], None] | None:
         report = self.options.progress

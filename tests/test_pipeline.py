@@ -69,3 +69,31 @@ def test_build_never_writes_into_sources(make_site) -> None:
     # The output folder and the build cache (config.cache_dir) are a build's only writes.
     assert all(p.is_relative_to(root / "site") or p.is_relative_to(root / ".kbgen-cache")
                for p in created)
+
+
+def test_a_state_save_cut_short_is_still_owed(make_site, monkeypatch) -> None:
+    """`serve` saves the state right after its first build; a Ctrl-C or SIGTERM landing
+    in that save must leave it owed, so the shutdown path writes it and the next start is
+    warm."""
+    import pytest
+
+    import kbgen.pipeline
+    from conftest import TODAY
+    from kbgen.pipeline import Builder, BuildOptions
+
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", "Hi.", extra=MECH)})
+    builder = Builder(root / "config.yaml", BuildOptions(defer_state=True, today=TODAY))
+    assert builder.build().ok and builder.state_unsaved
+    write = kbgen.pipeline.save_state
+
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(kbgen.pipeline, "save_state", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        builder.save_state()
+    assert builder.state_unsaved
+    monkeypatch.setattr(kbgen.pipeline, "save_state", write)
+    builder.save_state()  # what the shutdown path does
+    assert not builder.state_unsaved
+    assert run_build(root).mode == "unchanged"  # the next process starts warm
