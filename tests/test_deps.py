@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import pickle
+import random
+from collections.abc import Callable
 
 from kbgen.deps import (
     MISSING,
     DepGraph,
+    DepKey,
     Fingerprinter,
     NodeRecord,
     PageProxy,
@@ -231,3 +234,62 @@ def test_comparing_recorded_values_depends_on_the_whole_value() -> None:
     proxy = PageProxy(alpha, "alpha", recorder)
     assert proxy == alpha and proxy.meta == alpha.meta
     assert recorder.keys == {("page", "alpha", "*"), ("page", "alpha", "meta")}
+
+
+def _changed_one_by_one(
+    graph: DepGraph,
+    current: Callable[[DepKey], object],
+    stable: set[str],
+    delta: dict[str, frozenset[str]] | None,
+) -> dict[int, object]:
+    """changed_keys as first written: every key, in order (the oracle for the groups)."""
+    found: dict[int, object] = {}
+    for i, key in enumerate(graph.keys):
+        if key[0] == "page":
+            if key[1] in stable:
+                continue
+        elif delta is not None and key[0] not in ("template", "templates") and (
+            key[0] != "map" or key[2] not in delta.get(key[1], ())
+        ):
+            continue
+        if current(key) != graph.fingerprints[i]:
+            found[i] = current(key)
+    return found
+
+
+def test_grouped_key_check_matches_checking_every_key_also_after_copies() -> None:
+    chooser = random.Random(7)
+    pages = [f"p{n}" for n in range(12)]
+
+    def some_key() -> DepKey:
+        kind = chooser.choice(["page", "page", "map", "map", "keys", "field", "template"])
+        if kind == "page":
+            return ("page", chooser.choice(pages), chooser.choice(["meta.title", "slug", "*"]))
+        if kind == "map":
+            return ("map", chooser.choice(["backlinks", "related"]), chooser.choice(pages))
+        if kind == "template":
+            return chooser.choice([("template", "article.html"), ("templates",)])
+        return (kind, chooser.choice(["pages_by_tag", "glossary"]))
+
+    graph = DepGraph()
+    for _ in range(300):
+        key = some_key()
+        if key not in graph._ids:
+            graph.intern(key, chooser.randrange(3))
+    for _generation in range(4):
+        values = {key: chooser.randrange(3) for key in graph.keys}
+        for _ in range(3):
+            stable = set(chooser.sample(pages, chooser.randrange(len(pages) + 1)))
+            delta = chooser.choice(
+                [None, {}, {"backlinks": frozenset(chooser.sample(pages, 3))}]
+            )
+            expected = _changed_one_by_one(graph, values.__getitem__, stable, delta)
+            got = graph.changed_keys(values.__getitem__, stable, delta)  # type: ignore[arg-type]
+            assert got == expected and list(got) == sorted(got)
+        assert graph._groups is not None
+        graph = graph.copy()  # as each build does: the groups are shared, keys appended
+        for _ in range(40):
+            key = some_key()
+            if key not in graph._ids:
+                graph.intern(key, chooser.randrange(3))
+        assert graph._groups is not None and graph._groups.count < len(graph.keys)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conftest import article, read_out, run_build, snapshot
+import pytest
+from conftest import TODAY, article, read_out, run_build, snapshot
+
+import kbgen.pipeline
+from kbgen.pipeline import Builder, BuildOptions
 
 MECH = 'status: established'
 
@@ -75,12 +79,6 @@ def test_a_state_save_cut_short_is_still_owed(make_site, monkeypatch) -> None:
     """`serve` saves the state right after its first build; a Ctrl-C or SIGTERM landing
     in that save must leave it owed, so the shutdown path writes it and the next start is
     warm."""
-    import pytest
-
-    import kbgen.pipeline
-    from conftest import TODAY
-    from kbgen.pipeline import Builder, BuildOptions
-
     root = make_site({"content/mechanism/alpha.md": article("Alpha", "Hi.", extra=MECH)})
     builder = Builder(root / "config.yaml", BuildOptions(defer_state=True, today=TODAY))
     assert builder.build().ok and builder.state_unsaved
