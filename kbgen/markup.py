@@ -39,7 +39,7 @@ from markdown.extensions.fenced_code import FencedCodeExtension
 from markdown.extensions.footnotes import FootnoteExtension
 from markdown.extensions.sane_lists import SaneListExtension
 from markdown.extensions.tables import TableExtension
-from markdown.extensions.toc import TocExtension, TocTreeprocessor
+from markdown.extensions.toc import TocExtension
 from markdown.inlinepatterns import InlineProcessor
 from markdown.treeprocessors import Treeprocessor
 from pygments.formatters import HtmlFormatter
@@ -622,54 +622,6 @@ def _sentence_around(element: etree.Element, parents: dict[etree.Element, etree.
     return ""
 
 
-class _SourceGated(Treeprocessor):
-    """Runs `inner` only on pages whose source holds `trigger`.
-
-    Some stock treeprocessors walk every element of every page looking for text that can
-    only come from a particular string in the source (attr_list's `{...}`); most pages lack
-    it, and the walk is a few percent of a conversion.
-    """
-
-    def __init__(
-        self, md: markdown.Markdown, inner: Treeprocessor, trigger: str, state: _ConversionState
-    ) -> None:
-        super().__init__(md)
-        self.inner = inner
-        self.trigger = trigger
-        self.state = state
-
-    def run(self, root: etree.Element) -> etree.Element | None:
-        if self.trigger in self.state.body:
-            return self.inner.run(root)
-        return None
-
-
-class _MarkerGatedToc(TocTreeprocessor):
-    """The stock toc treeprocessor, skipping its search for a `[TOC]` marker paragraph
-    on pages whose source has no marker: the search joins the text of every element,
-    about a tenth of a conversion."""
-
-    def __init__(
-        self, md: markdown.Markdown, config: dict[str, object], state: _ConversionState
-    ) -> None:
-        super().__init__(md, config)
-        self.state = state
-
-    def replace_marker(self, root: etree.Element, elem: etree.Element) -> None:
-        if self.marker in self.state.body:
-            super().replace_marker(root, elem)
-
-
-class _TocExtension(TocExtension):
-    def __init__(self, state: _ConversionState, **kwargs: object) -> None:
-        self.state = state
-        super().__init__(**kwargs)
-
-    def extendMarkdown(self, md: markdown.Markdown) -> None:
-        super().extendMarkdown(md)
-        md.treeprocessors.register(_MarkerGatedToc(md, self.getConfigs(), self.state), "toc", 5)
-
-
 class _Markdown(markdown.Markdown):
     """Python-Markdown with block-level tags looked up in a dict, not a list.
 
@@ -710,6 +662,35 @@ def _html_formatter(lang_str: str = "", **options: Any) -> HtmlFormatter[str]:
     return formatter
 
 
+def _skip_unless(
+    processor: object, method: str, may_act: Callable[..., bool], otherwise: object
+) -> None:
+    """Wrap `processor.method`, on the instance, to run only when `may_act(*its args)`;
+    otherwise it returns `otherwise`, what the stock method returns when it finds nothing.
+
+    Python-Markdown runs several stock processors over text they almost never act on: its
+    block parser asks each block processor about each block (a plain paragraph was searched
+    by regex about fifteen times), attr_list walks every element for `{...}`, the toc
+    extension joins the text of every element looking for a `[TOC]` paragraph. Each can
+    only act when its input holds a string its regex cannot match without, and a substring
+    test gives the same answer far faster. The processors stay registered as they are (an
+    extension may look one up by name and type).
+    """
+    stock = getattr(processor, method)
+
+    def gated(*args: Any) -> Any:
+        return stock(*args) if may_act(*args) else otherwise
+
+    setattr(processor, method, gated)
+
+
+def _holds(*triggers: str) -> Callable[[str], bool]:
+    if len(triggers) == 1:
+        trigger = triggers[0]
+        return lambda text: trigger in text
+    return lambda text: any(trigger in text for trigger in triggers)
+
+
 # Block processors that can only act on a block holding one of these strings (read off
 # their regexes and code in Python-Markdown 3.x): "test" ones return False without it,
 # "run" ones (whose test is always True) leave the block as it was and return False.
@@ -725,58 +706,34 @@ _BLOCK_GATES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 
-def _gate_block_processors(md: markdown.Markdown) -> None:
-    """Skip block processors on blocks they cannot match.
-
-    For each block, the block parser asks every processor in turn, most with a regex
-    search over the whole block; a plain paragraph is searched about fifteen times, a
-    quarter of a conversion. A substring test first gives the same answer far faster.
-    The processors stay registered as they are (an extension may look one up by name and
-    type); only the method is wrapped, on the instance.
-    """
-    processors = md.parser.blockprocessors
+def _gate_stock_processors(md: markdown.Markdown, state: _ConversionState) -> None:
+    """Skip stock processors on input they cannot act on (see `_skip_unless`)."""
+    blocks = md.parser.blockprocessors
     for name, (method, triggers) in _BLOCK_GATES.items():
-        if name in processors:
-            processor = processors[name]
-            stock = getattr(processor, method)
-            gate = _gated_test if method == "test" else _gated_run
-            setattr(processor, method, gate(stock, triggers))
-    if "admonition" in processors:
-        admonition = processors["admonition"]
-        setattr(admonition, "test", _gated_admonition_test(admonition))  # noqa: B010
-
-
-def _gated_test(
-    stock: Callable[[etree.Element, str], bool], triggers: tuple[str, ...]
-) -> Callable[[etree.Element, str], bool]:
-    def test(parent: etree.Element, block: str) -> bool:
-        return any(t in block for t in triggers) and stock(parent, block)
-
-    return test
-
-
-def _gated_run(
-    stock: Callable[[etree.Element, list[str]], bool | None], triggers: tuple[str, ...]
-) -> Callable[[etree.Element, list[str]], bool | None]:
-    def run(parent: etree.Element, blocks: list[str]) -> bool | None:
-        if not any(t in blocks[0] for t in triggers):
-            return False
-        return stock(parent, blocks)
-
-    return run
-
-
-def _gated_admonition_test(admonition: Any) -> Callable[[etree.Element, str], bool]:
-    """An admonition starts with `!!!`; an indented block may continue the one before."""
-    stock = admonition.test
-    indent = " " * admonition.tab_length
-
-    def test(parent: etree.Element, block: str) -> bool:
-        if "!!!" in block or block.startswith(indent) or admonition.current_sibling is not None:
-            return bool(stock(parent, block))
-        return False
-
-    return test
+        if name in blocks:
+            holds = _holds(*triggers)
+            if method == "test":
+                _skip_unless(blocks[name], "test", lambda _, block, h=holds: h(block), False)
+            else:
+                _skip_unless(blocks[name], "run", lambda _, pending, h=holds: h(pending[0]), False)
+    if "admonition" in blocks:
+        # An admonition starts with `!!!`; an indented block may continue the one before.
+        admonition: Any = blocks["admonition"]
+        indent = " " * admonition.tab_length
+        _skip_unless(
+            admonition,
+            "test",
+            lambda _, block: "!!!" in block
+            or block.startswith(indent)
+            or admonition.current_sibling is not None,
+            False,
+        )
+    trees = md.treeprocessors
+    if "attr_list" in trees:
+        _skip_unless(trees["attr_list"], "run", lambda _: "{" in state.body, None)
+    if "toc" in trees:
+        toc: Any = trees["toc"]
+        _skip_unless(toc, "replace_marker", lambda *_: toc.marker in state.body, None)
 
 
 class _KbExtension(Extension):
@@ -800,10 +757,7 @@ class _KbExtension(Extension):
         md.treeprocessors.register(
             _CaptureTreeprocessor(md, self.state, self.glossary, self.options), "kb_capture", 1
         )
-        md.treeprocessors.register(
-            _SourceGated(md, md.treeprocessors["attr_list"], "{", self.state), "attr_list", 8
-        )
-        _gate_block_processors(md)
+        _gate_stock_processors(md, self.state)
         if self.options.raw_html == "escape":
             md.preprocessors.deregister("html_block")
             md.inlinePatterns.deregister("html")
@@ -824,8 +778,7 @@ class MarkupEngine:
         # entry points, ~20 ms per process.
         return _Markdown(
             extensions=[
-                _TocExtension(
-                    self._state,
+                TocExtension(
                     permalink="#",
                     permalink_title="Link to this section",
                     permalink_class="headerlink",

@@ -10,9 +10,7 @@ from pathlib import Path
 
 import markdown
 import pytest
-from markdown.extensions.attr_list import AttrListTreeprocessor
 from markdown.extensions.codehilite import CodeHiliteExtension
-from markdown.extensions.toc import TocExtension, TocTreeprocessor
 from markdown.inlinepatterns import InlineProcessor as InlinePattern
 from markdown.treeprocessors import InlineProcessor
 
@@ -63,19 +61,22 @@ def _engines() -> tuple[MarkupEngine, MarkupEngine]:
     stock = MarkupEngine(MarkdownOptions(), GLOSSARY)
     md = stock._md
     md.treeprocessors.register(InlineProcessor(md), "inline", 20)
-    md.treeprocessors.register(AttrListTreeprocessor(md), "attr_list", 8)
-    toc = next(e for e in md.registeredExtensions if isinstance(e, TocExtension))
-    md.treeprocessors.register(TocTreeprocessor(md, toc.getConfigs()), "toc", 5)
     hilite = next(e for e in md.registeredExtensions if isinstance(e, CodeHiliteExtension))
     hilite.setConfig("pygments_formatter", "html")
     md.is_block_level = types.MethodType(markdown.Markdown.is_block_level, md)  # type: ignore[method-assign]
-    for processor in md.parser.blockprocessors:  # the gates are wrappers set on the instance
-        vars(processor).pop("test", None)
-        vars(processor).pop("run", None)
-    assert any("test" in vars(p) for p in fast._md.parser.blockprocessors)
+    # The gates are wrappers set on the processor instances; the class methods are stock.
+    gated = ("test", "run", "replace_marker")
+    processors = [*md.parser.blockprocessors, *md.treeprocessors]
+    for processor in processors:
+        for method in gated:
+            vars(processor).pop(method, None)
     assert isinstance(fast._md.treeprocessors["inline"], FastInlineProcessor)
-    for name in ("inline", "attr_list", "toc"):
-        assert type(md.treeprocessors[name]) is not type(fast._md.treeprocessors[name])
+    assert not isinstance(md.treeprocessors["inline"], FastInlineProcessor)
+    blocks, trees = fast._md.parser.blockprocessors, fast._md.treeprocessors
+    for found in (blocks["hashheader"], blocks["footnote"], blocks["admonition"],
+                  trees["attr_list"], trees["toc"]):
+        assert vars(found).keys() & set(gated)
+    assert not any(vars(p).keys() & set(gated) for p in processors)
     return fast, stock
 
 
