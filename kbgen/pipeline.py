@@ -257,6 +257,9 @@ class Builder:
         self._unsaved: tuple[CacheDir, str] | None = None  #: where a deferred state goes
         self._scanned: _Scanned | None = None  #: the last walk of the source folders
         self._pages: dict[str, Page] = {}  #: the last load's pages, by content rel
+        #: paths reported changed to builds that failed since the last successful one
+        #: (None: a failed build was not told, so nothing is known of what it saw)
+        self._unsettled: set[Path] | None = set()
 
     # -- the build --------------------------------------------------------------------
 
@@ -272,16 +275,35 @@ class Builder:
         checked for deleted files: a save costs the same whatever the size of the site.
         A build without it (serve runs one after each pause) catches anything missed.
         """
-        with _cyclic_gc_paused():
-            return self._build_once(changed, trust_changed)
+        return self._settled_build(changed, trust_changed)
 
     def warm_up(self) -> BuildResult:
         """A build that does not stop at "nothing changed": it loads and resolves every page,
         so the next build can update that work instead of starting it (serve runs this
         right after a warm start, before the writer's first save). It trusts that nothing
         changed since this Builder's last build, so it renders and writes nothing then."""
+        return self._settled_build(set(), True, may_skip=False)
+
+    def _settled_build(
+        self, changed: set[Path] | None, trust_changed: bool, may_skip: bool = True
+    ) -> BuildResult:
+        # A watcher reports the changes since the last build, but a build compares with
+        # the last *successful* one: after a failed build, what it was told still counts,
+        # and if it was not told, the next one has to look for itself.
+        if changed is not None:
+            if self._unsettled is None:
+                trust_changed = False
+            else:
+                changed = changed | self._unsettled
         with _cyclic_gc_paused():
-            return self._build_once(set(), True, may_skip=False)
+            result = self._build_once(changed, trust_changed, may_skip)
+        if result.ok:
+            self._unsettled = set()
+        elif changed is None or self._unsettled is None:
+            self._unsettled = None
+        else:
+            self._unsettled = changed
+        return result
 
     def _build_once(
         self, changed: set[Path] | None, trust_changed: bool, may_skip: bool = True
