@@ -3,6 +3,10 @@
     config -> discover -> load -> resolve -> plan -> render -> (stop if any error) -> write
     -> index (Pagefind, on the staged site before it is swapped in)
 
+`build_site()` (at the end of this module) is the reference build: each stage once, from
+scratch, top to bottom, with no cache, state or recorded dependencies. Everything faster
+must write exactly what it writes; tests/test_incremental.py compares them.
+
 `Builder` builds one project repeatedly and keeps what is expensive between builds: the
 Jinja2 environment, converted pages, and a `BuildState` (file stamps, front matter, the
 dependency graph of the outputs, the output manifest) that is also saved in the cache folder,
@@ -70,6 +74,7 @@ from kbgen.write import (
 # Rendering, resolving and search are imported where used: a build that finds nothing
 # changed never needs them (nor Jinja2, Markdown or Pygments), and it should be quick.
 if TYPE_CHECKING:
+    from kbgen.markup import MarkupEngine
     from kbgen.render import Renderer, RenderJob, RenderSession
     from kbgen.resolve import Resolution, SiteIndex
 
@@ -348,7 +353,7 @@ class Builder:
         jobs = options.jobs or available_cpus()
         diagnostics: list[Diagnostic] = list(inputs.discovered)
         with timer.stage("data"):
-            references, glossary, data_diagnostics = self._load_data(inputs.tree, config)
+            references, glossary, data_diagnostics = load_data(inputs.tree, config)
             diagnostics += data_diagnostics
         with timer.stage("load"):
             loaded = self._load(config, cache, generator, inputs, glossary, jobs)
@@ -806,29 +811,6 @@ class Builder:
             outcome.pages, outcome.records, outcome.diagnostics, outcome.converted, outcome.workers
         )
 
-    def _load_data(
-        self, tree: SourceTree, config: Config
-    ) -> tuple[dict[str, Reference], list[GlossaryTerm], list[Diagnostic]]:
-        from kbgen.citations import load_references
-        from kbgen.glossary import load_glossary
-
-        diagnostics: list[Diagnostic] = []
-        references_file = tree.data.get("references.yaml")
-        text, problems = _read_text(references_file)
-        diagnostics += problems
-        references, problems = load_references(
-            text, references_file.shown if references_file else "content/references.yaml"
-        )
-        diagnostics += problems
-        glossary_file = tree.data.get("glossary.yaml")
-        text, problems = _read_text(glossary_file)
-        diagnostics += problems
-        glossary, problems = load_glossary(
-            text, glossary_file.shown if glossary_file else "content/glossary.yaml"
-        )
-        diagnostics += problems
-        return references, glossary, diagnostics
-
     def _renderer_for(self, config: Config, templates: Mapping[str, FileState]) -> Renderer:
         """The Jinja2 environment, rebuilt only when the config or a template changed."""
         from kbgen.render import Renderer
@@ -1002,8 +984,136 @@ def _assets_job() -> RenderJob:
     return RenderJob("assets", "assets/pygments.css", None, produce=produce)
 
 
-def build_site(config_path: Path, options: BuildOptions) -> BuildResult:
-    return Builder(config_path, options).build()
+LoadedPage = tuple[Page | None, list[Diagnostic]]
+#: runs one function over many items, like the builtin `map` or `Executor.map`
+Mapper = Callable[[Callable[[SourceFile], LoadedPage], Iterable[SourceFile]], Iterable[LoadedPage]]
+
+
+def build_site(
+    config_path: Path, options: BuildOptions, mapper: Mapper = map
+) -> BuildResult:
+    """The reference build: every stage once, from scratch, top to bottom.
+
+    No cache, no build state, no recorded dependencies: this is what every faster build
+    (`Builder`: warm, `serve`) must reproduce byte for byte, and the incremental tests compare
+    them with it. `mapper` runs the per-page load (the builtin `map`, or an executor's `map`
+    for parallel loading; the output does not depend on it).
+    """
+    from kbgen.markup import pygments_css
+    from kbgen.render import Renderer, render_all
+    from kbgen.resolve import resolve_site
+    from kbgen.write import commit_full
+
+    timer = Timer()
+    with timer.stage("config"):
+        config, diagnostics = load_config(config_path, options.output)
+    if config is None:
+        return BuildResult(diagnostics, config_failed=True, timings=timer.timings)
+    today = options.today or dt.date.today()
+    with timer.stage("discover"):
+        tree, found = scan(config)
+        diagnostics = [*diagnostics, *found]
+    with timer.stage("data"):
+        references, glossary, problems = load_data(tree, config)
+        diagnostics += problems
+    with timer.stage("load"):
+        loaded = list(mapper(PageLoad(config, tuple(glossary), today), tree.pages))
+        pages = [page for page, _ in loaded if page is not None]
+        diagnostics += [d for _, problems in loaded for d in problems]
+    with timer.stage("resolve"):
+        resolution = resolve_site(
+            pages,
+            references,
+            glossary,
+            config,
+            options.drafts,
+            references_path=config.rel(config.content_dir / "references.yaml"),
+            glossary_path=config.rel(config.content_dir / "glossary.yaml"),
+            unloadable={f.rel for f in tree.pages} - {page.rel for page in pages},
+        )
+        diagnostics += resolution.diagnostics
+    with timer.stage("render"):
+        outputs, problems = render_all(resolution.index, config, Renderer(config))
+        outputs.append(OutputFile("assets/pygments.css", pygments_css().encode(), "assets"))
+        diagnostics += problems
+    if options.strict:
+        diagnostics = promote_warnings(diagnostics)
+    result = BuildResult(
+        sorted_diagnostics(diagnostics),
+        pages=sum(1 for output in outputs if output.rel.endswith(".html")),
+        timings=timer.timings,
+        output_dir=config.output_dir,
+        rendered=frozenset(output.node for output in outputs),
+        converted=len(pages),
+        resolved=len(pages),
+    )
+    if not options.write or has_errors(result.diagnostics):
+        return result
+    use_search = config.search if options.search is None else options.search
+    with timer.stage("write"):
+        result.written = commit_full(
+            outputs, static_files(tree, config), config.output_dir,
+            before_swap=_index_search if use_search else None,
+        )
+    return result
+
+
+class PageLoad:
+    """Loads one page file from scratch: `build_site`'s per-page work.
+
+    Picklable, so an executor's `map` can run it in other processes; each process builds its
+    own Markdown engine on first use (engines hold compiled extensions that cannot be pickled).
+    """
+
+    def __init__(self, config: Config, glossary: tuple[GlossaryTerm, ...], today: dt.date) -> None:
+        self.config, self.glossary, self.today = config, glossary, today
+        self._engine: MarkupEngine | None = None
+
+    def __call__(self, file: SourceFile) -> LoadedPage:
+        from kbgen.load import load_page
+        from kbgen.markup import MarkupEngine
+
+        if self._engine is None:
+            self._engine = MarkupEngine(self.config.markdown, self.glossary)
+        return load_page(file, self.config, self._engine, self.today)
+
+    def __getstate__(self) -> tuple[Config, tuple[GlossaryTerm, ...], dt.date]:
+        return self.config, self.glossary, self.today
+
+    def __setstate__(self, state: tuple[Config, tuple[GlossaryTerm, ...], dt.date]) -> None:
+        self.config, self.glossary, self.today = state
+        self._engine = None
+
+
+def _index_search(staging: Path) -> None:
+    from kbgen import search
+
+    search.index_site(staging)
+
+
+def load_data(
+    tree: SourceTree, config: Config
+) -> tuple[dict[str, Reference], list[GlossaryTerm], list[Diagnostic]]:
+    """`references.yaml` and `glossary.yaml` -> references by key and glossary terms."""
+    from kbgen.citations import load_references
+    from kbgen.glossary import load_glossary
+
+    diagnostics: list[Diagnostic] = []
+    references_file = tree.data.get("references.yaml")
+    text, problems = _read_text(references_file)
+    diagnostics += problems
+    references, problems = load_references(
+        text, references_file.shown if references_file else "content/references.yaml"
+    )
+    diagnostics += problems
+    glossary_file = tree.data.get("glossary.yaml")
+    text, problems = _read_text(glossary_file)
+    diagnostics += problems
+    glossary, problems = load_glossary(
+        text, glossary_file.shown if glossary_file else "content/glossary.yaml"
+    )
+    diagnostics += problems
+    return references, glossary, diagnostics
 
 
 __all__ = ["BuildOptions", "BuildResult", "Builder", "build_site"]

@@ -95,3 +95,47 @@ def test_a_state_save_cut_short_is_still_owed(make_site, monkeypatch) -> None:
     builder.save_state()  # what the shutdown path does
     assert not builder.state_unsaved
     assert run_build(root).mode == "unchanged"  # the next process starts warm
+
+
+# -- the reference build ---------------------------------------------------------------------
+
+
+def test_reference_build_writes_what_the_builder_writes_for_the_repository(
+    tmp_path: Path,
+) -> None:
+    from conftest import REPO
+
+    from kbgen.pipeline import build_site
+
+    reference = tmp_path / "reference"
+    builder = tmp_path / "builder"
+    options = {"today": TODAY, "search": False}
+    first = build_site(REPO / "config.yaml", BuildOptions(output=reference, **options))
+    second = Builder(
+        REPO / "config.yaml", BuildOptions(output=builder, cache=False, **options)
+    ).build()
+    assert first.ok and second.ok
+    assert [d.format() for d in first.diagnostics] == [d.format() for d in second.diagnostics]
+    assert snapshot(reference) == snapshot(builder)
+
+
+def test_reference_build_loads_through_any_mapper_with_the_same_output(
+    make_site, tmp_path: Path
+) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from kbgen.pipeline import build_site
+
+    root = make_site({
+        f"content/mechanism/p{i}.md": article(f"P{i}", f"See [[p{(i + 1) % 6}]].", extra=MECH)
+        for i in range(6)
+    })
+    one = build_site(root / "config.yaml", BuildOptions(output=tmp_path / "one", today=TODAY))
+    with ProcessPoolExecutor(2) as pool:
+        many = build_site(
+            root / "config.yaml",
+            BuildOptions(output=tmp_path / "many", today=TODAY),
+            mapper=lambda load, files: pool.map(load, files, chunksize=2),
+        )
+    assert one.ok and many.ok
+    assert snapshot(tmp_path / "one") == snapshot(tmp_path / "many")
