@@ -447,6 +447,56 @@ def test_static_symlink_leaving_the_project_is_refused_and_not_copied(
     assert not (site / "static/css/alias.css").is_symlink()
 
 
+# -- sanitizing fragment by fragment -------------------------------------------------------
+
+
+AFTER = "\n\n## After the HTML\n\nThe rest of the page.\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "col", "what"),
+    [
+        ("<p>a <!-- b</p>", 6, "an HTML comment '<!--' that is never closed with '-->'"),
+        ("<div>x <script>alert(1)</div>", 8, "a <script> element that is never closed with "
+         "</script>"),
+        ("<div><math><style>x</div>", 12, "a <style> element that is never closed with </style>"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["sanitize", "allow"])
+def test_an_unclosed_comment_or_raw_text_element_is_an_error_at_its_position(
+    raw: str, col: int, what: str, mode: str
+) -> None:
+    markup = convert("Intro.\n\n" + raw + AFTER, raw_html=mode)
+    message = f"raw HTML opens {what}; it would hide the rest of the page"
+    assert (12, col, message) in messages(markup)
+    if raw.startswith("<p>"):  # the fragment ends where its block does: the rest is kept
+        assert 'id="after-the-html"' in markup.html and "The rest of the page." in markup.html
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "<p>kept <!-- a comment --> too</p>",
+        "<div><b>bold</b> <script>alert(1)</script></div>",
+        "Inline <b>bold</b>, <math><style>x</style></math> and <!-- c --> text.",
+        "Inline <span onclick='x'>unclosed span and <math><style> here.",
+    ],
+)
+def test_sanitizing_a_fragment_never_removes_what_follows_it(raw: str) -> None:
+    markup = convert("Intro.\n\n" + raw + AFTER, raw_html="sanitize")
+    assert markup.problems == ()
+    assert "The rest of the page." in markup.html
+    assert [heading.id for heading in markup.toc] == ["after-the-html"]
+    assert 'id="after-the-html"' in markup.html
+    for gone in ("<script", "alert(1)", "onclick", "<style", "<math", "<!--"):
+        assert gone not in markup.html, gone
+
+
+def test_a_removed_block_leaves_no_empty_paragraph() -> None:
+    html = convert("Intro.\n\n<script>alert(1)</script>\n\nEnd.\n", raw_html="sanitize").html
+    assert html.split() == ["<p>Intro.</p>", "<p>End.</p>"]
+
+
 # -- a contributed cache folder ------------------------------------------------------------
 
 HOSTILE_BUILD = """
