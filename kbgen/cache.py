@@ -41,6 +41,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import TypeVar
 
 from kbgen import __version__
@@ -232,6 +233,25 @@ def unseal(data: bytes, expected: type[T]) -> T:
     return _open(data[len(MAGIC) :], expected)
 
 
+def seal_bytes(label: str, data: bytes) -> bytes:
+    """Bytes another library will deserialise (Jinja2's marshalled bytecode) in an envelope
+    authenticated with the cache key, bound to `label` (which template it is)."""
+    payload = label.encode("utf-8", "surrogatepass") + b"\x00" + data
+    return MAGIC + _mac(payload) + payload
+
+
+def unseal_bytes(label: str, envelope: bytes) -> bytes | None:
+    """The inverse of seal_bytes; None unless authentic and sealed under this label."""
+    if not envelope.startswith(MAGIC):
+        return None
+    try:
+        payload = _verify(envelope[len(MAGIC) :])
+    except CacheCorrupt:
+        return None
+    prefix = label.encode("utf-8", "surrogatepass") + b"\x00"
+    return payload[len(prefix) :] if payload.startswith(prefix) else None
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a file so readers see either the old file or the complete new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,11 +266,49 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+MAX_FILE_BYTES = 1 << 30  #: a cache file larger than this is not read (a planted huge file)
+
+
+def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes | None:
+    """The bytes of `path` if it is a regular file of at most `limit` bytes, else None.
+
+    Cache folders can arrive with a contribution, so nothing in them is opened blindly: a
+    symlink (to /dev/zero, or to a file outside the project), a FIFO (open would block), a
+    device or a file too large to hold is a miss. The type is checked with lstat before
+    opening (so no device is ever opened) and again on the open descriptor (O_NOFOLLOW, so
+    a swap in between cannot smuggle in a link), and no more than the stat'ed size is read.
+    """
+    try:
+        before = os.lstat(path)
+        if not S_ISREG(before.st_mode) or before.st_size > limit:
+            return None
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(descriptor)
+        if (info.st_dev, info.st_ino) != (before.st_dev, before.st_ino) or info.st_size > limit:
+            return None
+        chunks: list[bytes] = []
+        remaining = info.st_size + 1  # one byte more: a file that grew is not the one stat'ed
+        while remaining > 0:
+            chunk = os.read(descriptor, min(remaining, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        return data if len(data) == info.st_size else None
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+
+
 def read_entry(path: Path, expected: type[T]) -> T | None:
     """The value stored at `path`, or None if it is absent, unreadable or corrupt."""
-    try:
-        data = path.read_bytes()
-    except OSError:
+    data = read_regular(path)
+    if data is None:
         return None
     try:
         return unseal(data, expected)
@@ -329,23 +387,49 @@ class CacheDir:
         return self.root / f"v{FORMAT}"
 
     def ensure(self) -> None:
-        """Create the folder, marked as a cache for backup tools and ignored by git."""
-        if self.base.is_dir():
-            return
-        self.base.mkdir(parents=True, exist_ok=True)
+        """Create the folders, the root marked as a cache for backup tools and ignored by git.
+
+        Raises OSError if the root cannot be created or written, or if a folder of kbgen's
+        own layout inside it (`v1/`, `markup/`, `state/`, `jinja/`) exists as anything but a
+        real folder: a symlink planted in a contributed cache would otherwise have the build
+        write, and delete old packs, wherever it points.
+        """
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise PermissionError(13, "cache folder is not writable", str(self.root))
+        for folder in (self.base, *(self.base / name for name in SUBFOLDERS)):
+            _real_folder(folder)
         tag = self.root / "CACHEDIR.TAG"
-        if not tag.exists():
-            tag.write_text(
-                "Signature: 8a477f597d28d172789f06886806bc55\n"
-                "# kbgen's build cache; deleting it only makes the next build cold.\n",
-                "utf-8",
+        if not os.path.lexists(tag):
+            write_atomic(
+                tag,
+                b"Signature: 8a477f597d28d172789f06886806bc55\n"
+                b"# kbgen's build cache; deleting it only makes the next build cold.\n",
             )
         ignore = self.root / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("*\n", "utf-8")
+        if not os.path.lexists(ignore):
+            write_atomic(ignore, b"*\n")
+
+    def folder(self, name: str) -> Path:
+        """`v1/<name>`, created if missing; OSError unless it is a real folder (see ensure)."""
+        self.ensure()
+        return self.base / name
 
     def state_path(self, variant: str) -> Path:
         return self.base / "state" / variant
+
+
+SUBFOLDERS = ("markup", "state", "jinja")
+
+
+def _real_folder(path: Path) -> None:
+    """Make `path` (one level) unless it exists; OSError if it is not a real directory."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path)
+    info = os.lstat(path)
+    if not S_ISDIR(info.st_mode):
+        raise NotADirectoryError(20, "not a real folder (a symlink or a file)", str(path))
 
 
 Location = tuple[str, int, int]  #: (pack file name, offset, length) of one entry
@@ -424,10 +508,7 @@ class MarkupStore:
     def _pack_data(self, pack: str) -> bytes | None:
         assert self.cache is not None
         if pack not in self._packs:
-            try:
-                self._packs[pack] = (self.cache.base / "markup" / pack).read_bytes()
-            except OSError:
-                self._packs[pack] = None
+            self._packs[pack] = read_regular(self.cache.base / "markup" / pack)
         return self._packs[pack]
 
     def _disk_index(self) -> dict[str, Location]:
@@ -486,9 +567,7 @@ class MarkupStore:
         if self.cache is None:
             return
         with self._lock, contextlib.suppress(OSError):
-            self.cache.ensure()
-            folder = self.cache.base / "markup"
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = self.cache.folder("markup")
             index = self._merged_index(folder)
             if self._pending:
                 index.update(self._write_pack(folder, self._pending))
@@ -532,13 +611,11 @@ class MarkupStore:
         if len(packs) <= self.MAX_PACKS and live_bytes * 2 >= total:
             return index
         entries: dict[str, bytes] = {}
-        for key, (name, offset, length) in index.items():
-            try:
-                with open(folder / name, "rb") as handle:
-                    handle.seek(offset)
-                    entries[key] = handle.read(length)
-            except OSError:
-                continue
+        for name in sorted(packs):  # one pack in memory at a time
+            data = read_regular(folder / name)
+            for key, (pack, offset, length) in index.items():
+                if pack == name and data is not None and offset + length <= len(data):
+                    entries[key] = data[offset : offset + length]
         return self._write_pack(folder, entries) if entries else {}
 
     def _delete_unused_packs(self, folder: Path, index: dict[str, Location]) -> None:
@@ -568,7 +645,7 @@ def save_state(cache: CacheDir, variant: str, head: object, body: object) -> Non
     head_bytes = _envelope(head)
     data = MAGIC + len(head_bytes).to_bytes(8, "big") + head_bytes + _envelope(body)
     with contextlib.suppress(OSError):
-        cache.ensure()
+        cache.folder("state")
         write_atomic(cache.state_path(variant), data)
 
 
@@ -576,11 +653,8 @@ def load_state(
     cache: CacheDir, variant: str, head_type: type[T], body_type: type[B]
 ) -> tuple[T, Callable[[], B | None]] | None:
     """(head, a function returning the body) for a valid state file, else None."""
-    try:
-        data = cache.state_path(variant).read_bytes()
-    except OSError:
-        return None
-    if not data.startswith(MAGIC):
+    data = read_regular(cache.state_path(variant))
+    if data is None or not data.startswith(MAGIC):
         return None
     start = len(MAGIC) + 8
     size = int.from_bytes(data[len(MAGIC) : start], "big")

@@ -90,6 +90,7 @@ class Config:
     search: bool
     extra: Mapping[str, str] = field(default_factory=dict)
     digest: str = ""  #: hash of the config file and overrides: "config changed" is one compare
+    cache_dir_at: tuple[int, int] | None = None  #: cache_dir's line and column, if set
 
     def section(self, section_id: str) -> SectionSpec | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -326,6 +327,15 @@ def _load_config(
             from_cli=output_override is not None,
         ),
     )
+    cache_at = reader.pos(items["cache_dir"][1]) if "cache_dir" in items else None
+    diagnostics += check_cache_dir(
+        cache_dir,
+        check.written_path(items, "cache_dir", ".kbgen-cache"),
+        root,
+        (content_dir, templates_dir, static_dir),
+        output_dir,
+        OutputSetting("", shown, cache_at),
+    )
     if diagnostics or title is None:
         return None, diagnostics
     digest = hashlib.sha256(raw + str(output_dir).encode()).hexdigest()
@@ -349,6 +359,7 @@ def _load_config(
         feed_entries=feed_entries,
         search=search,
         extra=extra,
+        cache_dir_at=cache_at,
         digest=digest,
     )
     return config, []
@@ -563,8 +574,38 @@ def check_output_dir(
     return [error(setting.shown, line, col, message, hint)]
 
 
-def _output_problem(real: Path, root: Path, sources: tuple[Path, ...]) -> str | None:
-    """Why the (real) output folder is unsafe, or None."""
+def check_cache_dir(
+    cache: Path,
+    written: str,
+    root: Path,
+    sources: tuple[Path, ...],
+    output: Path,
+    setting: OutputSetting,
+) -> list[Diagnostic]:
+    """Refuse cache folders a build would write into wrongly.
+
+    The build writes `v1/`, `CACHEDIR.TAG` and a `.gitignore` of `*` into the cache folder,
+    so it must not be, hold or lie inside a source folder or the output folder (the cache
+    would be published, or `templates/` ignored by git), nor be the project, home or root
+    folder; a regular file by that name is refused too. `cache` is resolved already.
+    """
+    problem = _placement_problem(cache, root, sources, output)
+    if problem is None and cache.exists() and not cache.is_dir():
+        problem = "exists and is not a folder"
+    if problem is None:
+        return []
+    default = " (the default)" if setting.position is None else ""
+    message = f"refusing to use cache_dir '{written}'{default}: it {problem}"
+    hint = "point cache_dir at a folder of its own, such as .kbgen-cache"
+    if setting.position is None:
+        return [no_file_error(setting.shown, message, hint)]
+    return [error(setting.shown, *setting.position, message, hint)]
+
+
+def _placement_problem(
+    real: Path, root: Path, sources: tuple[Path, ...], output: Path | None = None
+) -> str | None:
+    """Why a folder kbgen writes (output or cache; real path) is in the wrong place, or None."""
     if real == Path(real.anchor):
         return "is the filesystem root"
     if real == Path.home().resolve():
@@ -573,14 +614,24 @@ def _output_problem(real: Path, root: Path, sources: tuple[Path, ...]) -> str | 
         return "is the project folder"
     if root.is_relative_to(real):
         return "is a parent of the project folder"
-    for source in sources:
-        source_real = source.resolve()
-        if real == source_real:
-            return f"is the source folder '{check_rel(source_real, root)}'"
-        if real.is_relative_to(source_real):
-            return f"is inside the source folder '{check_rel(source_real, root)}'"
-        if source_real.is_relative_to(real):
-            return f"contains the source folder '{check_rel(source_real, root)}'"
+    named = [(source, "source folder") for source in sources]
+    for folder, kind in named + ([(output, "output folder")] if output is not None else []):
+        folder_real = folder.resolve()
+        shown = f"the {kind} '{check_rel(folder_real, root)}'"
+        if real == folder_real:
+            return f"is {shown}"
+        if real.is_relative_to(folder_real):
+            return f"is inside {shown}"
+        if folder_real.is_relative_to(real):
+            return f"contains {shown}"
+    return None
+
+
+def _output_problem(real: Path, root: Path, sources: tuple[Path, ...]) -> str | None:
+    """Why the (real) output folder is unsafe, or None."""
+    problem = _placement_problem(real, root, sources)
+    if problem is not None:
+        return problem
     if real.exists() and not real.is_dir():
         return "exists and is not a folder"
     if (real / ".git").exists() or (real / ".git").is_symlink():

@@ -41,6 +41,7 @@ from markdown.extensions.sane_lists import SaneListExtension
 from markdown.extensions.tables import TableExtension
 from markdown.extensions.toc import TocExtension
 from markdown.inlinepatterns import InlineProcessor
+from markdown.postprocessors import Postprocessor
 from markdown.treeprocessors import Treeprocessor
 from pygments.formatters import HtmlFormatter
 
@@ -312,6 +313,7 @@ class _ConversionState:
     anchors: set[str] = field(default_factory=set)
     problems: list[tuple[int, int, str, str]] = field(default_factory=list)
     glossary_used: list[str] = field(default_factory=list)
+    raw_html: list[int] = field(default_factory=list)  #: stash indices holding raw HTML
 
 
 class _WikiLinkPattern(InlineProcessor):
@@ -736,6 +738,125 @@ def _gate_stock_processors(md: markdown.Markdown, state: _ConversionState) -> No
         _skip_unless(toc, "replace_marker", lambda *_: toc.marker in state.body, None)
 
 
+def _record_raw_html(md: markdown.Markdown, state: _ConversionState) -> None:
+    """Note which stash entries the raw-HTML processors make (the stash also holds
+    highlighted code and other extensions' HTML, which is kbgen's own, not the author's)."""
+
+    def recording(stock: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            first = md.htmlStash.html_counter
+            result = stock(*args)
+            state.raw_html.extend(range(first, md.htmlStash.html_counter))
+            return result
+
+        return run
+
+    block: Any = md.preprocessors["html_block"]
+    block.run = recording(block.run)
+    inline: Any = md.inlinePatterns["html"]
+    inline.handleMatch = recording(inline.handleMatch)
+
+
+# Elements whose content is raw text up to their end tag: unclosed, they swallow the page.
+_RAW_TEXT_TAGS = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed",
+                  "noframes", "noscript", "plaintext")
+_RAW_OPEN_RE = re.compile(r"<!--|<(" + "|".join(_RAW_TEXT_TAGS) + r")(?=[\s/>])", re.IGNORECASE)
+_SINGLE_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)\b[^<>]*>\Z")
+
+
+def unclosed_raw_text(fragment: str) -> tuple[int, str] | None:
+    """(offset, what) of a comment or raw-text element that the fragment opens and never
+    closes: in a browser (or the sanitizer) it would hide everything after it."""
+    position = 0
+    while found := _RAW_OPEN_RE.search(fragment, position):
+        if found.group(1) is None:
+            end = fragment.find("-->", found.end() - 2)
+            if end < 0:
+                return found.start(), "an HTML comment '<!--' that is never closed with '-->'"
+            position = end + 3
+            continue
+        name = found.group(1).lower()
+        closing = re.compile(f"</{name}(?=[\\s/>])", re.IGNORECASE).search(fragment, found.end())
+        if closing is None:
+            return found.start(), f"a <{name}> element that is never closed with </{name}>"
+        position = closing.end()
+    return None
+
+
+def sanitize_fragment(fragment: str) -> str:
+    """One raw-HTML fragment cleaned with the allowlist, on its own: whatever it holds
+    cannot reach beyond it. Inline HTML arrives one tag at a time, so a lone start or
+    end tag is cleaned as that tag (nh3 alone would close or drop it)."""
+    single = _SINGLE_TAG_RE.match(fragment)
+    if single is not None and single.group(1):
+        return fragment if single.group(2).lower() in SANITIZE_TAGS else ""
+    cleaned = _nh3_clean(fragment)
+    if single is not None:
+        start = re.match(f"<{single.group(2).lower()}\\b[^>]*>", cleaned)
+        return start.group(0) if start else ""
+    return cleaned
+
+
+def _nh3_clean(fragment: str) -> str:
+    return nh3.clean(
+        fragment,
+        tags=set(SANITIZE_TAGS),
+        attributes={k: set(v) for k, v in SANITIZE_ATTRIBUTES.items()},
+        link_rel=None,
+        url_schemes={"http", "https", "mailto"},
+    )
+
+
+class _RawHtmlPostprocessor(Postprocessor):
+    """Check, and with `sanitize` clean, each raw-HTML fragment before it goes back in.
+
+    Cleaning the whole page instead let one fragment's unclosed `<!--` or `<script>`
+    swallow the rest of the page (and the headings the table of contents links to).
+    An unclosed comment or raw-text element is an error at its position, in `allow` mode
+    too, where the browser would hide the rest of the page the same way.
+    """
+
+    def __init__(self, md: markdown.Markdown, state: _ConversionState, sanitize: bool) -> None:
+        super().__init__(md)
+        self.state = state
+        self.sanitize = sanitize
+
+    def run(self, text: str) -> str:
+        state, blocks = self.state, self.md.htmlStash.rawHtmlBlocks
+        fragments = [blocks[i] for i in state.raw_html if isinstance(blocks[i], str)]
+        state.problems += raw_html_url_problems(fragments, state.body, state.body_line)  # type: ignore[arg-type]
+        for index in state.raw_html:
+            fragment = blocks[index]
+            if not isinstance(fragment, str):
+                continue
+            # A lone inline tag is closed (or not) by a later one: the browser's business.
+            unclosed = None if _SINGLE_TAG_RE.match(fragment) else unclosed_raw_text(fragment)
+            if unclosed is not None:
+                line, col = _position_of(state.body, state.body_line, fragment, unclosed[0])
+                state.problems.append((
+                    line,
+                    col,
+                    f"raw HTML opens {unclosed[1]}; it would hide the rest of the page",
+                    "close it, or write it as code (`<!--`) if it is meant to be shown",
+                ))
+            if self.sanitize:
+                blocks[index] = cleaned = sanitize_fragment(fragment)
+                if not cleaned.strip():  # nothing left: no empty paragraph around it either
+                    placeholder = self.md.htmlStash.get_placeholder(index)
+                    text = text.replace(f"<p>{placeholder}</p>", placeholder)
+        return text
+
+
+def _position_of(body: str, body_line: int, fragment: str, offset: int) -> tuple[int, int]:
+    """File line and column of `fragment[offset]` (the fragment's start if not found)."""
+    start = body.find(fragment)
+    if start < 0:
+        return _locate(body, body_line, fragment[offset : offset + 20])
+    index = start + offset
+    line_start = body.rfind("\n", 0, index) + 1
+    return body_line + body.count("\n", 0, index), index - line_start + 1
+
+
 class _KbExtension(Extension):
     def __init__(
         self, state: _ConversionState, glossary: Sequence[GlossaryTerm], options: MarkdownOptions
@@ -761,6 +882,14 @@ class _KbExtension(Extension):
         if self.options.raw_html == "escape":
             md.preprocessors.deregister("html_block")
             md.inlinePatterns.deregister("html")
+        else:
+            _record_raw_html(md, self.state)
+            # Before raw_html (30), which puts the stashed fragments back into the page.
+            md.postprocessors.register(
+                _RawHtmlPostprocessor(md, self.state, self.options.raw_html == "sanitize"),
+                "kb_raw_html",
+                31,
+            )
 
 
 class MarkupEngine:
@@ -823,17 +952,6 @@ class MarkupEngine:
                 "flatten the nesting; a few levels of lists or quotes are plenty",
             )
             return Markup("", (), frozenset(), (), (), (), (problem,), len(body.split()))
-        if self.options.raw_html != "escape":
-            fragments = [b for b in self._md.htmlStash.rawHtmlBlocks if isinstance(b, str)]
-            state.problems += raw_html_url_problems(fragments, body, body_line)
-        if self.options.raw_html == "sanitize":
-            output = nh3.clean(
-                output,
-                tags=set(SANITIZE_TAGS),
-                attributes={k: set(v) for k, v in SANITIZE_ATTRIBUTES.items()},
-                link_rel=None,
-                url_schemes={"http", "https", "mailto"},
-            )
         toc = tuple(_flatten_toc(getattr(self._md, "toc_tokens", [])))
         return Markup(
             html=output,

@@ -59,7 +59,14 @@ from kbgen.cache import (
 )
 from kbgen.config import Config, load_config
 from kbgen.deps import DepGraph, Fingerprinter, GraphUpdate
-from kbgen.diagnostics import Diagnostic, has_errors, promote_warnings, sorted_diagnostics
+from kbgen.diagnostics import (
+    Diagnostic,
+    error,
+    has_errors,
+    no_file_error,
+    promote_warnings,
+    sorted_diagnostics,
+)
 from kbgen.discover import SourceFile, SourceTree, scan
 from kbgen.load import LoadContext, PageLoader, SourceRecord, load_pages
 from kbgen.model import GlossaryTerm, OutputFile, Page, Reference
@@ -320,6 +327,10 @@ class Builder:
         if config is None:
             return BuildResult(config_diagnostics, config_failed=True, timings=timer.timings)
         cache = CacheDir(config.cache_dir) if options.cache else None
+        if cache is not None and options.write:
+            unusable = _cache_unusable(config, cache)
+            if unusable is not None:
+                return BuildResult([unusable], timings=timer.timings)
         if self._markups is None or self._markups.cache != cache:
             self._markups = MarkupStore(cache)
         generator = self._generator or generator_id()
@@ -781,8 +792,6 @@ class Builder:
             today=inputs.today,
             cache_root=cache.root if cache is not None else None,
         )
-        if cache is not None:
-            cache.ensure()
         previous: Mapping[str, SourceRecord] = {}
         scanned_ns = 0
         known_pages: Mapping[str, Page] | None = None
@@ -818,7 +827,7 @@ class Builder:
         key = (config.digest, frozenset((k, v[1]) for k, v in templates.items()))
         if self._renderer is None or self._renderer_key != key:
             cache = CacheDir(config.cache_dir) if self.options.cache else None
-            self._renderer = Renderer(config, cache.base / "jinja" if cache else None)
+            self._renderer = Renderer(config, cache)
             self._renderer_key = key
         return self._renderer
 
@@ -971,6 +980,27 @@ def _digests(files: Mapping[str, FileState]) -> dict[str, str]:
 def _discard(rel: str, data: bytes) -> tuple[str, bool]:
     """A sink for builds that write nothing (`check`, or errors found before rendering)."""
     return "", False
+
+
+def _cache_unusable(config: Config, cache: CacheDir) -> Diagnostic | None:
+    """An error if the cache folder cannot be created or written (checked before any work,
+    so the previous site stays as it was), else None."""
+    try:
+        cache.ensure()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        where = f" ({exc.filename})" if exc.filename and exc.filename != str(cache.root) else ""
+        shown = config.rel(config.cache_dir)
+        default = "" if config.cache_dir_at else " (the default)"
+        message = f"cannot use cache_dir '{shown}'{default}: {reason}{where}"
+        hint = (
+            "make the folder writable, delete it (it only holds the build cache), or point "
+            "cache_dir in config.yaml at a writable folder; nothing was built"
+        )
+        if config.cache_dir_at is None:
+            return no_file_error(config.path.name, message, hint)
+        return error(config.path.name, *config.cache_dir_at, message, hint)
+    return None
 
 
 def _assets_job() -> RenderJob:

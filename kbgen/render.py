@@ -33,6 +33,7 @@ import jinja2
 import jinja2.meta
 
 from kbgen import links
+from kbgen.cache import CacheDir, read_regular, seal_bytes, unseal_bytes, write_atomic
 from kbgen.citations import doi_url, pmc_url, pubmed_url
 from kbgen.config import Config, SectionSpec
 from kbgen.deps import (
@@ -156,17 +157,45 @@ def merge_repeated(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
     return merged
 
 
+class SealedBytecodeCache(jinja2.BytecodeCache):
+    """Jinja2's bytecode cache, authenticated: nothing is unmarshalled unless kbgen sealed it.
+
+    Jinja2's own FileSystemBytecodeCache pickle-loads a file's header and marshal-loads its
+    code, then runs it, with no check; its file names (`__jinja2_<sha1 of the template's
+    name and path>.cache`) are predictable, so a contributed cache folder could run code.
+    Here each entry is a cache.py envelope (HMAC under the per-user key, bound to the
+    template's bucket key), read only from a regular file of bounded size; anything else is
+    a miss and the template is compiled again. Writing is best effort, like the rest of the
+    cache.
+    """
+
+    MAX_BYTES = 16 << 20  #: compiled templates are kilobytes; a bigger file is not ours
+
+    def __init__(self, cache: CacheDir) -> None:
+        self.cache = cache
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        data = read_regular(self.cache.base / "jinja" / f"{bucket.key}.sealed", self.MAX_BYTES)
+        code = unseal_bytes(bucket.key, data) if data is not None else None
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        with contextlib.suppress(OSError):
+            folder = self.cache.folder("jinja")
+            write_atomic(
+                folder / f"{bucket.key}.sealed", seal_bytes(bucket.key, bucket.bytecode_to_string())
+            )
+
+
 class Renderer:
     """The Jinja2 environment (templates parsed once) plus template-error translation."""
 
-    def __init__(self, config: Config, bytecode_dir: Path | None = None) -> None:
+    def __init__(self, config: Config, cache: CacheDir | None = None) -> None:
         self.config = config
         # Compiled templates cached on disk (keyed by name and source checksum, so an
         # edited template is recompiled): saves ~70 ms of compiling per CLI build.
-        bytecode_cache = None
-        if bytecode_dir is not None:
-            bytecode_dir.mkdir(parents=True, exist_ok=True)
-            bytecode_cache = jinja2.FileSystemBytecodeCache(str(bytecode_dir))
+        bytecode_cache = SealedBytecodeCache(cache) if cache is not None else None
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(config.templates_dir)),
             autoescape=jinja2.select_autoescape(("html", "xml"), default_for_string=True),

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
@@ -24,10 +26,13 @@ from kbgen.cache import (
     markup_key,
     open_entry,
     read_entry,
+    read_regular,
     seal,
+    seal_bytes,
     stamp_of,
     stamp_trusted,
     unseal,
+    unseal_bytes,
 )
 from kbgen.config import MarkdownOptions
 from kbgen.markup import MarkupEngine
@@ -279,6 +284,70 @@ def test_flushes_are_compacted_and_dead_packs_deleted(tmp_path: Path) -> None:
     fresh = MarkupStore(cache)
     assert fresh.get("extra") == sample_markup()
     assert fresh.get("k1") is None
+
+
+@pytest.mark.parametrize("folder", ["v1", "v1/markup", "v1/state", "v1/jinja"])
+def test_a_symlinked_folder_in_the_cache_is_an_error_and_never_written_through(
+    site: Path, tmp_path: Path, folder: str
+) -> None:
+    assert build(site).ok
+    before_site = snapshot(site / "site")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "markup").mkdir(parents=True)
+    (elsewhere / "mine.pack").write_text("not kbgen's")
+    (elsewhere / "markup" / "mine.pack").write_text("not kbgen's")
+    shutil.rmtree(site / ".kbgen-cache")
+    link = site / ".kbgen-cache" / folder
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(elsewhere)
+    before = snapshot(elsewhere)
+    result = build(site)
+    assert [d.format() for d in result.diagnostics] == [
+        f"config.yaml: error: cannot use cache_dir '.kbgen-cache' (the default): not a real "
+        f"folder (a symlink or a file) ({link})\n"
+        "  hint: make the folder writable, delete it (it only holds the build cache), or point "
+        "cache_dir in config.yaml at a writable folder; nothing was built"
+    ]
+    assert snapshot(elsewhere) == before and snapshot(site / "site") == before_site
+
+
+def test_a_cache_dir_that_cannot_be_created_is_an_error_at_its_line(site: Path) -> None:
+    assert build(site).ok
+    before = snapshot(site / "site")
+    (site / "notes.txt").write_text("mine", "utf-8")
+    config = site / "config.yaml"
+    config.write_text("cache_dir: notes.txt/cache\n" + config.read_text("utf-8"), "utf-8")
+    result = build(site)
+    assert [d.format() for d in result.diagnostics] == [
+        "config.yaml:1:12: error: cannot use cache_dir 'notes.txt/cache': Not a directory\n"
+        "  hint: make the folder writable, delete it (it only holds the build cache), or point "
+        "cache_dir in config.yaml at a writable folder; nothing was built"
+    ]
+    assert snapshot(site / "site") == before
+    assert build(site, write=False).ok  # check reads no cache it cannot have
+
+
+def test_cache_reads_open_only_bounded_regular_files(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_bytes(b"data")
+    (tmp_path / "link").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo")
+    with (tmp_path / "big").open("wb") as handle:
+        handle.truncate(100)
+    assert read_regular(target) == b"data"
+    assert read_regular(tmp_path / "link") is None
+    assert read_regular(tmp_path / "fifo") is None  # and does not block
+    assert read_regular(Path("/dev/zero")) is None
+    assert read_regular(tmp_path / "big", limit=99) is None
+    assert read_regular(tmp_path / "missing") is None
+
+
+def test_sealed_bytes_open_only_under_their_own_label() -> None:
+    sealed = seal_bytes("a", b"code")
+    assert unseal_bytes("a", sealed) == b"code"
+    assert unseal_bytes("b", sealed) is None
+    assert unseal_bytes("a", sealed[:-1] + b"x") is None
+    assert unseal_bytes("a", MAGIC + bytes(32) + b"a\0code") is None
 
 
 # -- builds with a damaged cache -------------------------------------------------------------

@@ -243,3 +243,38 @@ def test_output_refusal_from_the_command_line_has_no_file_position(root: Path) -
         "  hint: point --output at a new folder, or at one kbgen built before; nothing was "
         "deleted"
     )
+
+
+# -- cache folder --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("content", "is the source folder 'content'"),
+        ("templates", "is the source folder 'templates'"),
+        ("static/cache", "is inside the source folder 'static'"),
+        ("site/.cache", "is inside the output folder 'site'"),
+        (".", "is the project folder"),
+        ("notes.txt", "exists and is not a folder"),
+    ],
+)
+def test_cache_dir_in_or_around_a_source_or_output_folder_is_refused_at_its_line(
+    tmp_path: Path, target: str, problem: str
+) -> None:
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "notes.txt").write_text("mine", "utf-8")
+    found = problems(tmp_path, f"title: KB\ncache_dir: {target}\n" + SECTIONS)
+    assert found == [
+        f"config.yaml:2:12: error: refusing to use cache_dir '{target}': it {problem}\n"
+        "  hint: point cache_dir at a folder of its own, such as .kbgen-cache"
+    ]
+
+
+def test_a_cache_dir_containing_a_source_folder_is_refused(tmp_path: Path) -> None:
+    path = project(tmp_path, "title: KB\ncontent_dir: cache/content\ncache_dir: cache\n" + SECTIONS)
+    (path.parent / "cache" / "content").mkdir(parents=True)
+    _, diagnostics = load_config(path)
+    assert [d.message for d in diagnostics] == [
+        "refusing to use cache_dir 'cache': it contains the source folder 'cache/content'"
+    ]
