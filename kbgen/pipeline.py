@@ -55,16 +55,24 @@ from kbgen.cache import (
 )
 from kbgen.config import Config, load_config
 from kbgen.deps import DepGraph, Fingerprinter, GraphUpdate
-from kbgen.diagnostics import Diagnostic, has_errors, promote_warnings, sorted_diagnostics
+from kbgen.diagnostics import (
+    Diagnostic,
+    has_errors,
+    no_file_error,
+    promote_warnings,
+    sorted_diagnostics,
+)
 from kbgen.discover import SourceFile, SourceTree, scan
 from kbgen.load import LoadContext, PageLoader, SourceRecord, load_pages
 from kbgen.model import GlossaryTerm, OutputFile, Page, Reference
+from kbgen.search import SearchIndexError
 from kbgen.write import (
     Staging,
     StaticFile,
     WriteResult,
     commit_incremental,
     marker_digest,
+    write_failure,
 )
 
 # Rendering, resolving and search are imported where used: a build that finds nothing
@@ -419,13 +427,18 @@ class Builder:
         written: tuple[DepGraph, dict[str, str]] | None = None
         if not options.write or has_errors(diagnostics):
             self._check_only(session, plan, timer, result)
-        elif plan is None:
-            written = self._cold_write(session, inputs, config, use_search, timer, result)
         else:
-            assert previous is not None
-            written = self._warm_write(
-                plan, session, inputs, config, previous, use_search, timer, result
-            )
+            try:
+                if plan is None:
+                    written = self._cold_write(session, inputs, config, use_search, timer, result)
+                else:
+                    assert previous is not None
+                    written = self._warm_write(
+                        plan, session, inputs, config, previous, use_search, timer, result
+                    )
+            except (OSError, SearchIndexError) as exc:  # a full disk, a read-only folder:
+                written, result.written = None, None  # staging was removed, the site kept
+                result.diagnostics = [_write_failure(config, exc)]
         diagnostics += result.diagnostics
         promoted = promote_warnings(diagnostics) if options.strict else diagnostics
         result.diagnostics = sorted_diagnostics(promoted)
@@ -984,6 +997,21 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def _digests(files: Mapping[str, FileState]) -> dict[str, str]:
     return {rel: digest for rel, (_, digest) in files.items()}
+
+
+def _write_failure(config: Config, exc: OSError | SearchIndexError) -> Diagnostic:
+    if isinstance(exc, SearchIndexError):
+        return no_file_error(
+            config.rel(config.path),
+            str(exc),
+            "fix that and build again, or build without search (--no-search, or "
+            "'search: false' in config.yaml); the previous site is unchanged",
+        )
+    message, hint = write_failure(exc, config.output_dir)
+    setting = config.output_setting
+    if setting is None:
+        return no_file_error(config.rel(config.path), message, hint)
+    return setting.diagnostic(message, hint)
 
 
 def _discard(rel: str, data: bytes) -> tuple[str, bool]:

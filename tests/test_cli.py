@@ -109,3 +109,23 @@ def test_the_dependency_check_names_exactly_what_is_missing() -> None:
     message = missing_message({"markdown": "markdown", "kbgen_no_such_module": "no-such-dist"})
     assert message is not None
     assert message.startswith("error: kbgen needs the Python package no-such-dist, not installed")
+
+
+def test_serve_port_out_of_range_is_a_usage_error(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", extra=MECH)})
+    for port in ("70000", "-1"):
+        result = run_cli(root, "serve", "--port", port)
+        assert result.returncode == 2, result.stderr
+        assert "argument --port: " in result.stderr and "0-65535" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_new_with_a_very_long_title_makes_a_short_file_name(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", extra=MECH)})
+    title = "Ketamine and the long title " * 15  # 420 characters
+    result = run_cli(root, "new", "mechanism", title)
+    assert result.returncode == 0, result.stderr
+    (created,) = (root / "content/mechanism").glob("ketamine-*.md")
+    assert len(created.stem) <= 80 and not created.stem.endswith("-")
+    assert created.stem.startswith("ketamine-and-the-long-title-ketamine")
+    assert f'title: "{" ".join(title.split())}"' in created.read_text()
