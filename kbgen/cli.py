@@ -25,7 +25,7 @@ from kbgen.model import slugify
 from kbgen.pipeline import Builder, BuildOptions, BuildResult
 from kbgen.search import SearchIndexError
 
-EXIT_OK, EXIT_CONTENT, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+EXIT_OK, EXIT_CONTENT, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 BUILD_EXAMPLES = """examples:
   python build.py build                      build ./config.yaml's project into site/
@@ -150,7 +150,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_serve(args)
     except KeyboardInterrupt:
         print("interrupted; the previous site was left unchanged", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except SearchIndexError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONTENT
@@ -191,8 +191,22 @@ def _build(args: argparse.Namespace) -> int:
     # works, and re-enabling it afterwards would only buy one pass over the whole heap
     # (~30 ms after 1,000 pages) just before exit_now() discards it.
     gc.disable()
+    builder = Builder(args.config, options)
     try:
-        result = Builder(args.config, options).build()
+        return _build_and_report(builder, args, bar, start)
+    except KeyboardInterrupt:
+        replaced = builder.replaced_output()
+        if replaced is None:
+            raise
+        print(f"interrupted; the new site was already in place in {replaced}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _build_and_report(
+    builder: Builder, args: argparse.Namespace, bar: ProgressBar | None, start: float
+) -> int:
+    try:
+        result = builder.build()
     finally:
         if bar is not None:
             bar.close()

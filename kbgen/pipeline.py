@@ -64,7 +64,7 @@ from kbgen.diagnostics import (
 )
 from kbgen.discover import SourceFile, SourceTree, scan
 from kbgen.load import LoadContext, PageLoader, SourceRecord, load_pages
-from kbgen.model import GlossaryTerm, OutputFile, Page, Reference
+from kbgen.model import GlossaryTerm, Markup, OutputFile, Page, Reference
 from kbgen.search import SearchIndexError
 from kbgen.write import (
     Staging,
@@ -265,6 +265,8 @@ class Builder:
         self._unsaved: tuple[CacheDir, str] | None = None  #: where a deferred state goes
         self._scanned: _Scanned | None = None  #: the last walk of the source folders
         self._pages: dict[str, Page] = {}  #: the last load's pages, by content rel
+        #: the output folder and its marker digest when the current build began
+        self._output_before: tuple[Path, str | None] | None = None
         #: paths reported changed to builds that failed since the last successful one
         #: (None: a failed build was not told, so nothing is known of what it saw)
         self._unsettled: set[Path] | None = set()
@@ -322,9 +324,11 @@ class Builder:
             config, config_diagnostics = load_config(self.config_path, options.output)
         if config is None:
             return BuildResult(config_diagnostics, config_failed=True, timings=timer.timings)
+        if options.write:
+            self._output_before = (config.output_dir, marker_digest(config.output_dir))
         cache = CacheDir(config.cache_dir) if options.cache else None
         if self._markups is None or self._markups.cache != cache:
-            self._markups = MarkupStore(cache)
+            self._markups = MarkupStore(cache) if options.write else _ReadOnlyMarkups(cache)
         generator = self._generator or generator_id()
         self._generator = generator
         with timer.stage("discover"):
@@ -789,7 +793,7 @@ class Builder:
             today=inputs.today,
             cache_root=cache.root if cache is not None else None,
         )
-        if cache is not None:
+        if cache is not None and self.options.write:
             cache.ensure()
         previous: Mapping[str, SourceRecord] = {}
         scanned_ns = 0
@@ -848,8 +852,10 @@ class Builder:
 
         key = (config.digest, frozenset((k, v[1]) for k, v in templates.items()))
         if self._renderer is None or self._renderer_key != key:
+            # `check` writes nothing, Jinja2's bytecode cache included
             cache = CacheDir(config.cache_dir) if self.options.cache else None
-            self._renderer = Renderer(config, cache.base / "jinja" if cache else None)
+            bytecode = cache.base / "jinja" if cache and self.options.write else None
+            self._renderer = Renderer(config, bytecode)
             self._renderer_key = key
         return self._renderer
 
@@ -866,6 +872,16 @@ class Builder:
                 self.save_state()
             if converted:
                 self._markups.flush(live)  # also forgets conversions no page uses any more
+
+    def replaced_output(self) -> Path | None:
+        """The output folder, if the latest build has swapped a new site into it (for an
+        interrupt: the build can be stopped after the swap, while it tidies up or the
+        warnings print, and then the new site is what is there)."""
+        if self._output_before is None:
+            return None
+        output_dir, before = self._output_before
+        now = marker_digest(output_dir)
+        return output_dir if now is not None and now != before else None
 
     @property
     def state_unsaved(self) -> bool:
@@ -893,6 +909,18 @@ class Builder:
         if report is None:
             return None
         return lambda done, total: report(stage, done, total)
+
+
+class _ReadOnlyMarkups(MarkupStore):
+    """For `check`, which promises to write nothing: conversions the cache folder holds are
+    read as usual, new ones are kept in memory only, and the folder is never created."""
+
+    def put(self, key: str, markup: Markup, envelope: bytes | None = None) -> None:
+        with self._lock:
+            self._memory[key] = markup
+
+    def flush(self, live_keys: Iterable[str] | None = None) -> None:
+        return
 
 
 @dataclass
