@@ -883,6 +883,17 @@ class Builder:
         now = marker_digest(output_dir)
         return output_dir if now is not None and now != before else None
 
+    def output_damaged(self, output_dir: Path) -> bool:
+        """Whether files the last successful build wrote are gone from the output folder
+        (someone deleted the folder or a page): one `stat` per file, no watcher needed."""
+        state = self._state
+        if state is None or not self.options.write:
+            return False
+        head = state.head
+        return marker_digest(output_dir) != head.marker or bool(
+            _missing_files(output_dir, head.manifest)
+        )
+
     @property
     def state_unsaved(self) -> bool:
         """The last successful build's state is not in the cache folder yet (`defer_state`)."""
