@@ -91,6 +91,7 @@ class Config:
     extra: Mapping[str, str] = field(default_factory=dict)
     digest: str = ""  #: hash of the config file and overrides: "config changed" is one compare
     cache_dir_at: tuple[int, int] | None = None  #: cache_dir's line and column, if set
+    output_setting: OutputSetting | None = None  #: where output_dir was set, for messages
 
     def section(self, section_id: str) -> SectionSpec | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -316,16 +317,17 @@ def _load_config(
                     "create it or fix the path in config.yaml",
                 )
             )
+    output_setting = OutputSetting(
+        output_written,
+        shown,
+        reader.pos(items["output_dir"][1]) if "output_dir" in items else None,
+        from_cli=output_override is not None,
+    )
     diagnostics += check_output_dir(
         output_override.absolute() if output_override is not None else root / output_written,
         root,
         (content_dir, templates_dir, static_dir),
-        OutputSetting(
-            output_written,
-            shown,
-            reader.pos(items["output_dir"][1]) if "output_dir" in items else None,
-            from_cli=output_override is not None,
-        ),
+        output_setting,
     )
     cache_at = reader.pos(items["cache_dir"][1]) if "cache_dir" in items else None
     diagnostics += check_cache_dir(
@@ -361,6 +363,7 @@ def _load_config(
         extra=extra,
         cache_dir_at=cache_at,
         digest=digest,
+        output_setting=output_setting,
     )
     return config, []
 
@@ -541,6 +544,16 @@ class OutputSetting:
     position: tuple[int, int] | None  #: line and column of the value in the config file
     from_cli: bool = False  #: set by --output rather than config.yaml
 
+    @property
+    def name(self) -> str:
+        return "--output" if self.from_cli else "output_dir"
+
+    def diagnostic(self, message: str, hint: str) -> Diagnostic:
+        """An error about the output folder, at the place it was chosen."""
+        if self.from_cli or self.position is None:
+            return no_file_error("command line" if self.from_cli else self.shown, message, hint)
+        return error(self.shown, *self.position, message, hint)
+
 
 def check_output_dir(
     output: Path, root: Path, sources: tuple[Path, ...], setting: OutputSetting
@@ -557,7 +570,7 @@ def check_output_dir(
     problem = _output_problem(real, root, sources)
     if problem is None:
         return []
-    where = "--output" if setting.from_cli else "output_dir"
+    where = setting.name
     default = " (the default)" if setting.position is None and not setting.from_cli else ""
     literal = Path(os.path.normpath(Path(output).absolute()))
     resolved = f" (which resolves to '{real}')" if literal != real else ""
@@ -568,10 +581,7 @@ def check_output_dir(
     hint = (
         f"point {where} at a new folder, or at one kbgen built before; nothing was deleted"
     )
-    if setting.from_cli or setting.position is None:
-        return [no_file_error("command line" if setting.from_cli else setting.shown, message, hint)]
-    line, col = setting.position
-    return [error(setting.shown, line, col, message, hint)]
+    return [setting.diagnostic(message, hint)]
 
 
 def check_cache_dir(

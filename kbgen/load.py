@@ -41,7 +41,7 @@ from kbgen.config import Config
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.discover import SourceFile
 from kbgen.frontmatter import SplitPage, parse_front_matter, split_front_matter
-from kbgen.model import FrontMatter, GlossaryTerm, Markup, Page, PageKind
+from kbgen.model import MAX_SLUG_LENGTH, FrontMatter, GlossaryTerm, Markup, Page, PageKind
 
 if TYPE_CHECKING:
     import multiprocessing.pool
@@ -163,6 +163,18 @@ def identify(
                 None,
                 f"file name '{name}' cannot be a URL slug",
                 f"rename it to '{suggestion}.md' (letters, digits, '-' and '_')",
+            )
+        ]
+    if len(slug) > MAX_SLUG_LENGTH:
+        # Its page is <slug>.html (or <slug>/index.html): the name must fit in 255 bytes.
+        return None, [
+            error(
+                file.shown,
+                None,
+                None,
+                f"file name '{name[:40]}...' is too long: {len(slug)} characters before '.md', "
+                "more than a page's file name can have",
+                f"rename it to a slug of at most {MAX_SLUG_LENGTH} characters",
             )
         ]
     return PageSource(file, text, digest, "article", section, slug), []

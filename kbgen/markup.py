@@ -40,6 +40,7 @@ from markdown.extensions.footnotes import FootnoteExtension
 from markdown.extensions.sane_lists import SaneListExtension
 from markdown.extensions.tables import TableExtension
 from markdown.extensions.toc import TocExtension
+from markdown.extensions.toc import slugify as toc_slugify
 from markdown.inlinepatterns import InlineProcessor
 from markdown.postprocessors import Postprocessor
 from markdown.treeprocessors import Treeprocessor
@@ -94,6 +95,17 @@ SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 CONTEXT_MARK = "\x00"
 _SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([.,;:!?)])")
 MAX_CONTEXT = 280
+#: ids the shipped templates (and serve's overlay) give their own elements: a heading whose
+#: text would give one of these ("## Main") gets `main_1` instead, as a repeated heading does
+#: (tests/test_markup.py checks the list against templates/)
+RESERVED_IDS = frozenset(
+    {
+        "main", "site-nav", "search-q", "search-hint", "search-page-q", "search-results",
+        "search-filters", "search-status", "search-keys", "related-title", "backlinks-title",
+        "references-title", "articles-title", "recent-title", "sections-title",
+        "comparison-title", "comparison-caption", "kbgen-errors",
+    }
+)
 MAX_QUOTE_DEPTH = 100  #: blockquote levels
 MAX_INDENT = 400  #: leading columns (100 list levels of 4 spaces)
 
@@ -912,6 +924,7 @@ class MarkupEngine:
                     permalink_title="Link to this section",
                     permalink_class="headerlink",
                     toc_depth=f"2-{options.toc_depth}",
+                    slugify=_heading_slug,
                 ),
                 TableExtension(),
                 FencedCodeExtension(),
@@ -1002,6 +1015,12 @@ def _deepest_nesting(body: str) -> tuple[int, int]:
         if levels > deepest[1]:
             deepest = (offset, levels)
     return deepest
+
+
+def _heading_slug(text: str, separator: str) -> str:
+    """Python-Markdown's heading id, kept clear of the ids the page template uses itself."""
+    slug: str = toc_slugify(text, separator)
+    return f"{slug}_1" if slug in RESERVED_IDS else slug
 
 
 def _flatten_toc(tokens: Iterable[dict[str, object]]) -> Iterable[Heading]:

@@ -7,11 +7,23 @@ be compared field by field and any stage can be run again on the same inputs.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
 FieldValue = str | float | bool
+
+#: The longest slug (a page's file name without `.md`, or a tag's URL form): a file name is
+#: at most 255 bytes on Linux, macOS and Windows, and `<slug>.html` must fit in one.
+MAX_SLUG_LENGTH = 250
+
+
+def slugify(text: str) -> str:
+    """Lowercase ASCII letters and digits joined by '-' ("" when there are none)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 PageKind = Literal["home", "section", "article"]
 LinkKind = Literal["wiki", "md", "anchor"]
 

@@ -69,13 +69,15 @@ from kbgen.diagnostics import (
 )
 from kbgen.discover import SourceFile, SourceTree, scan
 from kbgen.load import LoadContext, PageLoader, SourceRecord, load_pages
-from kbgen.model import GlossaryTerm, OutputFile, Page, Reference
+from kbgen.model import GlossaryTerm, Markup, OutputFile, Page, Reference
+from kbgen.search import SearchIndexError
 from kbgen.write import (
     Staging,
     StaticFile,
     WriteResult,
     commit_incremental,
     marker_digest,
+    write_failure,
 )
 
 # Rendering, resolving and search are imported where used: a build that finds nothing
@@ -269,6 +271,8 @@ class Builder:
         self._unsaved: tuple[CacheDir, str] | None = None  #: where a deferred state goes
         self._scanned: _Scanned | None = None  #: the last walk of the source folders
         self._pages: dict[str, Page] = {}  #: the last load's pages, by content rel
+        #: the output folder and its marker digest when the current build began
+        self._output_before: tuple[Path, str | None] | None = None
         #: paths reported changed to builds that failed since the last successful one
         #: (None: a failed build was not told, so nothing is known of what it saw)
         self._unsettled: set[Path] | None = set()
@@ -326,13 +330,15 @@ class Builder:
             config, config_diagnostics = load_config(self.config_path, options.output)
         if config is None:
             return BuildResult(config_diagnostics, config_failed=True, timings=timer.timings)
+        if options.write:
+            self._output_before = (config.output_dir, marker_digest(config.output_dir))
         cache = CacheDir(config.cache_dir) if options.cache else None
         if cache is not None and options.write:
             unusable = _cache_unusable(config, cache)
             if unusable is not None:
                 return BuildResult([unusable], timings=timer.timings)
         if self._markups is None or self._markups.cache != cache:
-            self._markups = MarkupStore(cache)
+            self._markups = MarkupStore(cache) if options.write else _ReadOnlyMarkups(cache)
         generator = self._generator or generator_id()
         self._generator = generator
         with timer.stage("discover"):
@@ -435,13 +441,18 @@ class Builder:
         written: tuple[DepGraph, dict[str, str]] | None = None
         if not options.write or has_errors(diagnostics):
             self._check_only(session, plan, timer, result)
-        elif plan is None:
-            written = self._cold_write(session, inputs, config, use_search, timer, result)
         else:
-            assert previous is not None
-            written = self._warm_write(
-                plan, session, inputs, config, previous, use_search, timer, result
-            )
+            try:
+                if plan is None:
+                    written = self._cold_write(session, inputs, config, use_search, timer, result)
+                else:
+                    assert previous is not None
+                    written = self._warm_write(
+                        plan, session, inputs, config, previous, use_search, timer, result
+                    )
+            except (OSError, SearchIndexError) as exc:  # a full disk, a read-only folder:
+                written, result.written = None, None  # staging was removed, the site kept
+                result.diagnostics = [_write_failure(config, exc)]
         diagnostics += result.diagnostics
         promoted = promote_warnings(diagnostics) if options.strict else diagnostics
         result.diagnostics = sorted_diagnostics(promoted)
@@ -827,7 +838,8 @@ class Builder:
         key = (config.digest, frozenset((k, v[1]) for k, v in templates.items()))
         if self._renderer is None or self._renderer_key != key:
             cache = CacheDir(config.cache_dir) if self.options.cache else None
-            self._renderer = Renderer(config, cache)
+            # `check` writes nothing, Jinja2's bytecode cache included
+            self._renderer = Renderer(config, cache if self.options.write else None)
             self._renderer_key = key
         return self._renderer
 
@@ -844,6 +856,27 @@ class Builder:
                 self.save_state()
             if converted:
                 self._markups.flush(live)  # also forgets conversions no page uses any more
+
+    def replaced_output(self) -> Path | None:
+        """The output folder, if the latest build has swapped a new site into it (for an
+        interrupt: the build can be stopped after the swap, while it tidies up or the
+        warnings print, and then the new site is what is there)."""
+        if self._output_before is None:
+            return None
+        output_dir, before = self._output_before
+        now = marker_digest(output_dir)
+        return output_dir if now is not None and now != before else None
+
+    def output_damaged(self, output_dir: Path) -> bool:
+        """Whether files the last successful build wrote are gone from the output folder
+        (someone deleted the folder or a page): one `stat` per file, no watcher needed."""
+        state = self._state
+        if state is None or not self.options.write:
+            return False
+        head = state.head
+        return marker_digest(output_dir) != head.marker or bool(
+            _missing_files(output_dir, head.manifest)
+        )
 
     @property
     def state_unsaved(self) -> bool:
@@ -871,6 +904,18 @@ class Builder:
         if report is None:
             return None
         return lambda done, total: report(stage, done, total)
+
+
+class _ReadOnlyMarkups(MarkupStore):
+    """For `check`, which promises to write nothing: conversions the cache folder holds are
+    read as usual, new ones are kept in memory only, and the folder is never created."""
+
+    def put(self, key: str, markup: Markup, envelope: bytes | None = None) -> None:
+        with self._lock:
+            self._memory[key] = markup
+
+    def flush(self, live_keys: Iterable[str] | None = None) -> None:
+        return
 
 
 @dataclass
@@ -975,6 +1020,21 @@ def _cyclic_gc_paused() -> Iterator[None]:
 
 def _digests(files: Mapping[str, FileState]) -> dict[str, str]:
     return {rel: digest for rel, (_, digest) in files.items()}
+
+
+def _write_failure(config: Config, exc: OSError | SearchIndexError) -> Diagnostic:
+    if isinstance(exc, SearchIndexError):
+        return no_file_error(
+            config.rel(config.path),
+            str(exc),
+            "fix that and build again, or build without search (--no-search, or "
+            "'search: false' in config.yaml); the previous site is unchanged",
+        )
+    message, hint = write_failure(exc, config.output_dir)
+    setting = config.output_setting
+    if setting is None:
+        return no_file_error(config.rel(config.path), message, hint)
+    return setting.diagnostic(message, hint)
 
 
 def _discard(rel: str, data: bytes) -> tuple[str, bool]:

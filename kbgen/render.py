@@ -47,7 +47,7 @@ from kbgen.deps import (
     template_keys,
 )
 from kbgen.diagnostics import Diagnostic, error
-from kbgen.model import OutputFile, Page, Reference
+from kbgen.model import OutputFile, Page, Reference, slugify
 from kbgen.resolve import HOME_KEY, SiteIndex, page_key
 
 NAV_LIMIT = 40  # a section with more articles links to its section page instead of listing them
@@ -104,8 +104,7 @@ class Router:
 
 
 def tag_slug(tag: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", tag).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "tag"
+    return slugify(tag) or "tag"
 
 
 # -- template errors ------------------------------------------------------------------------

@@ -89,6 +89,9 @@ SEARCH_NICENESS = 10  #: the search thread (and Pagefind) yield the CPU to rebui
 SEARCH_BUNDLE = "pagefind"  #: the folder of the search index, as the templates load it
 BATCH_WAIT_S = 0.5  #: the builder loop wakes this often (Ctrl-C, stop requests)
 STATE_SAVE_QUIET_S = 3.0  #: seconds without changes before a deferred build state is saved
+#: how often an idle `serve` checks that the output folder still holds every file it built
+#: (a deleted site or page is rebuilt; ~10 ms for 10,000 files)
+OUTPUT_CHECK_S = 3.0
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 #: `%2f` (/), `%5c` (\) and `%00` (NUL) smuggle separators past normalisation: always refused
@@ -1129,7 +1132,7 @@ class PreviewSession:
             # A warm start skipped loading and resolving the pages; do it now, while the
             # writer reads the page, so their first save costs what the later ones do.
             self._rebuild(None, "warm-up", announce=False, warm_up=True)
-        quiet_since = time.monotonic()
+        quiet_since = output_checked = time.monotonic()
         unchecked = False  #: rebuilds since the last full check relied on the watcher alone
         while stop is None or not stop.is_set():
             changed = self.watcher.next_batch(BATCH_WAIT_S)
@@ -1137,7 +1140,16 @@ class PreviewSession:
                 self.rebuild(changed)
                 quiet_since = time.monotonic()
                 unchecked = True
-            elif time.monotonic() - quiet_since >= STATE_SAVE_QUIET_S:
+                continue
+            if time.monotonic() - output_checked >= OUTPUT_CHECK_S:
+                # The watcher ignores the output folder, so a deleted site or page is found
+                # here; only after a good build (a failing one could not restore it anyway).
+                output_checked = time.monotonic()
+                if self._output_damaged():
+                    self._rebuild(None, "files deleted from the output folder")
+                    unchecked = False
+                    continue
+            if time.monotonic() - quiet_since >= STATE_SAVE_QUIET_S:
                 # When the writer pauses: a full check catches any change the watcher missed
                 # (an overflowing inotify queue, a network drive), and the state is saved
                 # (at 10,000 pages, writing it takes longer than the rebuild it describes).
@@ -1145,6 +1157,12 @@ class PreviewSession:
                     self._rebuild(None, "a full check after a pause", announce=False)
                 unchecked = False
                 self.builder.save_state()
+
+    def _output_damaged(self) -> bool:
+        result, context = self.last_result, self.context
+        if result is None or not result.ok or context is None:
+            return False
+        return self.builder.output_damaged(context.output_dir)
 
     def rebuild(self, changed: set[Path]) -> BuildResult | None:
         assert self.config is not None

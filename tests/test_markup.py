@@ -102,3 +102,23 @@ def test_pygments_css_has_light_and_dark() -> None:
     css = pygments_css()
     assert ".highlight" in css and "[data-theme='dark'] .highlight" in css
     assert "prefers-color-scheme: dark" in css
+
+
+def test_heading_ids_never_take_an_id_the_page_template_uses() -> None:
+    markup = convert("## Main\n\nText.\n\n## Site nav\n\nText.\n\n## Search q\n\n## Main\n")
+    ids = [heading.id for heading in markup.toc]
+    assert ids == ["main_1", "site-nav_1", "search-q_1", "main_2"]
+    assert 'id="main"' not in markup.html
+
+
+def test_reserved_ids_cover_every_literal_id_in_the_shipped_templates() -> None:
+    import re
+    from pathlib import Path
+
+    from conftest import REPO
+
+    from kbgen.markup import RESERVED_IDS
+
+    found = {match for path in Path(REPO, "templates").rglob("*.html")
+             for match in re.findall(r'\bid="([^"{}]+)"', path.read_text("utf-8"))}
+    assert found and found <= RESERVED_IDS, found - RESERVED_IDS

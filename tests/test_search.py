@@ -293,3 +293,17 @@ def test_no_staging_debris_left_after_a_build(make_site) -> None:
     leftovers = [p.name for p in (root / "site").iterdir() if p.name.startswith(".pagefind")]
     assert leftovers == []
     assert os.listdir(root / "site" / "pagefind")
+
+
+def test_a_full_disk_is_named_when_pagefind_cannot_write(tmp_path: Path, tmpfs) -> None:
+    disk = tmpfs(tmp_path / "disk", 256)
+    site = disk / "site"
+    site.mkdir()
+    for n in range(3):
+        (site / f"p{n}.html").write_text(_page(f"Page {n}", "alpha"), "utf-8")
+    (disk / "filler").write_bytes(b"\0" * (os.statvfs(disk).f_bavail * 4096 - 4096))
+    with pytest.raises(search.SearchIndexError) as caught:
+        search.index_site(site)
+    assert "Pagefind could not write the search index" in str(caught.value)
+    assert f"the disk holding '{site}' is full" in str(caught.value)
+    assert "pagefind-entry.json" not in str(caught.value)

@@ -953,3 +953,17 @@ def test_cli_serve_of_a_site_big_enough_for_worker_processes(make_site) -> None:
     assert process.returncode == 0, err
     assert "already in use" not in err and "Traceback" not in err
     assert "Serving http" not in out  # _start_cli read the one and only such line
+
+
+def test_a_deleted_output_is_rebuilt_without_a_save(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kbgen.serve, "OUTPUT_CHECK_S", 0.2, raising=False)
+    with running_session(project) as running:
+        assert running.get("/mechanism/alpha/").status == 200
+        shutil.rmtree(project / "site")  # rm -rf site/
+        assert wait_until(lambda: running.get("/mechanism/alpha/").status == 200)
+        assert "First version." in running.get("/mechanism/alpha/").text
+        (project / "site/mechanism/beta/index.html").unlink()  # one page
+        assert wait_until(lambda: running.get("/mechanism/beta/").status == 200)
+        assert "files deleted from the output folder" in running.out.getvalue()
