@@ -21,6 +21,8 @@ class FrontMatter:
     title: str
     summary: str
     last_reviewed: dt.date | None
+    #: 2-4 plain-language sentences shown first ("In short"); "" when the page has none
+    in_short: str = ""
     tags: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     related: tuple[str, ...] = ()
@@ -102,6 +104,7 @@ class Page:
             self.section,
             self.meta.title,
             self.meta.summary,
+            self.meta.in_short,
             self.meta.tags,
             self.meta.aliases,
             self.markup.anchors,
@@ -121,6 +124,7 @@ class PageSignature:
     section: str | None
     title: str
     summary: str
+    in_short: str  #: link previews show it
     tags: tuple[str, ...]
     aliases: tuple[str, ...]
     anchors: frozenset[str]

@@ -590,7 +590,9 @@ def _page_context(view: SiteView, key: str, file: str) -> dict[str, Any]:
 def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[str, Any]:
     index, router = view.index, view.router
     spec = view.config.section(str(page.section))
-    context = _base_context(view, file, page.section, page.meta.title, page.meta.summary, "article")
+    context = _base_context(
+        view, file, page.section, page.meta.title, plain_description(page), "article"
+    )
     cited = page.cited_keys
     references = _cited_references(view, page)
     previous, following = index.prev_next(key)
@@ -603,6 +605,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
             "page": {
                 "title": page.meta.title,
                 "summary": page.meta.summary,
+                "in_short": page.meta.in_short,
                 "slug": page.slug,
                 "html": view.substitute(page.markup.html, key, file),
                 "toc": [{"level": h.level, "id": h.id, "text": h.text} for h in page.markup.toc],
@@ -650,6 +653,12 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
         view, page, file, [index.references[k] for k in cited if k in index.references]
     )
     return context
+
+
+def plain_description(page: Page) -> str:
+    """What describes a page outside its listings (meta and Open Graph descriptions, link
+    previews): its plain-language `in_short` when it has one, else its `summary`."""
+    return page.meta.in_short or page.meta.summary
 
 
 def _json_ld(view: SiteView, page: Page, file: str, references: list[Reference]) -> str:
@@ -726,13 +735,14 @@ def _has_code(page_html: str) -> bool:
 
 
 def previews_json(view: SiteView) -> bytes:
-    """Output file -> {title, summary} of every page: what link previews show.
+    """Output file -> {title, summary} of every page: what link previews show (the
+    `summary` there is the page's `in_short` when it has one: see plain_description).
 
     One small file for the whole site, fetched by site.js on the first hover or focus of a
     link and cached by the browser, instead of repeating summaries in every page.
     """
     data = {
-        view.file_of(key): {"title": page.meta.title, "summary": page.meta.summary}
+        view.file_of(key): {"title": page.meta.title, "summary": plain_description(page)}
         for key, page in view.index.pages.items()
     }
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
@@ -750,7 +760,8 @@ def _section_context(
     index, router = view.index, view.router
     title = page.meta.title if page else spec.title
     summary = page.meta.summary if page else spec.description
-    context = _base_context(view, file, spec.id, title, summary, "section")
+    description = plain_description(page) if page else summary
+    context = _base_context(view, file, spec.id, title, description, "section")
     key = f"_section:{spec.id}"
     articles = []
     for article_key in index.articles_by_section.get(spec.id, ()):
@@ -789,7 +800,8 @@ def _section_context(
 def _home_context(view: SiteView, page: Page | None, file: str) -> dict[str, Any]:
     title = page.meta.title if page else view.config.title
     summary = page.meta.summary if page else view.config.description
-    context = _base_context(view, file, None, title, summary, "home")
+    description = plain_description(page) if page else summary
+    context = _base_context(view, file, None, title, description, "home")
     recent = sorted(
         (k for k, p in view.index.pages.items() if p.kind == "article"),
         key=lambda k: (-(view.index.pages[k].meta.last_reviewed or dt.date.min).toordinal(), k),

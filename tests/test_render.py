@@ -389,3 +389,31 @@ def test_xml_escape_for_text_and_double_quoted_attributes() -> None:
 
     assert xml_escape('a & b < c > "d"') == 'a &amp; b &lt; c &gt; "d"'
     assert xml_escape('x"y&', quotes=True) == "x&quot;y&amp;"
+
+
+def test_in_short_leads_the_article_and_describes_it_elsewhere(make_site) -> None:
+    plain = "Ketamine is a medicine. Doctors use it to put people to sleep."
+    root = make_site({
+        "content/mechanism/alpha.md": article(
+            "Alpha", "See [[beta]].", summary="Alpha's summary.",
+            extra=f"status: established\nin_short: {plain}"),
+        "content/mechanism/beta.md": article(
+            "Beta", "See [[alpha]].", summary="Beta's summary.", extra="status: established"),
+    }, config=MINIMAL_CONFIG + "base_url: https://kb.example.org/\n")
+    assert run_build(root).ok
+    html = read_out(root, "mechanism/alpha/index.html")
+    box = html[html.index('<section class="in-short"'):]
+    box = box[:box.index("</section>")]
+    assert 'aria-labelledby="in-short-title"' in box
+    assert '<h2 id="in-short-title" data-pagefind-ignore>In short</h2>' in box
+    assert f"<p>{plain}</p>" in box
+    assert f'<meta name="description" content="{plain}">' in html
+    assert f'<meta property="og:description" content="{plain}">' in html
+    assert f'data-pagefind-meta="summary">{plain}</span>' in html
+    assert '<p class="summary">' not in html  # the In short replaces the one-line lede
+    previews = json.loads((root / "site" / "previews.json").read_text("utf-8"))
+    assert previews["mechanism/alpha/index.html"]["summary"] == plain
+    # a page without one keeps its summary everywhere
+    other = read_out(root, "mechanism/beta/index.html")
+    assert 'class="in-short"' not in other and '<p class="summary">Beta&#39;s summary.</p>' in other
+    assert previews["mechanism/beta/index.html"]["summary"] == "Beta's summary."
