@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 FieldValue = str | float | bool
-PageKind = Literal["home", "section", "article"]
+#: "page": a standalone top-level page such as content/about.md (built to /about/)
+PageKind = Literal["home", "section", "article", "page"]
 LinkKind = Literal["wiki", "md", "anchor"]
 
 

@@ -49,6 +49,7 @@ from kbgen.diagnostics import Diagnostic, error
 from kbgen.model import OutputFile, Page, Reference
 from kbgen.resolve import HOME_KEY, SiteIndex, page_key
 
+ABOUT_KEY = "_page:about"  #: content/about.md, "About this site"
 NAV_LIMIT = 40  # a section with more articles links to its section page instead of listing them
 GENERATED_ROUTES = ("glossary", "bibliography", "search", "tags")
 PREVIEWS_FILE = "previews.json"  #: link-preview data for site.js (see previews_json)
@@ -81,6 +82,8 @@ class Router:
             return "index.html"
         if page.kind == "section":
             return self.file(str(page.section), is_index=True)
+        if page.kind == "page":
+            return self.file(page.slug)
         return self.file(f"{page.section}/{page.slug}")
 
     def route_file(self, route: str) -> str:
@@ -405,6 +408,8 @@ class SiteView:
                 "search": href(self.router.route_file("search")),
                 "tags": href(self.router.route_file("tags")),
                 "feed": href("feed.xml"),
+                # the editorial-policy page, linked from every footer when it exists
+                "about": href(self.file_of(ABOUT_KEY)) if ABOUT_KEY in self.index.pages else None,
             },
         }
 
@@ -514,9 +519,12 @@ def page_jobs(view: SiteView) -> list[RenderJob]:
     index = view.index
     for key, page in index.pages.items():
         file = view.file_of(key)
-        template = {"home": "home.html", "section": "section.html", "article": "article.html"}[
-            page.kind
-        ]
+        template = {
+            "home": "home.html",
+            "section": "section.html",
+            "article": "article.html",
+            "page": "page.html",
+        }[page.kind]
         jobs.append(RenderJob(f"page:{key}", file, template, _with_view(_page_context, key, file)))
     for spec in view.config.sections:
         if f"_section:{spec.id}" not in index.pages:
@@ -584,7 +592,32 @@ def _page_context(view: SiteView, key: str, file: str) -> dict[str, Any]:
         return _section_context(view, spec, page, file)
     if page.kind == "home":
         return _home_context(view, page, file)
+    if page.kind == "page":
+        return _standalone_context(view, key, page, file)
     return _article_context(view, key, page, file)
+
+
+def _standalone_context(view: SiteView, key: str, page: Page, file: str) -> dict[str, Any]:
+    """A top-level page (content/about.md): its body, dates and references; no section."""
+    context = _base_context(view, file, None, page.meta.title, plain_description(page), "page")
+    context.update(
+        {
+            "page": {
+                "title": page.meta.title,
+                "summary": page.meta.summary,
+                "in_short": page.meta.in_short,
+                "slug": page.slug,
+                "html": view.substitute(page.markup.html, key, file),
+                "last_reviewed": page.meta.last_reviewed,
+                "draft": page.meta.draft,
+            },
+            "references": _cited_references(view, page),
+            "breadcrumbs": [{"title": "Home", "url": view.router.href(file, "index.html")}],
+            "draft": page.meta.draft,
+            "has_code": _has_code(page.markup.html),
+        }
+    )
+    return context
 
 
 def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[str, Any]:
@@ -923,8 +956,8 @@ def _not_found_context(view: SiteView) -> dict[str, Any]:
 
 def _make_absolute(site: dict[str, Any], base_path: str) -> None:
     site["urls"] = {
-        name: (base_path + url if not url.startswith(("/", "http")) else url)
-        for name, url in site["urls"].items()
+        name: (base_path + url if url is not None and not url.startswith(("/", "http")) else url)
+        for name, url in site["urls"].items()  # None: no such page (urls.about)
     }
     site["urls"]["root"] = base_path
     for section in site["sections"]:

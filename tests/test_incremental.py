@@ -833,3 +833,21 @@ def test_a_watcher_build_after_a_failed_build_compares_with_the_last_good_one(
     _set_key(root / "content/routes/nasal.md", "draft", "false")
     fixed = builder.build(changed={root / "content/routes/nasal.md"}, trust_changed=True)
     assert fixed.ok and messages(fixed) == messages(full_build(root, tmp_path)[0])
+
+
+def test_adding_and_removing_the_about_page_updates_every_footer(
+    site: Path, tmp_path: Path
+) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    write(site, "content/about.md", "---\ntitle: About this site\nsummary: Policy.\n---\nText.\n")
+    result = builder.build()
+    assert result.ok, messages(result)
+    assert "About this site" in (site / "site/routes/oral/index.html").read_text("utf-8")
+    assert_same_as_full(site, result, tmp_path)
+    (site / "content/about.md").unlink()
+    result = builder.build()
+    assert result.ok and result.written is not None
+    assert "about/index.html" in result.written.removed
+    assert "About this site" not in (site / "site/routes/oral/index.html").read_text("utf-8")
+    assert_same_as_full(site, result, tmp_path)
