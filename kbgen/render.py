@@ -597,17 +597,24 @@ def _page_context(view: SiteView, key: str, file: str) -> dict[str, Any]:
     return _article_context(view, key, page, file)
 
 
+def _page_text(view: SiteView, key: str, page: Page, file: str) -> dict[str, Any]:
+    """What article and standalone page views share: the words and the body."""
+    return {
+        "title": page.meta.title,
+        "summary": page.meta.summary,
+        "in_short": page.meta.in_short,
+        "slug": page.slug,
+        "html": view.substitute(page.markup.html, key, file),
+    }
+
+
 def _standalone_context(view: SiteView, key: str, page: Page, file: str) -> dict[str, Any]:
     """A top-level page (content/about.md): its body, dates and references; no section."""
     context = _base_context(view, file, None, page.meta.title, plain_description(page), "page")
     context.update(
         {
             "page": {
-                "title": page.meta.title,
-                "summary": page.meta.summary,
-                "in_short": page.meta.in_short,
-                "slug": page.slug,
-                "html": view.substitute(page.markup.html, key, file),
+                **_page_text(view, key, page, file),
                 "last_reviewed": page.meta.last_reviewed,
                 "draft": page.meta.draft,
             },
@@ -636,11 +643,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
     context.update(
         {
             "page": {
-                "title": page.meta.title,
-                "summary": page.meta.summary,
-                "in_short": page.meta.in_short,
-                "slug": page.slug,
-                "html": view.substitute(page.markup.html, key, file),
+                **_page_text(view, key, page, file),
                 "toc": [{"level": h.level, "id": h.id, "text": h.text} for h in page.markup.toc],
                 "tags": [
                     {"name": t, "url": router.href(file, router.tag_file(t))}
