@@ -17,7 +17,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from kbgen.config import Config
+from kbgen.config import RESERVED_SECTION_IDS, Config
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
 
 DATA_FILES = ("references.yaml", "glossary.yaml")
@@ -205,6 +205,40 @@ def _is_regular_file(path: Path, config: Config, diagnostics: list[Diagnostic]) 
     return False
 
 
+def _top_level_page_problem(source: SourceFile, section_ids: list[str]) -> Diagnostic | None:
+    """Why a top-level `content/<name>.md` cannot be a standalone page at `/<name>/`.
+
+    Its URL is its file name, so the name must not be a section's folder or a generated
+    route (tags, glossary, ...), which would claim the same URL.
+    """
+    name = source.rel[: -len(".md")]
+    if name == "_index":
+        return error(
+            source.shown,
+            None,
+            None,
+            "content/_index.md is not a page (section intros live in content/<section>/)",
+            "rename it to content/index.md for the home page, or move it into a section",
+        )
+    if name in section_ids:
+        return error(
+            source.shown,
+            None,
+            None,
+            f"the page '{source.rel}' would have the URL of the section '{name}'",
+            f"rename it, or move it to content/{name}/_index.md as the section's intro",
+        )
+    if name in RESERVED_SECTION_IDS or name == "404":
+        return error(
+            source.shown,
+            None,
+            None,
+            f"the page '{source.rel}' would have the URL of the generated '{name}' pages",
+            "rename the file",
+        )
+    return None
+
+
 def scan(config: Config) -> tuple[SourceTree, list[Diagnostic]]:
     diagnostics: list[Diagnostic] = []
     content = _walk(config.content_dir, config, diagnostics, check_escape=True)
@@ -218,15 +252,11 @@ def scan(config: Config) -> tuple[SourceTree, list[Diagnostic]]:
         elif not source.rel.endswith(".md"):
             continue  # images and other assets beside the articles are not pages
         elif len(parts) == 1 and source.rel != "index.md":
-            diagnostics.append(
-                error(
-                    source.shown,
-                    None,
-                    None,
-                    f"a page must live in a section folder: content/<section>/{source.rel}",
-                    f"move it into one of: {', '.join(section_ids)}",
-                )
-            )
+            problem = _top_level_page_problem(source, section_ids)
+            if problem is None:
+                pages.append(source)  # a standalone page such as content/about.md
+            else:
+                diagnostics.append(problem)
         elif len(parts) > 2:
             diagnostics.append(
                 error(

@@ -8,6 +8,7 @@ point at the offending key or value (file line and column, not YAML-block-relati
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -22,6 +23,7 @@ REQUIRED_KEYS = ("title", "summary", "last_reviewed")
 STANDARD_KEYS = (
     "title",
     "summary",
+    "in_short",
     "last_reviewed",
     "tags",
     "aliases",
@@ -30,6 +32,19 @@ STANDARD_KEYS = (
     "order",
     "reviewed_by",
     "section",
+)
+IN_SHORT_MAX_CHARS = 600  #: longer than four plain sentences: a warning, not an error
+#: What makes `in_short` more than plain text. It is shown as typed, used as the meta
+#: description and in link previews, so a citation or link there could never work.
+_PLAIN = "write plain text; markup is not rendered here"
+_LINK_FROM_BODY = "link from the body; the In short is plain text"
+_IN_SHORT_MARKUP = (
+    (re.compile(r"\[@"), "a citation ([@key])", "cite the source in the body, not here"),
+    (re.compile(r"\[\["), "a wiki link ([[...]])", _LINK_FROM_BODY),
+    (re.compile(r"\[[^\]\n]*\]\("), "a Markdown link ([text](url))", _LINK_FROM_BODY),
+    (re.compile(r"<[A-Za-z/!]"), "HTML", _PLAIN),
+    (re.compile(r"`"), "code (`...`)", _PLAIN),
+    (re.compile(r"\*\*|__"), "emphasis (**...**)", _PLAIN),
 )
 FENCE = "---"
 CLOSING_FENCES = ("---", "...")
@@ -124,6 +139,7 @@ def parse_front_matter(
 
     title = (text("title") or "").strip()
     summary = " ".join((text("summary") or "").split())
+    in_short = _in_short(reader, items, split.yaml_text, diagnostics)
     last_reviewed = (
         reader.read_date(items["last_reviewed"][1], "'last_reviewed'")
         if "last_reviewed" in items
@@ -164,6 +180,7 @@ def parse_front_matter(
     return FrontMatter(
         title=title,
         summary=summary,
+        in_short=in_short,
         last_reviewed=last_reviewed,
         tags=tuple(dict.fromkeys(tags)),
         aliases=aliases,
@@ -174,6 +191,49 @@ def parse_front_matter(
         fields=fields,
         key_positions=positions,
     ), diagnostics
+
+
+def _in_short(
+    reader: YamlReader,
+    items: Mapping[str, tuple[yaml.Node, yaml.Node]],
+    yaml_text: str,
+    diagnostics: list[Diagnostic],
+) -> str:
+    """The optional plain-language `in_short`, whitespace folded; "" when absent.
+
+    Markup is an error at the offending characters (found in the YAML source, so the
+    position is right for quoted and block scalars alike); a very long one is a warning.
+    """
+    if "in_short" not in items:
+        return ""
+    node = items["in_short"][1]
+    value = reader.read_str(node, "'in_short'")
+    if value is None:
+        return ""
+    written = yaml_text[node.start_mark.index : node.end_mark.index]
+    for pattern, what, hint in _IN_SHORT_MARKUP:
+        found = pattern.search(written)
+        if found is not None and pattern.search(value) is not None:
+            at = node.start_mark.index + found.start()
+            line = reader.line_offset + yaml_text.count("\n", 0, at) + 1
+            col = at - (yaml_text.rfind("\n", 0, at) + 1) + 1
+            reader.diagnostics.append(
+                error(reader.path, line, col, f"'in_short' is plain text; it holds {what}", hint)
+            )
+    folded = " ".join(value.split())
+    if len(folded) > IN_SHORT_MAX_CHARS:
+        line, col = reader.pos(node)
+        diagnostics.append(
+            warning(
+                reader.path,
+                line,
+                col,
+                f"'in_short' is {len(folded)} characters; keep it under {IN_SHORT_MAX_CHARS} "
+                "(2-4 short sentences)",
+                "move detail into the body",
+            )
+        )
+    return folded
 
 
 def _review_date_problems(

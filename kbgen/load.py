@@ -148,10 +148,12 @@ def identify(
 ) -> tuple[PageSource | None, list[Diagnostic]]:
     parts = PurePosixPath(file.rel).parts
     digest = hashlib.sha256(data).hexdigest()
-    if len(parts) == 1:
+    if parts == ("index.md",):
         return PageSource(file, text, digest, "home", None, "index"), []
-    section, name = parts[0], parts[1]
-    if name == "_index.md":
+    kind: PageKind = "page" if len(parts) == 1 else "article"
+    # a top-level file is a standalone page (discover.py refused names that clash)
+    section, name = (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    if name == "_index.md" and section is not None:
         return PageSource(file, text, digest, "section", section, section), []
     slug = name[: -len(".md")]
     if not SLUG_RE.match(slug):
@@ -177,7 +179,7 @@ def identify(
                 f"rename it to a slug of at most {MAX_SLUG_LENGTH} characters",
             )
         ]
-    return PageSource(file, text, digest, "article", section, slug), []
+    return PageSource(file, text, digest, kind, section, slug), []
 
 
 def parse_outline(

@@ -24,7 +24,10 @@ def slugify(text: str) -> str:
     """Lowercase ASCII letters and digits joined by '-' ("" when there are none)."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-PageKind = Literal["home", "section", "article"]
+
+
+#: "page": a standalone top-level page such as content/about.md (built to /about/)
+PageKind = Literal["home", "section", "article", "page"]
 LinkKind = Literal["wiki", "md", "anchor"]
 
 
@@ -33,6 +36,8 @@ class FrontMatter:
     title: str
     summary: str
     last_reviewed: dt.date | None
+    #: 2-4 plain-language sentences shown first ("In short"); "" when the page has none
+    in_short: str = ""
     tags: tuple[str, ...] = ()
     aliases: tuple[str, ...] = ()
     related: tuple[str, ...] = ()
@@ -114,6 +119,7 @@ class Page:
             self.section,
             self.meta.title,
             self.meta.summary,
+            self.meta.in_short,
             self.meta.tags,
             self.meta.aliases,
             self.markup.anchors,
@@ -133,6 +139,7 @@ class PageSignature:
     section: str | None
     title: str
     summary: str
+    in_short: str  #: link previews show it
     tags: tuple[str, ...]
     aliases: tuple[str, ...]
     anchors: frozenset[str]

@@ -50,6 +50,7 @@ from kbgen.diagnostics import Diagnostic, error
 from kbgen.model import OutputFile, Page, Reference, slugify
 from kbgen.resolve import HOME_KEY, SiteIndex, page_key
 
+ABOUT_KEY = "_page:about"  #: content/about.md, "About this site"
 NAV_LIMIT = 40  # a section with more articles links to its section page instead of listing them
 GENERATED_ROUTES = ("glossary", "bibliography", "search", "tags")
 PREVIEWS_FILE = "previews.json"  #: link-preview data for site.js (see previews_json)
@@ -82,6 +83,8 @@ class Router:
             return "index.html"
         if page.kind == "section":
             return self.file(str(page.section), is_index=True)
+        if page.kind == "page":
+            return self.file(page.slug)
         return self.file(f"{page.section}/{page.slug}")
 
     def route_file(self, route: str) -> str:
@@ -433,6 +436,8 @@ class SiteView:
                 "search": href(self.router.route_file("search")),
                 "tags": href(self.router.route_file("tags")),
                 "feed": href("feed.xml"),
+                # the editorial-policy page, linked from every footer when it exists
+                "about": href(self.file_of(ABOUT_KEY)) if ABOUT_KEY in self.index.pages else None,
             },
         }
 
@@ -542,9 +547,12 @@ def page_jobs(view: SiteView) -> list[RenderJob]:
     index = view.index
     for key, page in index.pages.items():
         file = view.file_of(key)
-        template = {"home": "home.html", "section": "section.html", "article": "article.html"}[
-            page.kind
-        ]
+        template = {
+            "home": "home.html",
+            "section": "section.html",
+            "article": "article.html",
+            "page": "page.html",
+        }[page.kind]
         jobs.append(RenderJob(f"page:{key}", file, template, _with_view(_page_context, key, file)))
     for spec in view.config.sections:
         if f"_section:{spec.id}" not in index.pages:
@@ -612,13 +620,47 @@ def _page_context(view: SiteView, key: str, file: str) -> dict[str, Any]:
         return _section_context(view, spec, page, file)
     if page.kind == "home":
         return _home_context(view, page, file)
+    if page.kind == "page":
+        return _standalone_context(view, key, page, file)
     return _article_context(view, key, page, file)
+
+
+def _page_text(view: SiteView, key: str, page: Page, file: str) -> dict[str, Any]:
+    """What article and standalone page views share: the words and the body."""
+    return {
+        "title": page.meta.title,
+        "summary": page.meta.summary,
+        "in_short": page.meta.in_short,
+        "slug": page.slug,
+        "html": view.substitute(page.markup.html, key, file),
+    }
+
+
+def _standalone_context(view: SiteView, key: str, page: Page, file: str) -> dict[str, Any]:
+    """A top-level page (content/about.md): its body, dates and references; no section."""
+    context = _base_context(view, file, None, page.meta.title, plain_description(page), "page")
+    context.update(
+        {
+            "page": {
+                **_page_text(view, key, page, file),
+                "last_reviewed": page.meta.last_reviewed,
+                "draft": page.meta.draft,
+            },
+            "references": _cited_references(view, page),
+            "breadcrumbs": [{"title": "Home", "url": view.router.href(file, "index.html")}],
+            "draft": page.meta.draft,
+            "has_code": _has_code(page.markup.html),
+        }
+    )
+    return context
 
 
 def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[str, Any]:
     index, router = view.index, view.router
     spec = view.config.section(str(page.section))
-    context = _base_context(view, file, page.section, page.meta.title, page.meta.summary, "article")
+    context = _base_context(
+        view, file, page.section, page.meta.title, plain_description(page), "article"
+    )
     cited = page.cited_keys
     references = _cited_references(view, page)
     previous, following = index.prev_next(key)
@@ -629,10 +671,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
     context.update(
         {
             "page": {
-                "title": page.meta.title,
-                "summary": page.meta.summary,
-                "slug": page.slug,
-                "html": view.substitute(page.markup.html, key, file),
+                **_page_text(view, key, page, file),
                 "toc": [{"level": h.level, "id": h.id, "text": h.text} for h in page.markup.toc],
                 "tags": [
                     {"name": t, "url": router.href(file, router.tag_file(t))}
@@ -678,6 +717,12 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
         view, page, file, [index.references[k] for k in cited if k in index.references]
     )
     return context
+
+
+def plain_description(page: Page) -> str:
+    """What describes a page outside its listings (meta and Open Graph descriptions, link
+    previews): its plain-language `in_short` when it has one, else its `summary`."""
+    return page.meta.in_short or page.meta.summary
 
 
 def _json_ld(view: SiteView, page: Page, file: str, references: list[Reference]) -> str:
@@ -754,13 +799,14 @@ def _has_code(page_html: str) -> bool:
 
 
 def previews_json(view: SiteView) -> bytes:
-    """Output file -> {title, summary} of every page: what link previews show.
+    """Output file -> {title, summary} of every page: what link previews show (the
+    `summary` there is the page's `in_short` when it has one: see plain_description).
 
     One small file for the whole site, fetched by site.js on the first hover or focus of a
     link and cached by the browser, instead of repeating summaries in every page.
     """
     data = {
-        view.file_of(key): {"title": page.meta.title, "summary": page.meta.summary}
+        view.file_of(key): {"title": page.meta.title, "summary": plain_description(page)}
         for key, page in view.index.pages.items()
     }
     return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
@@ -778,7 +824,8 @@ def _section_context(
     index, router = view.index, view.router
     title = page.meta.title if page else spec.title
     summary = page.meta.summary if page else spec.description
-    context = _base_context(view, file, spec.id, title, summary, "section")
+    description = plain_description(page) if page else summary
+    context = _base_context(view, file, spec.id, title, description, "section")
     key = f"_section:{spec.id}"
     articles = []
     for article_key in index.articles_by_section.get(spec.id, ()):
@@ -817,7 +864,8 @@ def _section_context(
 def _home_context(view: SiteView, page: Page | None, file: str) -> dict[str, Any]:
     title = page.meta.title if page else view.config.title
     summary = page.meta.summary if page else view.config.description
-    context = _base_context(view, file, None, title, summary, "home")
+    description = plain_description(page) if page else summary
+    context = _base_context(view, file, None, title, description, "home")
     recent = sorted(
         (k for k, p in view.index.pages.items() if p.kind == "article"),
         key=lambda k: (-(view.index.pages[k].meta.last_reviewed or dt.date.min).toordinal(), k),
@@ -939,8 +987,8 @@ def _not_found_context(view: SiteView) -> dict[str, Any]:
 
 def _make_absolute(site: dict[str, Any], base_path: str) -> None:
     site["urls"] = {
-        name: (base_path + url if not url.startswith(("/", "http")) else url)
-        for name, url in site["urls"].items()
+        name: (base_path + url if url is not None and not url.startswith(("/", "http")) else url)
+        for name, url in site["urls"].items()  # None: no such page (urls.about)
     }
     site["urls"]["root"] = base_path
     for section in site["sections"]:

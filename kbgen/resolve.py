@@ -39,6 +39,8 @@ def page_key(page: Page) -> str:
         return HOME_KEY
     if page.kind == "section":
         return f"_section:{page.section}"
+    if page.kind == "page":  # standalone top-level pages: apart from articles' slugs
+        return f"_page:{page.slug}"
     return page.slug
 
 
@@ -449,7 +451,7 @@ def _name_table(pages: Iterable[Page]) -> dict[str, set[str]]:
         if page.kind == "home":
             continue
         forms = [page.meta.title, *page.meta.aliases]
-        forms.append(page.slug if page.kind == "article" else f"{page.section}")
+        forms.append(page.slug if page.kind in ("article", "page") else f"{page.section}")
         for form in forms:
             names[" ".join(form.lower().split())].add(key)
     return names

@@ -94,7 +94,7 @@ def test_output_and_cache_folders_inside_content_are_skipped(root: Path) -> None
 
 
 def test_misplaced_pages_are_errors_with_the_fix(root: Path) -> None:
-    touch(root, "content/notes.md", "content/mechanism/deep/x.md", "content/mechansim/y.md")
+    touch(root, "content/mechanism/deep/x.md", "content/mechansim/y.md")
     pages, _, diagnostics = found(root)
     assert pages == []
     assert diagnostics == [
@@ -102,8 +102,23 @@ def test_misplaced_pages_are_errors_with_the_fix(root: Path) -> None:
         "content/<section>/<slug>.md\n  hint: move it to content/mechanism/x.md",
         "content/mechansim/y.md:1:1: error: section 'mechansim' is not declared in config.yaml\n"
         "  hint: did you mean 'mechanism'?",
-        "content/notes.md:1:1: error: a page must live in a section folder: "
-        "content/<section>/notes.md\n  hint: move it into one of: mechanism, routes",
+    ]
+
+
+def test_top_level_pages_are_standalone_unless_their_url_is_taken(root: Path) -> None:
+    touch(root, "content/about.md", "content/index.md", "content/routes.md",
+          "content/glossary.md", "content/_index.md")
+    pages, _, diagnostics = found(root)
+    assert pages == ["content/about.md", "content/index.md"]
+    assert diagnostics == [
+        "content/_index.md:1:1: error: content/_index.md is not a page (section intros live "
+        "in content/<section>/)\n  hint: rename it to content/index.md for the home page, or "
+        "move it into a section",
+        "content/glossary.md:1:1: error: the page 'glossary.md' would have the URL of the "
+        "generated 'glossary' pages\n  hint: rename the file",
+        "content/routes.md:1:1: error: the page 'routes.md' would have the URL of the section "
+        "'routes'\n  hint: rename it, or move it to content/routes/_index.md as the section's "
+        "intro",
     ]
 
 

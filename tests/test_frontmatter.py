@@ -186,3 +186,56 @@ def test_empty_front_matter() -> None:
     assert meta is None and [d.format() for d in problems] == [
         "x.md:2:1: error: front matter is empty\n  hint: add title, summary and last_reviewed"
     ]
+
+
+# -- in_short: the plain-language summary ----------------------------------------------
+
+
+def test_in_short_is_optional_and_folded_to_one_line() -> None:
+    meta, problems = parse(GOOD)
+    assert problems == [] and meta is not None and meta.in_short == ""
+    meta, problems = parse(GOOD + "\nin_short: >-\n  Ketamine is a medicine.\n  It can help.")
+    assert problems == [] and meta is not None
+    assert meta.in_short == "Ketamine is a medicine. It can help."
+
+
+def test_in_short_must_be_text() -> None:
+    meta, problems = parse(GOOD + "\nin_short: [a, b]")
+    assert meta is None
+    assert problems[0].startswith("7:11: error: 'in_short' must be text, not a list")
+
+
+@pytest.mark.parametrize(
+    ("value", "position", "what"),
+    [
+        ("It helps [@smith2020].", "7:20", "a citation ([@key])"),
+        ('"It helps [[trd]] a lot."', "7:21", "a wiki link ([[...]])"),
+        ("It helps, see [this](x.md).", "7:25", "a Markdown link ([text](url))"),
+        ("It <b>helps</b>.", "7:14", "HTML"),
+        ("It helps `a lot`.", "7:20", "code (`...`)"),
+        ("It **helps**.", "7:14", "emphasis (**...**)"),
+    ],
+)
+def test_markup_in_in_short_is_an_error_at_its_characters(
+    value: str, position: str, what: str
+) -> None:
+    meta, problems = parse(GOOD + f"\nin_short: {value}")
+    assert meta is None
+    expected = f"{position}: error: 'in_short' is plain text; it holds {what}"
+    assert problems[0].split("\n")[0] == expected
+
+
+def test_markup_in_a_block_in_short_is_found_on_its_own_line() -> None:
+    meta, problems = parse(GOOD + "\nin_short: >-\n  First sentence.\n  Second one [@key].")
+    assert meta is None
+    assert problems[0].startswith("9:14: error: 'in_short' is plain text; it holds a citation")
+    assert "hint: cite the source in the body, not here" in problems[0]
+
+
+def test_a_long_in_short_is_a_warning() -> None:
+    meta, problems = parse(GOOD + "\nin_short: " + "Short words here. " * 40)
+    assert meta is not None
+    assert problems == [
+        "7:11: warning: 'in_short' is 719 characters; keep it under 600 (2-4 short sentences)\n"
+        "  hint: move detail into the body"
+    ]

@@ -878,3 +878,21 @@ def test_oracle_catches_a_machinery_bug_that_a_machinery_only_comparison_misses(
 
     full, expected = full_build(site, tmp_path)
     assert full.ok and snapshot(site / "site") != expected  # the reference build: not fooled
+
+
+def test_adding_and_removing_the_about_page_updates_every_footer(
+    site: Path, tmp_path: Path
+) -> None:
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    write(site, "content/about.md", "---\ntitle: About this site\nsummary: Policy.\n---\nText.\n")
+    result = builder.build()
+    assert result.ok, messages(result)
+    assert "About this site" in (site / "site/routes/oral/index.html").read_text("utf-8")
+    assert_same_as_full(site, result, tmp_path)
+    (site / "content/about.md").unlink()
+    result = builder.build()
+    assert result.ok and result.written is not None
+    assert "about/index.html" in result.written.removed
+    assert "About this site" not in (site / "site/routes/oral/index.html").read_text("utf-8")
+    assert_same_as_full(site, result, tmp_path)

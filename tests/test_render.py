@@ -389,3 +389,68 @@ def test_xml_escape_for_text_and_double_quoted_attributes() -> None:
 
     assert xml_escape('a & b < c > "d"') == 'a &amp; b &lt; c &gt; "d"'
     assert xml_escape('x"y&', quotes=True) == "x&quot;y&amp;"
+
+
+def test_in_short_leads_the_article_and_describes_it_elsewhere(make_site) -> None:
+    plain = "Ketamine is a medicine. Doctors use it to put people to sleep."
+    root = make_site({
+        "content/mechanism/alpha.md": article(
+            "Alpha", "See [[beta]].", summary="Alpha's summary.",
+            extra=f"status: established\nin_short: {plain}"),
+        "content/mechanism/beta.md": article(
+            "Beta", "See [[alpha]].", summary="Beta's summary.", extra="status: established"),
+    }, config=MINIMAL_CONFIG + "base_url: https://kb.example.org/\n")
+    assert run_build(root).ok
+    html = read_out(root, "mechanism/alpha/index.html")
+    box = html[html.index('<section class="in-short"'):]
+    box = box[:box.index("</section>")]
+    assert 'aria-labelledby="in-short-title"' in box
+    assert '<h2 id="in-short-title" data-pagefind-ignore>In short</h2>' in box
+    assert f"<p>{plain}</p>" in box
+    assert f'<meta name="description" content="{plain}">' in html
+    assert f'<meta property="og:description" content="{plain}">' in html
+    assert f'data-pagefind-meta="summary">{plain}</span>' in html
+    assert '<p class="summary">' not in html  # the In short replaces the one-line lede
+    previews = json.loads((root / "site" / "previews.json").read_text("utf-8"))
+    assert previews["mechanism/alpha/index.html"]["summary"] == plain
+    # a page without one keeps its summary everywhere
+    other = read_out(root, "mechanism/beta/index.html")
+    assert 'class="in-short"' not in other and '<p class="summary">Beta&#39;s summary.</p>' in other
+    assert previews["mechanism/beta/index.html"]["summary"] == "Beta's summary."
+
+
+def test_a_top_level_page_builds_to_its_own_url_and_every_footer_links_about(make_site) -> None:
+    about = ("---\ntitle: About this site\nsummary: Who writes it and how.\n"
+             "in_short: We write it from the sources. We sign no one's name.\n---\n"
+             "We cite [[alpha]]. Report errors by email.\n")
+    root = make_site({
+        "content/about.md": about,
+        "content/mechanism/alpha.md": article(
+            "Alpha", "See [[beta]] and [[About this site]].", extra="status: established"),
+        "content/mechanism/beta.md": article("Beta", "See [[alpha]].", extra="status: established"),
+    }, config=MINIMAL_CONFIG + "base_url: https://kb.example.org/\n")
+    result = run_build(root)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    assert not any("about" in d.path for d in result.diagnostics)
+    page = read_out(root, "about/index.html")
+    assert "<h1>About this site</h1>" in page and "We write it from the sources." in page
+    assert '<a href="../mechanism/alpha/">Alpha</a>' in page
+    assert 'data-pagefind-body' in page and "Last reviewed" not in page
+    alpha = read_out(root, "mechanism/alpha/index.html")
+    assert '<a href="../../about/">About this site</a>' in alpha  # the body link, by title
+    for rel, href in [("index.html", "about/"), ("mechanism/alpha/index.html", "../../about/"),
+                      ("mechanism/index.html", "../about/"), ("glossary/index.html", "../about/"),
+                      ("404.html", "/about/")]:
+        footer = read_out(root, rel).split('<footer class="site-footer">')[1]
+        assert f'<a href="{href}">About this site</a>' in footer, rel
+    assert "https://kb.example.org/about/" in read_out(root, "sitemap.xml")
+
+
+def test_without_an_about_page_the_footer_has_no_about_link(make_site) -> None:
+    root = make_site({
+        "content/notes.md": "---\ntitle: Notes\nsummary: Notes.\n---\nText.\n",
+        "content/mechanism/alpha.md": article("Alpha", "Text.", extra="status: established"),
+    }, config=MINIMAL_CONFIG + "directory_urls: false\n")
+    assert run_build(root).ok
+    assert "About this site" not in read_out(root, "mechanism/alpha.html")
+    assert "<h1>Notes</h1>" in read_out(root, "notes.html")
