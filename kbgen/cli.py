@@ -21,8 +21,9 @@ from typing import TextIO
 from kbgen import __version__
 from kbgen.config import load_config
 from kbgen.diagnostics import did_you_mean, format_json, format_text
+from kbgen.incremental import Builder
 from kbgen.model import slugify
-from kbgen.pipeline import Builder, BuildOptions, BuildResult
+from kbgen.pipeline import BuildOptions, BuildResult
 from kbgen.search import SearchIndexError
 
 EXIT_OK, EXIT_CONTENT, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

@@ -2,10 +2,10 @@
 
 Input: the `SiteIndex`, `Config`, and a `Renderer` (the Jinja2 environment, loaded once).
 Output: `OutputFile`s keyed by dependency node (`page:<key>`, `tag:<name>`, `glossary`, ...) and
-diagnostics for template problems, each naming the template file and line.
-`RenderSession` renders any subset of nodes, in worker processes when there are many, and
-records what each node reads from the index (deps.py) so the next build can tell which
-nodes an edit affects.
+diagnostics for template problems, each naming the template file and line. `render_all` is
+the stage; each node is a `RenderJob` that takes the view when it runs, so the incremental
+builder (kbgen/incremental/rendering.py) can render any subset of them, in worker processes,
+through a view that records what each one reads.
 
 Templates see *views* (plain dicts built here), never the model objects, so what a template
 can reach is explicit. Every internal URL is relative to the page being rendered; link
@@ -15,37 +15,24 @@ placeholders left by the Markdown stage are substituted here, when all pages are
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import datetime as dt
-import hashlib
 import html
 import json
 import re
 import traceback
 import unicodedata
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol
 
 import jinja2
 import jinja2.meta
 
 from kbgen import links
-from kbgen.cache import CacheDir, read_regular, seal_bytes, unseal_bytes, write_atomic
 from kbgen.citations import doi_url, pmc_url, pubmed_url
 from kbgen.config import Config, SectionSpec
-from kbgen.deps import (
-    DepBatch,
-    DepBatchBuilder,
-    DepKey,
-    Fingerprinter,
-    Recorder,
-    RecordingMapping,
-    recording_index,
-    template_keys,
-)
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.model import OutputFile, Page, Reference, slugify
 from kbgen.resolve import HOME_KEY, SiteIndex, page_key
@@ -159,45 +146,39 @@ def merge_repeated(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
     return merged
 
 
-class SealedBytecodeCache(jinja2.BytecodeCache):
-    """Jinja2's bytecode cache, authenticated: nothing is unmarshalled unless kbgen sealed it.
+class BytecodeStore(Protocol):
+    """Where compiled templates are kept between processes (the incremental builder passes
+    `kbgen.incremental.cache.SealedBytecodeStore`, which authenticates what it reads)."""
 
-    Jinja2's own FileSystemBytecodeCache pickle-loads a file's header and marshal-loads its
-    code, then runs it, with no check; its file names (`__jinja2_<sha1 of the template's
-    name and path>.cache`) are predictable, so a contributed cache folder could run code.
-    Here each entry is a cache.py envelope (HMAC under the per-user key, bound to the
-    template's bucket key), read only from a regular file of bounded size; anything else is
-    a miss and the template is compiled again. Writing is best effort, like the rest of the
-    cache.
-    """
+    def load(self, key: str) -> bytes | None: ...
 
-    MAX_BYTES = 16 << 20  #: compiled templates are kilobytes; a bigger file is not ours
+    def store(self, key: str, data: bytes) -> None: ...
 
-    def __init__(self, cache: CacheDir) -> None:
-        self.cache = cache
+
+class _StoredBytecode(jinja2.BytecodeCache):
+    """Jinja2's bytecode cache over a `BytecodeStore`. Jinja2's own FileSystemBytecodeCache
+    must never be used: it unpickles and runs files at predictable names, unchecked."""
+
+    def __init__(self, store: BytecodeStore) -> None:
+        self.store = store
 
     def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        data = read_regular(self.cache.base / "jinja" / f"{bucket.key}.sealed", self.MAX_BYTES)
-        code = unseal_bytes(bucket.key, data) if data is not None else None
+        code = self.store.load(bucket.key)
         if code is not None:
             bucket.bytecode_from_string(code)
 
     def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
-        with contextlib.suppress(OSError):
-            folder = self.cache.folder("jinja")
-            write_atomic(
-                folder / f"{bucket.key}.sealed", seal_bytes(bucket.key, bucket.bytecode_to_string())
-            )
+        self.store.store(bucket.key, bucket.bytecode_to_string())
 
 
 class Renderer:
     """The Jinja2 environment (templates parsed once) plus template-error translation."""
 
-    def __init__(self, config: Config, cache: CacheDir | None = None) -> None:
+    def __init__(self, config: Config, bytecode: BytecodeStore | None = None) -> None:
         self.config = config
         # Compiled templates cached on disk (keyed by name and source checksum, so an
         # edited template is recompiled): saves ~70 ms of compiling per CLI build.
-        bytecode_cache = SealedBytecodeCache(cache) if cache is not None else None
+        bytecode_cache = _StoredBytecode(bytecode) if bytecode is not None else None
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(config.templates_dir)),
             autoescape=jinja2.select_autoescape(("html", "xml"), default_for_string=True),
@@ -280,6 +261,11 @@ class Renderer:
             if filename.startswith(templates):
                 found = (self.config.rel(Path(filename)), line)
         return found
+
+    def preload(self, name: str) -> None:
+        """Compile a template now (before forking workers); rendering reports its errors."""
+        with contextlib.suppress(jinja2.TemplateError):
+            self.env.get_template(name)
 
     def template_closure(self, name: str) -> frozenset[str] | None:
         """Templates that `name` extends/includes, transitively; None if dynamic."""
@@ -1001,222 +987,28 @@ def _make_absolute(site: dict[str, Any], base_path: str) -> None:
 
 
 def render_all(
-    index: SiteIndex, config: Config, renderer: Renderer, only: frozenset[str] | None = None
+    index: SiteIndex, config: Config, renderer: Renderer, extra_jobs: Iterable[RenderJob] = ()
 ) -> tuple[list[OutputFile], list[Diagnostic]]:
-    """Render every page (or only the nodes in `only`) plus the site files, in memory."""
-    session = RenderSession(index, config, renderer)
-    result = session.render(only)
-    outputs = [
-        OutputFile(rel, node.data[rel], node.node) for node in result.nodes for rel, _ in node.files
-    ]
-    return outputs, session.diagnostics + result.diagnostics
+    """The render stage: every page and site file, in memory, in one process.
 
-
-# -- rendering many nodes: recorded, streamed, in parallel -------------------------------------
-
-RENDER_PARALLEL_MIN = 200  #: fewer nodes than this render faster in-process than with a pool
-Sink = Callable[[str, bytes], tuple[str, bool]]  #: (rel, bytes) -> (digest, changed)
-
-
-@dataclass
-class NodeResult:
-    node: str
-    files: tuple[tuple[str, str], ...]  #: (output rel, sha256) of each file written
-    data: dict[str, bytes]  #: rel -> bytes, when kept in memory (no sink)
-    changed: tuple[str, ...]  #: rels the sink reported as different from the old site
-
-
-@dataclass
-class RenderResult:
-    nodes: list[NodeResult]
-    diagnostics: list[Diagnostic]
-    workers: int
-
-
-DepsConsumer = Callable[[DepBatch, Mapping[str, tuple[tuple[str, str], ...]]], None]
-
-
-class RenderSession:
-    """All render jobs of one build, with the view they share.
-
-    `render` renders a subset of nodes: in this process, or forked into `workers` processes
-    that inherit the index and the compiled templates (each renders a share of the nodes and
-    streams its files into the `sink`, so no process holds the whole site in memory). With
-    `template_digests` given, each node's reads are recorded and handed to `on_deps` (one
-    `DepBatch` per group of nodes, with fingerprints when workers computed them).
-    Output bytes never depend on the number of workers.
+    A template problem is reported once (at its line, naming the first page it broke and how
+    many more); a syntax error stops rendering, since it would repeat for every page.
     """
-
-    def __init__(
-        self,
-        index: SiteIndex,
-        config: Config,
-        renderer: Renderer,
-        extra_jobs: Iterable[RenderJob] = (),
-        template_digests: Mapping[str, str] | None = None,
-        closures: dict[str, frozenset[str] | None] | None = None,
-    ) -> None:
-        self.view = SiteView(index, config, Router(config.directory_urls))
-        self.renderer = renderer
-        self.template_digests = template_digests
-        self.jobs, self.diagnostics = _unique_outputs([*page_jobs(self.view), *extra_jobs], config)
-        #: template -> the templates it includes, transitively; the caller may keep this
-        #: between builds while no template changes (working it out parses every template)
-        self.closures = closures if closures is not None else {}
-        self._closure_keys: dict[str, set[DepKey]] = {}
-
-    def wanted(self) -> dict[str, tuple[str, ...] | None]:
-        """Node -> the files it writes (None when only rendering can tell)."""
-        return {job.node: (job.file,) if job.file is not None else None for job in self.jobs}
-
-    def fingerprinter(self) -> Fingerprinter:
-        return Fingerprinter(self.view.index, self.view._files, self.template_digests or {})
-
-    def render(
-        self,
-        nodes: Collection[str] | None = None,
-        *,
-        sink: Sink | None = None,
-        workers: int = 1,
-        progress: Callable[[int, int], None] | None = None,
-        on_deps: DepsConsumer | None = None,
-    ) -> RenderResult:
-        chosen = [i for i, job in enumerate(self.jobs) if nodes is None or job.node in nodes]
-        if workers > 1 and len(chosen) >= RENDER_PARALLEL_MIN:
-            result = self._render_forked(chosen, sink, workers, progress, on_deps)
-            if result is not None:
-                return dataclasses.replace(result, diagnostics=merge_repeated(result.diagnostics))
-        results, diagnostics, batch = self._render_some(chosen, sink, progress=progress)
-        if on_deps is not None and batch is not None:
-            on_deps(batch, {n.node: n.files for n in results})
-        return RenderResult(results, merge_repeated(diagnostics), 1)
-
-    def _render_forked(
-        self,
-        chosen: list[int],
-        sink: Sink | None,
-        workers: int,
-        progress: Callable[[int, int], None] | None,
-        on_deps: DepsConsumer | None,
-    ) -> RenderResult | None:
-        from kbgen.load import shrinking_chunks, worker_pool  # the same pool policy as loading
-
-        global _FORKED
-        for name in {self.jobs[i].template for i in chosen} - {None}:
-            self._template_keys(str(name))  # parse templates once, before the workers fork
-            with contextlib.suppress(jinja2.TemplateError):
-                self.renderer.env.get_template(str(name))
-        chunks = shrinking_chunks(chosen, workers, smallest=8, largest=128)
-        # This process renders too, beside `workers - 1` forked helpers: it would otherwise
-        # sit idle, and every helper ends up with a private copy of most of the site it
-        # reads (reference counts write to the pages it shares with this process), the
-        # largest part of a big build's peak memory. Chunks are claimed from a shared
-        # counter, so whoever is free takes the next one.
-        # Listing pages (home, sections, tags, site files) each read many pages and come
-        # last in the job list; handed out first, they do not leave one process working
-        # alone at the end.
-        lists = [not all(self.jobs[i].template == "article.html" for i in c) for c in chunks]
-        claims = _ChunkClaims(sorted(range(len(chunks)), key=lambda number: not lists[number]))
-        done: dict[int, ChunkResult] = {}
-        results: list[NodeResult] = []
-        diagnostics: list[Diagnostic] = []
-        passed = 0  #: chunks handed on in order: results, diagnostics and deps stay ordered
-
-        def pass_on_finished() -> None:
-            nonlocal passed
-            while passed in done:
-                part, problems, batch = done.pop(passed)
-                passed += 1
-                results.extend(part)
-                diagnostics.extend(problems)
-                if on_deps is not None and batch is not None:
-                    on_deps(batch, {n.node: n.files for n in part})
-                if progress is not None:
-                    progress(len(results), len(chosen))
-
-        _FORKED = (self, sink, chunks, claims)
+    view = SiteView(index, config, Router(config.directory_urls))
+    jobs, diagnostics = unique_outputs([*page_jobs(view), *extra_jobs], config)
+    outputs: list[OutputFile] = []
+    problems: list[Diagnostic] = []
+    for job in jobs:
         try:
-            with worker_pool(workers - 1, _no_setup, (), require_fork=True) as pool:
-                if pool is None:
-                    return None
-                helped = pool.imap_unordered(_render_claimed, range(len(chunks)))
-                while (number := claims.claim()) is not None:
-                    done[number] = self._render_some(chunks[number], sink, with_fingerprints=True)
-                    _collect(helped, done, wait=False)
-                    pass_on_finished()
-                _collect(helped, done, wait=True)  # what the helpers are still rendering
-                pass_on_finished()
-        finally:
-            _FORKED = None
-        return RenderResult(results, diagnostics, workers)
-
-    def _render_some(
-        self,
-        indices: list[int],
-        sink: Sink | None,
-        *,
-        with_fingerprints: bool = False,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> tuple[list[NodeResult], list[Diagnostic], DepBatch | None]:
-        recording = self.template_digests is not None
-        deps = DepBatchBuilder() if recording else None
-        results: list[NodeResult] = []
-        diagnostics: list[Diagnostic] = []
-        for count, i in enumerate(indices, start=1):
-            job = self.jobs[i]
-            recorder = Recorder() if recording else None
-            view = self._recording_view(recorder) if recorder is not None else self.view
-            try:
-                outputs = job.outputs(view, self.renderer)
-            except TemplateProblem as problem:
-                diagnostics.append(problem.diagnostic)
-                if problem.diagnostic.message.startswith("template syntax error"):
-                    break  # the same error would repeat for every page
-                continue
-            if recorder is not None and deps is not None:
-                if job.template is not None:
-                    recorder.keys |= self._template_keys(job.template)
-                deps.add(job.node, recorder.keys)
-            results.append(_node_result(job.node, outputs, sink))
-            if progress is not None:
-                progress(count, len(indices))
-        if deps is None:
-            return results, diagnostics, None
-        return results, diagnostics, deps.batch(self.fingerprinter() if with_fingerprints else None)
-
-    def _recording_view(self, recorder: Recorder) -> SiteView:
-        view = copy.copy(self.view)  # a shallow copy: __post_init__ does not run again
-        view.index = recording_index(self.view.index, recorder)
-        view._files = cast(dict[str, str], RecordingMapping("files", self.view._files, recorder))
-        return view
-
-    def _template_keys(self, name: str) -> set[DepKey]:
-        found = self._closure_keys.get(name)
-        if found is None:
-            if name not in self.closures:
-                self.closures[name] = self.renderer.template_closure(name)
-            found = template_keys(self.closures[name])
-            self._closure_keys[name] = found
-        return found
+            outputs += job.outputs(view, renderer)
+        except TemplateProblem as problem:
+            problems.append(problem.diagnostic)
+            if problem.diagnostic.message.startswith("template syntax error"):
+                break
+    return outputs, diagnostics + merge_repeated(problems)
 
 
-def _node_result(node: str, outputs: list[OutputFile], sink: Sink | None) -> NodeResult:
-    files: list[tuple[str, str]] = []
-    data: dict[str, bytes] = {}
-    changed: list[str] = []
-    for output in outputs:
-        if sink is not None:
-            digest, is_new = sink(output.rel, output.data)
-            if is_new:
-                changed.append(output.rel)
-        else:
-            digest = hashlib.sha256(output.data).hexdigest()
-            data[output.rel] = output.data
-        files.append((output.rel, digest))
-    return NodeResult(node, tuple(files), data, tuple(changed))
-
-
-def _unique_outputs(
+def unique_outputs(
     jobs: list[RenderJob], config: Config
 ) -> tuple[list[RenderJob], list[Diagnostic]]:
     """Drop (and report) jobs whose output file another job already writes."""
@@ -1241,60 +1033,6 @@ def _unique_outputs(
         kept.append(job)
     return kept, diagnostics
 
-
-# Forked render workers find their session here (inherited from the parent at fork time).
-ChunkResult = tuple[list[NodeResult], list[Diagnostic], DepBatch | None]
-
-
-class _ChunkClaims:
-    """A counter shared with forked processes: each chunk is handed out once, in `order`."""
-
-    def __init__(self, order: list[int]) -> None:
-        import multiprocessing
-
-        self.order = order  #: chunk numbers in the order they are handed out
-        self._next = multiprocessing.get_context("fork").Value("i", 0)
-
-    def claim(self) -> int | None:
-        with self._next.get_lock():
-            position = int(self._next.value)
-            if position >= len(self.order):
-                return None
-            self._next.value = position + 1
-            return self.order[position]
-
-
-#: what forked render helpers inherit: the session, the sink, the chunks and their claims
-_FORKED: tuple[RenderSession, Sink | None, list[list[int]], _ChunkClaims] | None = None
-
-
-def _no_setup() -> None:
-    return None
-
-
-def _render_claimed(_task: int) -> tuple[int, ChunkResult] | None:
-    """One pool task: render the next unclaimed chunk, if any is left."""
-    assert _FORKED is not None, "render worker without a session"
-    session, sink, chunks, claims = _FORKED
-    number = claims.claim()
-    if number is None:
-        return None
-    return number, session._render_some(chunks[number], sink, with_fingerprints=True)
-
-
-def _collect(
-    helped: Iterator[tuple[int, ChunkResult] | None], done: dict[int, ChunkResult], wait: bool
-) -> None:
-    """Move the helpers' finished chunks into `done`: those ready now, or (`wait`) all."""
-    import multiprocessing
-
-    while True:
-        try:
-            finished = helped.next(timeout=None if wait else 0)  # type: ignore[attr-defined]
-        except (multiprocessing.TimeoutError, StopIteration):
-            return
-        if finished is not None:
-            done[finished[0]] = finished[1]
 
 
 def site_files(view: SiteView) -> list[OutputFile]:

@@ -65,7 +65,8 @@ from urllib.parse import parse_qs, quote, unquote
 from kbgen import search
 from kbgen.config import Config, load_config
 from kbgen.diagnostics import Diagnostic, error, format_text
-from kbgen.pipeline import Builder, BuildOptions, BuildResult
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions, BuildResult
 from kbgen.watch import ChangeKind, Watcher, WatchRoots, classify, describe
 from kbgen.write import _pid_alive
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from kbgen.pipeline import Builder, BuildOptions, BuildResult
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions, BuildResult
 
 REPO = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 11, 21)

@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import TODAY, article, snapshot
 
-import kbgen.cache
-from kbgen.cache import (
+import kbgen.incremental.cache
+from kbgen.config import MarkdownOptions
+from kbgen.incremental import Builder
+from kbgen.incremental.cache import (
     MAGIC,
     CacheCorrupt,
     CacheDir,
@@ -34,10 +36,9 @@ from kbgen.cache import (
     unseal,
     unseal_bytes,
 )
-from kbgen.config import MarkdownOptions
 from kbgen.markup import MarkupEngine
 from kbgen.model import GlossaryTerm, Markup
-from kbgen.pipeline import Builder, BuildOptions, BuildResult
+from kbgen.pipeline import BuildOptions, BuildResult
 
 MECH = "status: established"
 
@@ -95,7 +96,7 @@ def test_valid_envelope_of_the_wrong_type_is_refused() -> None:
 
 
 def test_authenticated_payload_that_does_not_unpickle_is_refused() -> None:
-    from kbgen.cache import _mac
+    from kbgen.incremental.cache import _mac
 
     payload = b"\x80\x05cno_such_module\nNoSuchClass\n."
     with pytest.raises(CacheCorrupt, match="cannot unpickle"):
@@ -122,7 +123,7 @@ def test_forged_entry_from_outside_is_never_unpickled(tmp_path: Path) -> None:
 
 
 def test_cache_key_is_private_and_stable(tmp_path: Path) -> None:
-    from kbgen.cache import _load_or_create_key
+    from kbgen.incremental.cache import _load_or_create_key
 
     path = tmp_path / "kbgen" / "cache-key"
     first = _load_or_create_key(path)
@@ -432,8 +433,8 @@ def test_state_from_another_generator_version_is_not_used(
     site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert build(site).ok
-    real = kbgen.cache.generator_id()
-    monkeypatch.setattr("kbgen.pipeline.generator_id", lambda: real + "|newer")
+    real = kbgen.incremental.cache.generator_id()
+    monkeypatch.setattr("kbgen.incremental.builder.generator_id", lambda: real + "|newer")
     result = build(site)
     assert result.ok and result.mode == "cold"
     assert result.converted == 2  # new generator: old conversions are not trusted either
@@ -488,7 +489,7 @@ def test_pending_conversions_are_written_in_bounded_batches(
 
 
 def test_lazy_entries_have_the_fingerprint_of_their_markup(tmp_path: Path) -> None:
-    from kbgen.deps import canonical
+    from kbgen.incremental.deps import canonical
 
     lazy = MarkupStore(stored_sample(tmp_path)).get_lazy("ab" * 32)
     assert canonical(lazy) == canonical(sample_markup())

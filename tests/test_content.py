@@ -13,7 +13,8 @@ import re
 import pytest
 from conftest import REPO, TODAY
 
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 from kbgen.resolve import SiteIndex
 
 MINIMUM_ARTICLES = {"mechanism": 7, "indications": 8, "administration": 7,

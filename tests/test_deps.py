@@ -7,7 +7,7 @@ import pickle
 import random
 from collections.abc import Callable
 
-from kbgen.deps import (
+from kbgen.incremental.deps import (
     MISSING,
     DepGraph,
     DepKey,

@@ -20,8 +20,9 @@ from conftest import MINIMAL_CONFIG, REPO, TODAY, article, snapshot
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kbgen.cache import LazyMarkup
-from kbgen.pipeline import Builder, BuildOptions, BuildResult, build_site
+from kbgen.incremental import Builder
+from kbgen.incremental.cache import LazyMarkup
+from kbgen.pipeline import BuildOptions, BuildResult, build_site
 
 MECH = "status: established"
 ROUTE = "bioavailability: 30%"
@@ -850,10 +851,10 @@ def test_oracle_catches_a_machinery_bug_that_a_machinery_only_comparison_misses(
     without it and catches the bug."""
     import dataclasses
 
-    import kbgen.render
-    from kbgen.deps import RecordingMapping
+    import kbgen.incremental.rendering
+    from kbgen.incremental.deps import RecordingMapping
 
-    real = kbgen.render.recording_index
+    real = kbgen.incremental.rendering.recording_index
 
     def buggy(index, recorder):  # type: ignore[no-untyped-def]
         recorded = real(index, recorder)
@@ -862,7 +863,7 @@ def test_oracle_catches_a_machinery_bug_that_a_machinery_only_comparison_misses(
             recorded, backlinks=RecordingMapping("backlinks", trimmed, recorder)
         )
 
-    monkeypatch.setattr(kbgen.render, "recording_index", buggy)
+    monkeypatch.setattr(kbgen.incremental.rendering, "recording_index", buggy)
     builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
     assert builder.build().ok
     edit(site, "content/mechanism/gamma.md", "Back to [[beta]].", "Back to [[beta]] again.")

@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from conftest import TODAY, article, read_out, run_build, snapshot
 
-import kbgen.pipeline
-from kbgen.pipeline import Builder, BuildOptions
+import kbgen.incremental.builder
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 
 MECH = 'status: established'
 
@@ -82,16 +83,16 @@ def test_a_state_save_cut_short_is_still_owed(make_site, monkeypatch) -> None:
     root = make_site({"content/mechanism/alpha.md": article("Alpha", "Hi.", extra=MECH)})
     builder = Builder(root / "config.yaml", BuildOptions(defer_state=True, today=TODAY))
     assert builder.build().ok and builder.state_unsaved
-    write = kbgen.pipeline.save_state
+    write = kbgen.incremental.builder.save_state
 
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(kbgen.pipeline, "save_state", interrupted)
+    monkeypatch.setattr(kbgen.incremental.builder, "save_state", interrupted)
     with pytest.raises(KeyboardInterrupt):
         builder.save_state()
     assert builder.state_unsaved
-    monkeypatch.setattr(kbgen.pipeline, "save_state", write)
+    monkeypatch.setattr(kbgen.incremental.builder, "save_state", write)
     builder.save_state()  # what the shutdown path does
     assert not builder.state_unsaved
     assert run_build(root).mode == "unchanged"  # the next process starts warm

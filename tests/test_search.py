@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kbgen import search
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 from kbgen.search import (
     CborSimple,
     SearchIndexError,

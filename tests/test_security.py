@@ -502,7 +502,8 @@ def test_a_removed_block_leaves_no_empty_paragraph() -> None:
 HOSTILE_BUILD = """
 import json, sys
 from pathlib import Path
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 import datetime as dt
 result = Builder(Path(sys.argv[1]), BuildOptions(today=dt.date(2026, 11, 21))).build()
 print(json.dumps({"ok": result.ok, "mode": result.mode, "converted": result.converted,
@@ -527,7 +528,7 @@ def _forged(path: Path, marker: Path) -> bytes:
 
     from jinja2.bccache import bc_magic
 
-    from kbgen.cache import MAGIC
+    from kbgen.incremental.cache import MAGIC
 
     evil = pickle.dumps(_Payload(marker), protocol=2)
     code = marshal.dumps(compile(f"open({str(marker)!r}, 'w').write('ran')", "t", "exec"))

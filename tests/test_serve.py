@@ -26,7 +26,8 @@ from conftest import MINIMAL_CONFIG, REPO, TODAY, article, run_build, snapshot
 
 import kbgen.serve
 from kbgen.diagnostics import Diagnostic, error, warning
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 from kbgen.serve import (
     CLIENT_URL,
     EVENTS_URL,

@@ -744,3 +744,31 @@ def _open(envelope: bytes, expected: type[T]) -> T:
     if not isinstance(value, expected):
         raise CacheCorrupt(f"holds {type(value).__name__}, expected {expected.__name__}")
     return value
+
+
+class SealedBytecodeStore:
+    """Compiled Jinja2 templates, authenticated: nothing is unmarshalled unless kbgen sealed it.
+
+    Jinja2's own FileSystemBytecodeCache pickle-loads a file's header and marshal-loads its
+    code, then runs it, with no check; its file names (`__jinja2_<sha1 of the template's
+    name and path>.cache`) are predictable, so a contributed cache folder could run code.
+    Here each entry is a sealed envelope (HMAC under the per-user key, bound to the
+    template's bucket key), read only from a regular file of bounded size; anything else is
+    a miss and the template is compiled again. Writing is best effort, like the rest of the
+    cache. (`render.Renderer` adapts it to Jinja2's BytecodeCache.)
+    """
+
+    MAX_BYTES = 16 << 20  #: compiled templates are kilobytes; a bigger file is not ours
+
+    def __init__(self, cache: CacheDir) -> None:
+        self.cache = cache
+
+    def load(self, key: str) -> bytes | None:
+        data = read_regular(self.cache.base / "jinja" / f"{key}.sealed", self.MAX_BYTES)
+        return unseal_bytes(key, data) if data is not None else None
+
+    def store(self, key: str, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            folder = self.cache.folder("jinja")
+            write_atomic(folder / f"{key}.sealed", seal_bytes(key, data))
+
