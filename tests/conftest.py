@@ -16,7 +16,7 @@ from kbgen.incremental import Builder
 from kbgen.pipeline import BuildOptions, BuildResult
 
 REPO = Path(__file__).resolve().parent.parent
-TODAY = dt.date(2026, 11, 21)
+TODAY = dt.date(2026, 12, 2)
 
 MINIMAL_CONFIG = """\
 title: Test KB
