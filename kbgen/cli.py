@@ -330,7 +330,8 @@ def _new(args: argparse.Namespace) -> int:
     lines = [
         "---",
         f"title: {_yaml_string(title)}",
-        'summary: "TODO: one or two sentences for listings, previews and search."',
+        'summary: "TODO: one sentence for listings."',
+        'in_short: "TODO: two to four short, plain sentences that a reader sees first."',
         f"last_reviewed: {dt.date.today().isoformat()}",
         "tags: []",
         "draft: true",
@@ -344,6 +345,10 @@ def _new(args: argparse.Namespace) -> int:
             lines.append(f"{spec.name}: 0")
         elif spec.type == "boolean":
             lines.append(f"{spec.name}: false")
+        elif spec.type == "table":  # a list of records: one commented example row
+            cells = ", ".join(f"{c.name}: ..." for c in spec.columns)
+            lines.append(f"# {spec.name}:  # {spec.label}: a list of rows")
+            lines.append(f"#   - {{{cells}}}")
         else:
             lines.append(f'{spec.name}: "TODO"')
     lines += [

@@ -28,11 +28,23 @@ from kbgen.yamlload import YamlReader
 
 MARKER_FILE = ".kbgen-site"
 RAW_HTML_MODES = ("escape", "sanitize", "allow")
-FIELD_TYPES = ("text", "enum", "number", "boolean")
+FIELD_TYPES = ("text", "enum", "number", "boolean", "table")
+COLUMN_TYPES = ("text", "enum", "reference")  #: reference: a key of content/references.yaml
 MAX_REVIEW_INTERVAL_DAYS = 36_500  #: a century; longer would overflow date arithmetic
 RESERVED_SECTION_IDS = frozenset(
     {"tags", "glossary", "bibliography", "search", "static", "assets", "pagefind", "__kbgen"}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSpec:
+    """One column of a `table` field: every row gives it a cell (unless not required)."""
+
+    name: str
+    label: str
+    type: str  #: one of COLUMN_TYPES
+    values: tuple[str, ...] = ()  #: allowed values (enum only)
+    required: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +56,7 @@ class FieldSpec:
     type: str  #: one of FIELD_TYPES
     values: tuple[str, ...] = ()  #: allowed values, in display/sort order (enum only)
     required: bool = True
+    columns: tuple[ColumnSpec, ...] = ()  #: the record's columns (table only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +135,8 @@ TOP_LEVEL_KEYS = (
     "extra",
 )
 SECTION_KEYS = ("id", "title", "description", "order", "fields")
-FIELD_KEYS = ("label", "type", "values", "required")
+FIELD_KEYS = ("label", "type", "values", "required", "columns")
+COLUMN_KEYS = ("label", "type", "values", "required")
 MARKDOWN_KEYS = ("raw_html", "toc_depth", "glossary_tooltips")
 FEED_KEYS = ("entries",)
 
@@ -492,20 +506,101 @@ def _fields(check: _Validator, node: yaml.Node) -> tuple[FieldSpec, ...]:
                 or "dates and lists are not field types; use text for anything else",
             )
             continue
-        values: tuple[str, ...] = ()
-        if kind == "enum":
-            if "values" not in sub:
-                reader.fail(
-                    key_node,
-                    f"enum field '{name}' needs 'values'",
-                    "list the allowed values: values: [low, high]",
-                )
+        values = _enum_values(check, sub, key_node, name) if kind == "enum" else ()
+        if values is None:
+            continue
+        columns: tuple[ColumnSpec, ...] = ()
+        if kind == "table":
+            found = _columns(check, sub, key_node, name)
+            if found is None:
                 continue
-            listed = reader.read_str_list(sub["values"][1], f"'{name}.values'")
-            values = tuple(listed or ())
+            columns = found
+        elif "columns" in sub:
+            reader.fail(
+                sub["columns"][0],
+                f"'columns' is only for table fields; '{name}' is a {kind} field",
+                "remove 'columns', or set type: table",
+            )
         required = check.boolean(sub, "required", True)
-        fields.append(FieldSpec(name, label, kind, values, required))
+        fields.append(FieldSpec(name, label, kind, values, required, columns))
     return tuple(fields)
+
+
+def _enum_values(
+    check: _Validator,
+    sub: Mapping[str, tuple[yaml.Node, yaml.Node]],
+    key_node: yaml.Node,
+    name: str,
+) -> tuple[str, ...] | None:
+    """An enum's allowed values; None (reported) when they are missing."""
+    if "values" not in sub:
+        check.reader.fail(
+            key_node,
+            f"enum field '{name}' needs 'values'",
+            "list the allowed values: values: [low, high]",
+        )
+        return None
+    listed = check.reader.read_str_list(sub["values"][1], f"'{name}.values'")
+    return tuple(listed or ())
+
+
+def _columns(
+    check: _Validator,
+    sub: Mapping[str, tuple[yaml.Node, yaml.Node]],
+    key_node: yaml.Node,
+    field_name: str,
+) -> tuple[ColumnSpec, ...] | None:
+    """A table field's `columns`: name -> {label, type: text|enum|reference, values, required}."""
+    reader = check.reader
+    if "columns" not in sub:
+        reader.fail(
+            key_node,
+            f"table field '{field_name}' needs 'columns'",
+            "declare them: columns: {drug: {label: Drug, type: text}}",
+        )
+        return None
+    items = reader.mapping(sub["columns"][1], f"'{field_name}.columns'")
+    if items is None:
+        return None
+    columns: list[ColumnSpec] = []
+    before = len(reader.diagnostics)
+    for name, (column_key, column_node) in items.items():
+        where = f"column '{field_name}.{name}'"
+        if not _is_identifier(name):
+            reader.fail(
+                column_key,
+                f"column name '{name}' must be lowercase letters, digits and _",
+                "for example: label_says",
+            )
+            continue
+        spec = reader.mapping(column_node, where)
+        if spec is None:
+            continue
+        check.unknown_keys(spec, COLUMN_KEYS, where)
+        label = check.text(spec, "label", default=name.replace("_", " ").capitalize()) or name
+        kind = check.text(spec, "type", default="text") or "text"
+        if kind not in COLUMN_TYPES:
+            reader.fail(
+                spec["type"][1],
+                f"column type must be one of {', '.join(COLUMN_TYPES)}, not '{kind}'",
+                did_you_mean(kind, COLUMN_TYPES) or "use text for anything else",
+            )
+            continue
+        values = (
+            _enum_values(check, spec, column_key, f"{field_name}.{name}") if kind == "enum" else ()
+        )
+        if values is None:
+            continue
+        required = check.boolean(spec, "required", True)
+        columns.append(ColumnSpec(name, label, kind, values, required))
+    if not columns and len(reader.diagnostics) == before:
+        reader.fail(
+            sub["columns"][1],
+            f"table field '{field_name}' declares no columns",
+            "declare at least one column",
+        )
+        return None
+    return tuple(columns)
 
 
 def _is_slug(text: str) -> bool:
