@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import json
 import re
 import sys
 import time
@@ -17,13 +18,22 @@ import traceback
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from kbgen import __version__
 from kbgen.config import load_config
-from kbgen.diagnostics import did_you_mean, format_json, format_text
+from kbgen.diagnostics import (
+    did_you_mean,
+    format_json,
+    format_text,
+    promote_warnings,
+    sorted_diagnostics,
+)
 from kbgen.pipeline import Builder, BuildOptions, BuildResult
 from kbgen.search import SearchIndexError
+
+if TYPE_CHECKING:
+    from kbgen.readability import ArticleReadability
 
 EXIT_OK, EXIT_CONTENT, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
 
@@ -276,9 +286,14 @@ class ProgressBar:
 
 def _check(args: argparse.Namespace) -> int:
     options = BuildOptions(drafts=args.drafts, strict=args.strict, write=False, search=False)
-    result = Builder(args.config, options).build()
+    builder = Builder(args.config, options)
+    result = builder.build()
+    figures = _readability(builder, result, args.strict)
     if args.format == "json":
-        print(format_json(result.diagnostics))
+        payload = json.loads(format_json(result.diagnostics))
+        if figures is not None:
+            payload["readability"] = [figure.to_json() for figure in figures]
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         print_diagnostics(result)
         if result.ok:
@@ -289,6 +304,30 @@ def _check(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
     return exit_code(result)
+
+
+def _readability(
+    builder: Builder, result: BuildResult, strict: bool
+) -> list[ArticleReadability] | None:
+    """Reading grades when config.yaml asks for them: figures, and warnings added to
+    `result` (errors under --strict). Only `check` measures: builds and serve stay fast."""
+    if result.config_failed:
+        return None
+    config, _ = load_config(builder.config_path)
+    if config is None or config.readability is None:
+        return None
+    if builder.index is None:  # "nothing changed" skipped loading: load without rendering
+        builder.warm_up()
+    if builder.index is None:
+        return None
+    from kbgen.readability import measure_site, readability_warnings
+
+    figures = measure_site(builder.index, config)
+    found = readability_warnings(builder.index, figures, config.readability)
+    result.diagnostics = sorted_diagnostics(
+        result.diagnostics + (promote_warnings(found) if strict else found)
+    )
+    return figures
 
 
 def slugify(title: str) -> str:

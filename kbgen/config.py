@@ -82,6 +82,14 @@ class MarkdownOptions:
 
 
 @dataclass(frozen=True, slots=True)
+class ReadabilityOptions:
+    """`readability:` thresholds; `check` warns above them (see readability.py)."""
+
+    in_short_max_grade: float = 8.0  #: Flesch-Kincaid grade of the In short
+    body_max_grade: float = 12.0  #: Flesch-Kincaid grade of the body prose
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     path: Path  #: the config file
     root: Path  #: the project root (the config file's folder)
@@ -103,6 +111,8 @@ class Config:
     search: bool
     extra: Mapping[str, str] = field(default_factory=dict)
     digest: str = ""  #: hash of the config file and overrides: "config changed" is one compare
+    #: reading-grade limits for `check`; None (no `readability:` key): not checked
+    readability: ReadabilityOptions | None = None
 
     def section(self, section_id: str) -> SectionSpec | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -133,12 +143,15 @@ TOP_LEVEL_KEYS = (
     "sections",
     "search",
     "extra",
+    "readability",
 )
 SECTION_KEYS = ("id", "title", "description", "order", "fields")
 FIELD_KEYS = ("label", "type", "values", "required", "columns")
 COLUMN_KEYS = ("label", "type", "values", "required")
 MARKDOWN_KEYS = ("raw_html", "toc_depth", "glossary_tooltips")
 FEED_KEYS = ("entries",)
+READABILITY_KEYS = ("in_short_max_grade", "body_max_grade")
+MAX_GRADE = 30.0  #: beyond any real text: a typo such as 80 for 8.0
 
 
 @dataclass
@@ -316,6 +329,7 @@ def _load_config(
     feed_entries = _feed_entries(check, items)
     sections = _sections(check, items)
     extra = _extra(check, items)
+    readability = _readability(check, items)
 
     diagnostics = list(reader.diagnostics)
     for name, directory in (("content_dir", content_dir), ("templates_dir", templates_dir)):
@@ -364,6 +378,7 @@ def _load_config(
         search=search,
         extra=extra,
         digest=digest,
+        readability=readability,
     )
     return config, []
 
@@ -405,6 +420,39 @@ def _feed_entries(check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.N
         return 20
     check.unknown_keys(sub, FEED_KEYS, "'feed'")
     return check.integer(sub, "entries", 20, minimum=1)
+
+
+def _readability(
+    check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.Node]]
+) -> ReadabilityOptions | None:
+    """`readability: {in_short_max_grade, body_max_grade}`; absent: None (not checked)."""
+    if "readability" not in items:
+        return None
+    reader = check.reader
+    node = items["readability"][1]
+    if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
+        return ReadabilityOptions()  # `readability:` alone: the defaults
+    sub = reader.mapping(node, "'readability'")
+    if sub is None:
+        return None
+    check.unknown_keys(sub, READABILITY_KEYS, "'readability'")
+    defaults = ReadabilityOptions()
+    grades = []
+    for key in READABILITY_KEYS:
+        value = getattr(defaults, key)
+        if key in sub:
+            read = reader.read_number(sub[key][1], f"readability.{key}")
+            if read is not None and not 0 < read <= MAX_GRADE:
+                reader.fail(
+                    sub[key][1],
+                    f"readability.{key} must be a grade above 0 and at most {MAX_GRADE:g}, "
+                    f"not {read:g}",
+                    "school grades: 8 is plain English, 12 the end of secondary school",
+                )
+            elif read is not None:
+                value = read
+        grades.append(float(value))
+    return ReadabilityOptions(*grades)
 
 
 def _extra(check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.Node]]) -> dict[str, str]:

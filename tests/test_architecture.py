@@ -20,7 +20,7 @@ LAYERS = [
     {"load", "resolve"},
     {"deps"},
     {"render"},
-    {"write", "search"},
+    {"write", "search", "readability"},
     {"pipeline"},
     {"watch"},
     {"serve"},

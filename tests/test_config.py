@@ -295,3 +295,25 @@ def test_output_refusal_from_the_command_line_has_no_file_position(root: Path) -
         "  hint: point --output at a new folder, or at one kbgen built before; nothing was "
         "deleted"
     )
+
+
+def test_readability_thresholds_are_optional_validated_numbers(tmp_path: Path) -> None:
+    config, _ = load_config(project(tmp_path, "title: KB\n" + SECTIONS))
+    assert config is not None and config.readability is None  # not checked
+    config, _ = load_config(project(tmp_path, "title: KB\nreadability:\n" + SECTIONS))
+    assert config is not None and config.readability is not None
+    assert (config.readability.in_short_max_grade, config.readability.body_max_grade) == (8, 12)
+    config, _ = load_config(
+        project(tmp_path, "title: KB\nreadability: {body_max_grade: 10.5}\n" + SECTIONS))
+    assert config is not None and config.readability is not None
+    assert (config.readability.in_short_max_grade, config.readability.body_max_grade) == (8, 10.5)
+    text = ("title: KB\nreadability:\n  in_short_max_grade: eight\n  body_max_grade: 80\n"
+            "  median: 10\n" + SECTIONS)
+    assert [p.split("\n")[0] for p in problems(tmp_path, text)] == [
+        "config.yaml:3:23: error: readability.in_short_max_grade must be a number, not 'eight'",
+        "config.yaml:4:19: error: readability.body_max_grade must be a grade above 0 and at "
+        "most 30, not 80",
+        "config.yaml:5:3: error: unknown key 'median' in 'readability'",
+    ]
+    assert problems(tmp_path, "title: KB\nreadability: 8\n" + SECTIONS)[0].startswith(
+        "config.yaml:2:14: error: 'readability' must be a mapping")
