@@ -11,20 +11,30 @@ import argparse
 import contextlib
 import datetime as dt
 import gc
+import json
 import sys
 import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from kbgen import __version__
 from kbgen.config import load_config
-from kbgen.diagnostics import did_you_mean, format_json, format_text
+from kbgen.diagnostics import (
+    did_you_mean,
+    format_json,
+    format_text,
+    promote_warnings,
+    sorted_diagnostics,
+)
 from kbgen.incremental import Builder
 from kbgen.model import slugify
 from kbgen.pipeline import BuildOptions, BuildResult
 from kbgen.search import SearchIndexError
+
+if TYPE_CHECKING:
+    from kbgen.readability import ArticleReadability
 
 EXIT_OK, EXIT_CONTENT, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
@@ -303,9 +313,14 @@ class ProgressBar:
 
 def _check(args: argparse.Namespace) -> int:
     options = BuildOptions(drafts=args.drafts, strict=args.strict, write=False, search=False)
-    result = Builder(args.config, options).build()
+    builder = Builder(args.config, options)
+    result = builder.build()
+    figures = _readability(builder, result, args.strict)
     if args.format == "json":
-        print(format_json(result.diagnostics))
+        payload = json.loads(format_json(result.diagnostics))
+        if figures is not None:
+            payload["readability"] = [figure.to_json() for figure in figures]
+        print(json.dumps(payload, indent=2, ensure_ascii=False))
     else:
         print_diagnostics(result)
         if result.ok:
@@ -328,6 +343,30 @@ def slug_for_title(title: str) -> str:
         return slug
     cut = slug[: NEW_SLUG_LENGTH + 1].rpartition("-")[0]
     return cut or slug[:NEW_SLUG_LENGTH]
+
+
+def _readability(
+    builder: Builder, result: BuildResult, strict: bool
+) -> list[ArticleReadability] | None:
+    """Reading grades when config.yaml asks for them: figures, and warnings added to
+    `result` (errors under --strict). Only `check` measures: builds and serve stay fast."""
+    if result.config_failed:
+        return None
+    config, _ = load_config(builder.config_path)
+    if config is None or config.readability is None:
+        return None
+    if builder.index is None:  # "nothing changed" skipped loading: load without rendering
+        builder.warm_up()
+    if builder.index is None:
+        return None
+    from kbgen.readability import measure_site, readability_warnings
+
+    figures = measure_site(builder.index, config)
+    found = readability_warnings(builder.index, figures, config.readability)
+    result.diagnostics = sorted_diagnostics(
+        result.diagnostics + (promote_warnings(found) if strict else found)
+    )
+    return figures
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -363,7 +402,8 @@ def _new(args: argparse.Namespace) -> int:
     lines = [
         "---",
         f"title: {_yaml_string(title)}",
-        'summary: "TODO: one or two sentences for listings, previews and search."',
+        'summary: "TODO: one sentence for listings."',
+        'in_short: "TODO: two to four short, plain sentences that a reader sees first."',
         f"last_reviewed: {dt.date.today().isoformat()}",
         "tags: []",
         "draft: true",
@@ -377,6 +417,10 @@ def _new(args: argparse.Namespace) -> int:
             lines.append(f"{spec.name}: 0")
         elif spec.type == "boolean":
             lines.append(f"{spec.name}: false")
+        elif spec.type == "table":  # a list of records: one commented example row
+            cells = ", ".join(f"{c.name}: ..." for c in spec.columns)
+            lines.append(f"# {spec.name}:  # {spec.label}: a list of rows")
+            lines.append(f"#   - {{{cells}}}")
         else:
             lines.append(f'{spec.name}: "TODO"')
     lines += [

@@ -28,11 +28,23 @@ from kbgen.yamlload import YamlReader
 
 MARKER_FILE = ".kbgen-site"
 RAW_HTML_MODES = ("escape", "sanitize", "allow")
-FIELD_TYPES = ("text", "enum", "number", "boolean")
+FIELD_TYPES = ("text", "enum", "number", "boolean", "table")
+COLUMN_TYPES = ("text", "enum", "reference")  #: reference: a key of content/references.yaml
 MAX_REVIEW_INTERVAL_DAYS = 36_500  #: a century; longer would overflow date arithmetic
 RESERVED_SECTION_IDS = frozenset(
     {"tags", "glossary", "bibliography", "search", "static", "assets", "pagefind", "__kbgen"}
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ColumnSpec:
+    """One column of a `table` field: every row gives it a cell (unless not required)."""
+
+    name: str
+    label: str
+    type: str  #: one of COLUMN_TYPES
+    values: tuple[str, ...] = ()  #: allowed values (enum only)
+    required: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +56,7 @@ class FieldSpec:
     type: str  #: one of FIELD_TYPES
     values: tuple[str, ...] = ()  #: allowed values, in display/sort order (enum only)
     required: bool = True
+    columns: tuple[ColumnSpec, ...] = ()  #: the record's columns (table only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +79,14 @@ class MarkdownOptions:
 
     def key(self) -> str:
         return f"{self.raw_html}|{self.toc_depth}|{self.glossary_tooltips}"
+
+
+@dataclass(frozen=True, slots=True)
+class ReadabilityOptions:
+    """`readability:` thresholds; `check` warns above them (see readability.py)."""
+
+    in_short_max_grade: float = 8.0  #: Flesch-Kincaid grade of the In short
+    body_max_grade: float = 12.0  #: Flesch-Kincaid grade of the body prose
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +113,8 @@ class Config:
     digest: str = ""  #: hash of the config file and overrides: "config changed" is one compare
     cache_dir_at: tuple[int, int] | None = None  #: cache_dir's line and column, if set
     output_setting: OutputSetting | None = None  #: where output_dir was set, for messages
+    #: reading-grade limits for `check`; None (no `readability:` key): not checked
+    readability: ReadabilityOptions | None = None
 
     def section(self, section_id: str) -> SectionSpec | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -122,11 +145,15 @@ TOP_LEVEL_KEYS = (
     "sections",
     "search",
     "extra",
+    "readability",
 )
 SECTION_KEYS = ("id", "title", "description", "order", "fields")
-FIELD_KEYS = ("label", "type", "values", "required")
+FIELD_KEYS = ("label", "type", "values", "required", "columns")
+COLUMN_KEYS = ("label", "type", "values", "required")
 MARKDOWN_KEYS = ("raw_html", "toc_depth", "glossary_tooltips")
 FEED_KEYS = ("entries",)
+READABILITY_KEYS = ("in_short_max_grade", "body_max_grade")
+MAX_GRADE = 30.0  #: beyond any real text: a typo such as 80 for 8.0
 
 
 @dataclass
@@ -304,6 +331,7 @@ def _load_config(
     feed_entries = _feed_entries(check, items)
     sections = _sections(check, items)
     extra = _extra(check, items)
+    readability = _readability(check, items)
 
     diagnostics = list(reader.diagnostics)
     for name, directory in (("content_dir", content_dir), ("templates_dir", templates_dir)):
@@ -364,6 +392,7 @@ def _load_config(
         cache_dir_at=cache_at,
         digest=digest,
         output_setting=output_setting,
+        readability=readability,
     )
     return config, []
 
@@ -405,6 +434,39 @@ def _feed_entries(check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.N
         return 20
     check.unknown_keys(sub, FEED_KEYS, "'feed'")
     return check.integer(sub, "entries", 20, minimum=1)
+
+
+def _readability(
+    check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.Node]]
+) -> ReadabilityOptions | None:
+    """`readability: {in_short_max_grade, body_max_grade}`; absent: None (not checked)."""
+    if "readability" not in items:
+        return None
+    reader = check.reader
+    node = items["readability"][1]
+    if isinstance(node, yaml.ScalarNode) and node.value in ("", "~", "null"):
+        return ReadabilityOptions()  # `readability:` alone: the defaults
+    sub = reader.mapping(node, "'readability'")
+    if sub is None:
+        return None
+    check.unknown_keys(sub, READABILITY_KEYS, "'readability'")
+    defaults = ReadabilityOptions()
+    grades = []
+    for key in READABILITY_KEYS:
+        value = getattr(defaults, key)
+        if key in sub:
+            read = reader.read_number(sub[key][1], f"readability.{key}")
+            if read is not None and not 0 < read <= MAX_GRADE:
+                reader.fail(
+                    sub[key][1],
+                    f"readability.{key} must be a grade above 0 and at most {MAX_GRADE:g}, "
+                    f"not {read:g}",
+                    "school grades: 8 is plain English, 12 the end of secondary school",
+                )
+            elif read is not None:
+                value = read
+        grades.append(float(value))
+    return ReadabilityOptions(*grades)
 
 
 def _extra(check: _Validator, items: Mapping[str, tuple[yaml.Node, yaml.Node]]) -> dict[str, str]:
@@ -506,20 +568,101 @@ def _fields(check: _Validator, node: yaml.Node) -> tuple[FieldSpec, ...]:
                 or "dates and lists are not field types; use text for anything else",
             )
             continue
-        values: tuple[str, ...] = ()
-        if kind == "enum":
-            if "values" not in sub:
-                reader.fail(
-                    key_node,
-                    f"enum field '{name}' needs 'values'",
-                    "list the allowed values: values: [low, high]",
-                )
+        values = _enum_values(check, sub, key_node, name) if kind == "enum" else ()
+        if values is None:
+            continue
+        columns: tuple[ColumnSpec, ...] = ()
+        if kind == "table":
+            found = _columns(check, sub, key_node, name)
+            if found is None:
                 continue
-            listed = reader.read_str_list(sub["values"][1], f"'{name}.values'")
-            values = tuple(listed or ())
+            columns = found
+        elif "columns" in sub:
+            reader.fail(
+                sub["columns"][0],
+                f"'columns' is only for table fields; '{name}' is a {kind} field",
+                "remove 'columns', or set type: table",
+            )
         required = check.boolean(sub, "required", True)
-        fields.append(FieldSpec(name, label, kind, values, required))
+        fields.append(FieldSpec(name, label, kind, values, required, columns))
     return tuple(fields)
+
+
+def _enum_values(
+    check: _Validator,
+    sub: Mapping[str, tuple[yaml.Node, yaml.Node]],
+    key_node: yaml.Node,
+    name: str,
+) -> tuple[str, ...] | None:
+    """An enum's allowed values; None (reported) when they are missing."""
+    if "values" not in sub:
+        check.reader.fail(
+            key_node,
+            f"enum field '{name}' needs 'values'",
+            "list the allowed values: values: [low, high]",
+        )
+        return None
+    listed = check.reader.read_str_list(sub["values"][1], f"'{name}.values'")
+    return tuple(listed or ())
+
+
+def _columns(
+    check: _Validator,
+    sub: Mapping[str, tuple[yaml.Node, yaml.Node]],
+    key_node: yaml.Node,
+    field_name: str,
+) -> tuple[ColumnSpec, ...] | None:
+    """A table field's `columns`: name -> {label, type: text|enum|reference, values, required}."""
+    reader = check.reader
+    if "columns" not in sub:
+        reader.fail(
+            key_node,
+            f"table field '{field_name}' needs 'columns'",
+            "declare them: columns: {drug: {label: Drug, type: text}}",
+        )
+        return None
+    items = reader.mapping(sub["columns"][1], f"'{field_name}.columns'")
+    if items is None:
+        return None
+    columns: list[ColumnSpec] = []
+    before = len(reader.diagnostics)
+    for name, (column_key, column_node) in items.items():
+        where = f"column '{field_name}.{name}'"
+        if not _is_identifier(name):
+            reader.fail(
+                column_key,
+                f"column name '{name}' must be lowercase letters, digits and _",
+                "for example: label_says",
+            )
+            continue
+        spec = reader.mapping(column_node, where)
+        if spec is None:
+            continue
+        check.unknown_keys(spec, COLUMN_KEYS, where)
+        label = check.text(spec, "label", default=name.replace("_", " ").capitalize()) or name
+        kind = check.text(spec, "type", default="text") or "text"
+        if kind not in COLUMN_TYPES:
+            reader.fail(
+                spec["type"][1],
+                f"column type must be one of {', '.join(COLUMN_TYPES)}, not '{kind}'",
+                did_you_mean(kind, COLUMN_TYPES) or "use text for anything else",
+            )
+            continue
+        values = (
+            _enum_values(check, spec, column_key, f"{field_name}.{name}") if kind == "enum" else ()
+        )
+        if values is None:
+            continue
+        required = check.boolean(spec, "required", True)
+        columns.append(ColumnSpec(name, label, kind, values, required))
+    if not columns and len(reader.diagnostics) == before:
+        reader.fail(
+            sub["columns"][1],
+            f"table field '{field_name}' declares no columns",
+            "declare at least one column",
+        )
+        return None
+    return tuple(columns)
 
 
 def _is_slug(text: str) -> bool:

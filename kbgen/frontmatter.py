@@ -14,9 +14,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from kbgen.config import SectionSpec
+from kbgen.config import ColumnSpec, FieldSpec, SectionSpec
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
-from kbgen.model import MAX_SLUG_LENGTH, FieldValue, FrontMatter, slugify
+from kbgen.model import MAX_SLUG_LENGTH, CiteRef, FieldValue, FrontMatter, TableValue, slugify
 from kbgen.yamlload import YamlReader
 
 REQUIRED_KEYS = ("title", "summary", "last_reviewed")
@@ -162,7 +162,8 @@ def parse_front_matter(
                 f"'section: {declared}' does not match the folder '{section.id}'",
                 "move the file or fix the section key",
             )
-    fields = _typed_fields(reader, items, fields_by_name, path, diagnostics)
+    field_citations: list[CiteRef] = []
+    fields = _typed_fields(reader, items, fields_by_name, path, diagnostics, field_citations)
     # Read every key before deciding: all of a file's problems are reported in one run.
     aliases = text_list("aliases")
     related = text_list("related")
@@ -189,6 +190,7 @@ def parse_front_matter(
         order=order,
         reviewed_by=reviewed_by,
         fields=fields,
+        field_citations=tuple(field_citations),
         key_positions=positions,
     ), diagnostics
 
@@ -300,15 +302,13 @@ def _tag_problems(
 def _typed_fields(
     reader: YamlReader,
     items: Mapping[str, tuple[yaml.Node, yaml.Node]],
-    fields_by_name: Mapping[str, object],
+    fields_by_name: Mapping[str, FieldSpec],
     path: str,
     diagnostics: list[Diagnostic],
+    citations: list[CiteRef],
 ) -> dict[str, FieldValue]:
-    from kbgen.config import FieldSpec  # local: keeps the signature free of a config cycle
-
     values: dict[str, FieldValue] = {}
     for name, spec in fields_by_name.items():
-        assert isinstance(spec, FieldSpec)
         if name not in items:
             if spec.required:
                 allowed = f" (one of: {', '.join(spec.values)})" if spec.values else ""
@@ -328,6 +328,8 @@ def _typed_fields(
             value = reader.read_number(node, f"'{name}'")
         elif spec.type == "boolean":
             value = reader.read_bool(node, f"'{name}'")
+        elif spec.type == "table":
+            value = _table(reader, node, spec, citations)
         else:
             value = reader.read_str(node, f"'{name}'")
             if value is not None:
@@ -343,3 +345,84 @@ def _typed_fields(
         if value is not None:
             values[name] = value
     return values
+
+
+def _table(
+    reader: YamlReader, node: yaml.Node, spec: FieldSpec, citations: list[CiteRef]
+) -> TableValue | None:
+    """A `table` field: a list of records, every cell checked against its column.
+
+    Each problem is reported at its cell (or at the row, for a missing cell), all in one
+    run; `reference` cells are added to `citations`, so resolve checks their keys and counts
+    them as citations like `[@key]` in the body.
+    """
+    what = f"'{spec.name}'"
+    rows = reader.sequence(node, what)
+    if rows is None:
+        return None
+    if not rows and spec.required:
+        reader.fail(node, f"{what} needs at least one row", "add rows as a YAML list of records")
+        return None
+    columns = {column.name: column for column in spec.columns}
+    before = len(reader.diagnostics)
+    table: list[tuple[tuple[str, str], ...]] = []
+    for number, row_node in enumerate(rows, start=1):
+        where = f"row {number} of {what}"
+        cells = reader.mapping(row_node, where)
+        if cells is None:
+            continue
+        for key, (key_node, _) in cells.items():
+            if key not in columns:
+                hint = did_you_mean(key, list(columns)) or f"columns: {', '.join(columns)}"
+                reader.fail(key_node, f"unknown column '{key}' in {where}", hint)
+        row: list[tuple[str, str]] = []
+        for column in spec.columns:
+            if column.name not in cells:
+                if column.required:
+                    reader.fail(
+                        row_node,
+                        f"{where} has no '{column.name}' ({column.label})",
+                        f"add '{column.name}: ...' to the row",
+                    )
+                continue
+            cell = _cell(reader, cells[column.name][1], column, where, citations)
+            if cell is not None:
+                row.append((column.name, cell))
+        table.append(tuple(row))
+    return None if len(reader.diagnostics) > before else tuple(table)
+
+
+def _cell(
+    reader: YamlReader,
+    node: yaml.Node,
+    column: ColumnSpec,
+    where: str,
+    citations: list[CiteRef],
+) -> str | None:
+    value = reader.read_str(node, f"'{column.name}' in {where}")
+    if value is None:
+        return None
+    value = " ".join(value.split())
+    if column.type == "enum" and value not in column.values:
+        reader.fail(
+            node,
+            f"'{column.name}' in {where} must be one of: {', '.join(column.values)}; "
+            f"not '{value}'",
+            did_you_mean(value, column.values, cutoff=0.5)
+            or "use one of the values declared in config.yaml",
+        )
+        return None
+    if column.type == "reference":
+        key = value.removeprefix("[").removesuffix("]").removeprefix("@")
+        if key != value or not key or any(c.isspace() or c in "[]@;," for c in key):
+            reader.fail(
+                node,
+                f"'{column.name}' in {where} must be one reference key, not '{value}'",
+                f"write the bare key from content/references.yaml, e.g. '{key or 'smith-2020'}'"
+                if key and not any(c.isspace() or c in "[]@;," for c in key)
+                else "write one bare key from content/references.yaml, e.g. smith-2020",
+            )
+            return None
+        line, col = reader.pos(node)
+        citations.append(CiteRef(value, None, line, col))
+    return value

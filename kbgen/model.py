@@ -13,7 +13,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-FieldValue = str | float | bool
+#: a `table` field's rows; each row is its (column name, cell text) pairs in declared order
+TableValue = tuple[tuple[tuple[str, str], ...], ...]
+FieldValue = str | float | bool | TableValue
 
 #: The longest slug (a page's file name without `.md`, or a tag's URL form): a file name is
 #: at most 255 bytes on Linux, macOS and Windows, and `<slug>.html` must fit in one.
@@ -45,6 +47,8 @@ class FrontMatter:
     order: int | None = None
     reviewed_by: tuple[str, ...] = ()
     fields: Mapping[str, FieldValue] = field(default_factory=dict)  #: the section's typed fields
+    #: the references that `reference` cells of table fields name, with their positions
+    field_citations: tuple[CiteRef, ...] = ()
     #: key -> (line, col) in the file, so later stages can point at the offending key
     key_positions: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
@@ -108,9 +112,15 @@ class Page:
         return self.meta.title
 
     @property
+    def citations(self) -> tuple[CiteRef, ...]:
+        """Every citation: the body's, then the reference cells of its table fields (which
+        are rendered after the body, so numbering follows reading order)."""
+        return self.markup.citations + self.meta.field_citations
+
+    @property
     def cited_keys(self) -> tuple[str, ...]:
         """Distinct citation keys in order of first citation (their display numbers)."""
-        return tuple(dict.fromkeys(c.key for c in self.markup.citations))
+        return tuple(dict.fromkeys(c.key for c in self.citations))
 
     def signature(self) -> PageSignature:
         return PageSignature(

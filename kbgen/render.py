@@ -32,7 +32,7 @@ import jinja2.meta
 
 from kbgen import links
 from kbgen.citations import doi_url, pmc_url, pubmed_url
-from kbgen.config import Config, SectionSpec
+from kbgen.config import ColumnSpec, Config, SectionSpec
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.model import OutputFile, Page, Reference, slugify
 from kbgen.resolve import HOME_KEY, SiteIndex, page_key
@@ -432,8 +432,8 @@ class SiteView:
             return []
         views = []
         for field_spec in spec.fields:
-            if field_spec.name not in page.meta.fields:
-                continue
+            if field_spec.name not in page.meta.fields or field_spec.type == "table":
+                continue  # tables are not key facts: see table_views
             value = page.meta.fields[field_spec.name]
             views.append(
                 {
@@ -446,6 +446,48 @@ class SiteView:
                 }
             )
         return views
+
+    def table_views(self, page: Page, spec: SectionSpec | None) -> list[dict[str, Any]]:
+        """The page's `table` fields: columns and rows of cells; a `reference` cell links to
+        its number in the page's reference list."""
+        if spec is None:
+            return []
+        numbers = {key: n for n, key in enumerate(page.cited_keys, start=1)}
+        tables = []
+        for field_spec in spec.fields:
+            rows = page.meta.fields.get(field_spec.name)
+            if field_spec.type != "table" or not isinstance(rows, tuple) or not rows:
+                continue
+            tables.append(
+                {
+                    "name": field_spec.name,
+                    "label": field_spec.label,
+                    "columns": [
+                        {"name": c.name, "label": c.label, "type": c.type}
+                        for c in field_spec.columns
+                    ],
+                    "rows": [
+                        [self._cell_view(c, dict(row), numbers) for c in field_spec.columns]
+                        for row in rows
+                    ],
+                }
+            )
+        return tables
+
+    def _cell_view(
+        self, column: ColumnSpec, row: Mapping[str, str], numbers: Mapping[str, int]
+    ) -> dict[str, Any]:
+        text = row.get(column.name, "")
+        view: dict[str, Any] = {
+            "type": column.type,
+            "text": text,
+            "slug": tag_slug(text),
+            "number": None,  #: a reference cell's number in the page's reference list
+        }
+        if column.type == "reference" and text in self.index.references:
+            view["number"] = numbers[text]
+            view["text"] = _short_reference(self.index.references[text])
+        return view
 
     def reference_view(
         self, ref: Reference, number: int | None = None, uses: int = 0
@@ -467,6 +509,12 @@ class SiteView:
             "url": ref.url,
             "backrefs": [f"cite-{number}-{n}" for n in range(1, uses + 1)] if number else [],
         }
+
+
+def _short_reference(ref: Reference) -> str:
+    """'Smith 2020', 'Maker Inc 2019': a reference named briefly, for a table cell."""
+    who = ref.authors[0].split()[0] if ref.authors else ref.container or ref.title
+    return f"{who} {ref.year}" if ref.year else who
 
 
 def _root_prefix(current_file: str) -> str:
@@ -664,6 +712,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
                     for t in page.meta.tags
                 ],
                 "fields": view.field_views(page, spec),
+                "tables": view.table_views(page, spec),
                 "last_reviewed": reviewed,
                 "next_review": next_review,
                 "reviewed_by": list(page.meta.reviewed_by),
@@ -758,10 +807,10 @@ def _json_ld(view: SiteView, page: Page, file: str, references: list[Reference])
 def _cited_references(view: SiteView, page: Page) -> list[dict[str, Any]]:
     """The page's numbered reference list (by first citation), with back-links per use."""
     uses: dict[str, int] = {}
-    for cite in page.markup.citations:
+    for cite in page.markup.citations:  # the body's: each has a back-link target
         uses[cite.key] = uses.get(cite.key, 0) + 1
     return [
-        view.reference_view(view.index.references[k], n, uses[k])
+        view.reference_view(view.index.references[k], n, uses.get(k, 0))
         for n, k in enumerate(page.cited_keys, start=1)
         if k in view.index.references
     ]
@@ -834,7 +883,11 @@ def _section_context(
             "intro_html": view.substitute(page.markup.html, key, file) if page else "",
             "has_code": _has_code(page.markup.html) if page else False,
             "references": _cited_references(view, page) if page else [],
-            "fields": [{"name": f.name, "label": f.label, "type": f.type} for f in spec.fields],
+            "fields": [
+                {"name": f.name, "label": f.label, "type": f.type}
+                for f in spec.fields
+                if f.type != "table"  # a list per article: no cell in the comparison
+            ],
             "articles": articles,
             "breadcrumbs": [{"title": "Home", "url": router.href(file, "index.html")}],
             "page": {

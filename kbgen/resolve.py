@@ -122,7 +122,7 @@ def _facts(page: Page, listed: bool) -> PageFacts:
         page.rel,
         page.digest,
         _observed(page),
-        frozenset(cite.key for cite in page.markup.citations),
+        frozenset(cite.key for cite in page.citations),
         listed,
     )
 
@@ -550,7 +550,7 @@ def _citation_problems(
             did_you_mean(cite.key, references)
             or f"add an entry '{cite.key}:' to {references_path}",
         )
-        for cite in page.markup.citations
+        for cite in page.citations
         if cite.key not in references
     ]
 
@@ -564,7 +564,7 @@ def _citing_pages(
     """Reference key -> pages citing it; warns about references nobody cites."""
     citing: dict[str, list[str]] = defaultdict(list)
     for key, page in pages.items():
-        for cite in page.markup.citations:
+        for cite in page.citations:
             if cite.key in references and (not citing[cite.key] or citing[cite.key][-1] != key):
                 citing[cite.key].append(key)
     for ref_key, reference in references.items():

@@ -18,7 +18,7 @@ LAYERS = [
     {"discover", "frontmatter", "markup", "citations", "glossary"},
     {"load", "resolve"},
     {"render"},
-    {"write", "search"},
+    {"write", "search", "readability"},
     {"pipeline"},
     # the speed machinery, behind one door: above the stages and the reference build
     {"incremental.cache"},

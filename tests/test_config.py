@@ -119,7 +119,59 @@ def test_section_and_field_declarations_are_checked(tmp_path: Path) -> None:
         "config.yaml:14:7: error: field name 'Grade' must be lowercase letters, digits and _",
         "config.yaml:15:7: error: enum field 'level' needs 'values'",
         "config.yaml:16:20: error: field type must be one of text, enum, number, boolean, "
-        "not 'date'",
+        "table, not 'date'",
+    ]
+
+
+TABLE = """title: KB
+sections:
+  - id: safety
+    title: Safety
+    fields:
+      interactions:
+        label: Interactions at a glance
+        type: table
+        required: false
+        columns:
+          drug:       {label: Drug or class, type: text, required: true}
+          seriousness: {label: How serious, type: enum, values: [serious, minor]}
+          source:     {label: Source, type: reference}
+          note:       {type: text, required: false}
+"""
+
+
+def test_a_table_field_declares_typed_columns(tmp_path: Path) -> None:
+    config, diagnostics = load_config(project(tmp_path, TABLE))
+    assert diagnostics == [] and config is not None
+    (field,) = config.sections[0].fields
+    assert (field.name, field.label, field.type, field.required) == (
+        "interactions", "Interactions at a glance", "table", False)
+    assert [(c.name, c.label, c.type, c.values, c.required) for c in field.columns] == [
+        ("drug", "Drug or class", "text", (), True),
+        ("seriousness", "How serious", "enum", ("serious", "minor"), True),
+        ("source", "Source", "reference", (), True),
+        ("note", "Note", "text", (), False),
+    ]
+
+
+def test_table_declarations_are_checked_at_their_lines(tmp_path: Path) -> None:
+    config = (
+        "title: KB\nsections:\n  - id: s\n    title: S\n    fields:\n"
+        "      rows: {type: table}\n"
+        "      more:\n        type: table\n        columns:\n"
+        "          Drug: {type: text}\n          level: {type: enum}\n"
+        "          when: {type: date}\n          x: {type: text, lable: X}\n"
+        "      plain: {type: text, columns: {a: {type: text}}}\n"
+        "      empty: {type: table, columns: {}}\n"
+    )
+    assert [p.split("\n")[0] for p in problems(tmp_path, config)] == [
+        "config.yaml:6:7: error: table field 'rows' needs 'columns'",
+        "config.yaml:10:11: error: column name 'Drug' must be lowercase letters, digits and _",
+        "config.yaml:11:11: error: enum field 'more.level' needs 'values'",
+        "config.yaml:12:24: error: column type must be one of text, enum, reference, not 'date'",
+        "config.yaml:13:27: error: unknown key 'lable' in column 'more.x'",
+        "config.yaml:14:27: error: 'columns' is only for table fields; 'plain' is a text field",
+        "config.yaml:15:37: error: table field 'empty' declares no columns",
     ]
 
 
@@ -278,3 +330,25 @@ def test_a_cache_dir_containing_a_source_folder_is_refused(tmp_path: Path) -> No
     assert [d.message for d in diagnostics] == [
         "refusing to use cache_dir 'cache': it contains the source folder 'cache/content'"
     ]
+
+
+def test_readability_thresholds_are_optional_validated_numbers(tmp_path: Path) -> None:
+    config, _ = load_config(project(tmp_path, "title: KB\n" + SECTIONS))
+    assert config is not None and config.readability is None  # not checked
+    config, _ = load_config(project(tmp_path, "title: KB\nreadability:\n" + SECTIONS))
+    assert config is not None and config.readability is not None
+    assert (config.readability.in_short_max_grade, config.readability.body_max_grade) == (8, 12)
+    config, _ = load_config(
+        project(tmp_path, "title: KB\nreadability: {body_max_grade: 10.5}\n" + SECTIONS))
+    assert config is not None and config.readability is not None
+    assert (config.readability.in_short_max_grade, config.readability.body_max_grade) == (8, 10.5)
+    text = ("title: KB\nreadability:\n  in_short_max_grade: eight\n  body_max_grade: 80\n"
+            "  median: 10\n" + SECTIONS)
+    assert [p.split("\n")[0] for p in problems(tmp_path, text)] == [
+        "config.yaml:3:23: error: readability.in_short_max_grade must be a number, not 'eight'",
+        "config.yaml:4:19: error: readability.body_max_grade must be a grade above 0 and at "
+        "most 30, not 80",
+        "config.yaml:5:3: error: unknown key 'median' in 'readability'",
+    ]
+    assert problems(tmp_path, "title: KB\nreadability: 8\n" + SECTIONS)[0].startswith(
+        "config.yaml:2:14: error: 'readability' must be a mapping")

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from kbgen.config import FieldSpec, SectionSpec
+from kbgen.config import ColumnSpec, FieldSpec, SectionSpec
 from kbgen.frontmatter import parse_front_matter, split_front_matter
 from kbgen.model import FrontMatter
 
@@ -239,3 +239,78 @@ def test_a_long_in_short_is_a_warning() -> None:
         "7:11: warning: 'in_short' is 719 characters; keep it under 600 (2-4 short sentences)\n"
         "  hint: move detail into the body"
     ]
+
+
+# -- table fields ----------------------------------------------------------------------
+
+SAFETY = SectionSpec(
+    "safety",
+    "Safety",
+    "",
+    1,
+    (
+        FieldSpec(
+            "interactions",
+            "Interactions",
+            "table",
+            required=False,
+            columns=(
+                ColumnSpec("drug", "Drug", "text"),
+                ColumnSpec("seriousness", "How serious", "enum", ("serious", "minor")),
+                ColumnSpec("source", "Source", "reference"),
+                ColumnSpec("note", "Note", "text", required=False),
+            ),
+        ),
+    ),
+)
+HEAD = "title: T\nsummary: S.\nlast_reviewed: 2026-11-01\ninteractions:\n"
+
+
+def test_a_table_field_reads_rows_and_cites_its_reference_cells() -> None:
+    front = (
+        HEAD + "  - drug: Opioids\n    seriousness: serious\n    source: label-2022\n"
+        "  - {drug: Alcohol,  note: 'Avoid it.', seriousness: minor, source: smith-2020}"
+    )
+    meta, problems = parse(front, section=SAFETY)
+    assert problems == [] and meta is not None
+    assert meta.fields["interactions"] == (
+        (("drug", "Opioids"), ("seriousness", "serious"), ("source", "label-2022")),
+        (("drug", "Alcohol"), ("seriousness", "minor"), ("source", "smith-2020"),
+         ("note", "Avoid it.")),
+    )
+    assert [(c.key, c.line, c.col) for c in meta.field_citations] == [
+        ("label-2022", 8, 13), ("smith-2020", 9, 69)]
+
+
+def test_every_bad_cell_is_reported_at_its_position_with_a_hint() -> None:
+    front = (
+        HEAD + "  - drug: Opioids\n    seriousnes: serious\n    source: '[@label]'\n"
+        "  - drug: [a]\n    seriousness: serios\n    source: label\n"
+        "  - just text"
+    )
+    meta, problems = parse(front, section=SAFETY)
+    assert meta is None
+    assert [p.split("\n")[0] for p in problems] == [
+        "6:5: error: row 1 of 'interactions' has no 'seriousness' (How serious)",
+        "7:5: error: unknown column 'seriousnes' in row 1 of 'interactions'",
+        "8:13: error: 'source' in row 1 of 'interactions' must be one reference key, "
+        "not '[@label]'",
+        "9:11: error: 'drug' in row 2 of 'interactions' must be text, not a list",
+        "10:18: error: 'seriousness' in row 2 of 'interactions' must be one of: serious, minor; "
+        "not 'serios'",
+        "12:5: error: row 3 of 'interactions' must be a mapping of 'key: value' lines, "
+        "not the value 'just text'",
+    ]
+    assert "hint: did you mean 'seriousness'?" in problems[1]
+    assert "hint: write the bare key from content/references.yaml, e.g. 'label'" in problems[2]
+    assert "hint: did you mean 'serious'?" in problems[4]
+
+
+def test_a_table_must_be_a_list_and_a_required_one_needs_rows() -> None:
+    meta, problems = parse(HEAD.replace("interactions:\n", "interactions: many"), section=SAFETY)
+    assert meta is None and problems[0].startswith("5:15: error: 'interactions' must be a list")
+    required = SectionSpec("safety", "Safety", "", 1, (
+        FieldSpec("interactions", "I", "table", columns=(ColumnSpec("drug", "Drug", "text"),)),))
+    meta, problems = parse(HEAD + "  []", section=required)
+    assert meta is None
+    assert problems[0].startswith("6:3: error: 'interactions' needs at least one row")

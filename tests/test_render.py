@@ -454,3 +454,75 @@ def test_without_an_about_page_the_footer_has_no_about_link(make_site) -> None:
     assert run_build(root).ok
     assert "About this site" not in read_out(root, "mechanism/alpha.html")
     assert "<h1>Notes</h1>" in read_out(root, "notes.html")
+
+
+TABLE_CONFIG = MINIMAL_CONFIG + """\
+  - id: safety
+    title: Safety
+    fields:
+      applies_to: {label: Applies to, type: text}
+      interactions:
+        label: Interactions at a glance
+        type: table
+        required: false
+        columns:
+          drug: {label: Drug or class, type: text}
+          seriousness: {label: How serious, type: enum, values: [life-threatening, minor]}
+          source: {label: Source, type: reference}
+"""
+INTERACTIONS = """\
+applies_to: Everyone
+interactions:
+  - drug: Opioids
+    seriousness: life-threatening
+    source: jones-2019
+  - drug: Caffeine
+    seriousness: minor
+    source: smith-2020"""
+
+
+def test_a_table_field_renders_as_a_captioned_table_citing_its_sources(make_site) -> None:
+    root = make_site({
+        "content/references.yaml": REFERENCES,
+        "content/safety/mixing.md": article("Mixing", "See [[other]] [@smith-2020].",
+                                            extra=INTERACTIONS),
+        "content/safety/other.md": article("Other", "See [[mixing]].",
+                                           extra="applies_to: Adults"),
+    }, config=TABLE_CONFIG)
+    result = run_build(root)
+    assert result.ok, [d.format() for d in result.diagnostics]
+    assert not any("never cited" in d.message for d in result.diagnostics)  # jones-2019
+    html = read_out(root, "safety/mixing/index.html")
+    table = html[html.index('<div class="table-wrap field-table"'):]
+    table = table[:table.index("</div>")]
+    assert 'role="region" aria-labelledby="table-interactions-caption"' in table
+    assert '<caption id="table-interactions-caption">Interactions at a glance</caption>' in table
+    assert '<th scope="col" class="col-enum">How serious</th>' in table
+    assert '<th scope="row" class="col-text">Opioids</th>' in table
+    assert '<span class="badge tone-bad">life-threatening</span>' in table
+    # the body cites smith-2020 first (1); the table adds jones-2019 (2)
+    assert ('<a class="table-ref" href="#ref-2"><span class="table-ref-number">[2]</span> '
+            "Maker Inc 2019</a>") in table
+    assert ('<a class="table-ref" href="#ref-1"><span class="table-ref-number">[1]</span> '
+            "Smith 2020</a>") in table
+    references = html[html.index('<section class="references"'):]
+    assert 'id="ref-2"' in references and "Product label" in references
+    assert "Mixing" in read_out(root, "bibliography/index.html")
+    section = read_out(root, "safety/index.html")
+    assert "Applies to" in section and "Interactions at a glance" not in section
+    assert "Key facts" in html and html.count("Interactions at a glance") == 1
+
+
+def test_an_unknown_reference_in_a_table_cell_is_an_error_at_the_cell(make_site) -> None:
+    root = make_site({
+        "content/references.yaml": REFERENCES,
+        "content/safety/mixing.md": article(
+            "Mixing", "See [[other]] [@smith-2020] [@jones-2019].",
+            extra=INTERACTIONS.replace("source: jones-2019", "source: jones-2091")),
+        "content/safety/other.md": article("Other", "See [[mixing]].", extra="applies_to: A"),
+    }, config=TABLE_CONFIG)
+    result = run_build(root)
+    assert not result.ok
+    errors = [d.format() for d in result.diagnostics if d.is_error]
+    assert errors == ["content/safety/mixing.md:10:13: error: unknown citation key '@jones-2091'\n"
+                      "  hint: did you mean 'jones-2019'?"]
