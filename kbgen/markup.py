@@ -103,13 +103,13 @@ RESERVED_IDS = frozenset(
         "main", "site-nav", "search-q", "search-hint", "search-page-q", "search-results",
         "search-filters", "search-status", "search-keys", "related-title", "backlinks-title",
         "references-title", "articles-title", "recent-title", "sections-title",
-        "comparison-title", "comparison-caption", "kbgen-errors",
+        "comparison-title", "comparison-caption", "kbgen-errors", "in-short-title",
     }
 )
 MAX_QUOTE_DEPTH = 100  #: blockquote levels
 MAX_INDENT = 400  #: leading columns (100 list levels of 4 spaces)
 
-# The allowlist for `raw_html: sanitize` (documented in README.md).
+# The allowlist for `raw_html: sanitize` (documented in docs/trust-model.md).
 SANITIZE_TAGS = frozenset(
     {
         "a",
@@ -945,7 +945,7 @@ class MarkupEngine:
     def convert(self, body: str, body_line: int) -> Markup:
         too_deep = nesting_problem(body, body_line)
         if too_deep is not None:
-            return Markup("", (), frozenset(), (), (), (), (too_deep,), len(body.split()))
+            return Markup("", (), frozenset(), (), (), (too_deep,), len(body.split()))
         state = self._state
         state.__init__()  # type: ignore[misc]
         state.body, state.body_line = body, body_line
@@ -964,7 +964,7 @@ class MarkupEngine:
                 "levels on this line)",
                 "flatten the nesting; a few levels of lists or quotes are plenty",
             )
-            return Markup("", (), frozenset(), (), (), (), (problem,), len(body.split()))
+            return Markup("", (), frozenset(), (), (), (problem,), len(body.split()))
         toc = tuple(_flatten_toc(getattr(self._md, "toc_tokens", [])))
         return Markup(
             html=output,
@@ -972,7 +972,6 @@ class MarkupEngine:
             anchors=frozenset(state.anchors),
             links=tuple(state.links),
             citations=tuple(state.citations),
-            glossary_terms=tuple(state.glossary_used),
             problems=tuple(state.problems),
             word_count=len(body.split()),
         )

@@ -90,7 +90,6 @@ class Markup:
     anchors: frozenset[str]
     links: tuple[LinkRef, ...]
     citations: tuple[CiteRef, ...]
-    glossary_terms: tuple[str, ...]  #: ids of glossary terms marked in this page
     problems: tuple[tuple[int, int, str, str], ...] = ()  #: (line, col, message, hint) errors
     word_count: int = 0
 
@@ -122,41 +121,18 @@ class Page:
         """Distinct citation keys in order of first citation (their display numbers)."""
         return tuple(dict.fromkeys(c.key for c in self.citations))
 
-    def signature(self) -> PageSignature:
-        return PageSignature(
-            self.slug,
+    def observable(self) -> tuple[object, ...]:
+        """Everything other pages and site-wide checks can see of this page: equal for two
+        versions of a page exactly when only its body (text, link wording, citation places)
+        differs. The one definition; the incremental resolve relies on it."""
+        return (
             self.kind,
             self.section,
-            self.meta.title,
-            self.meta.summary,
-            self.meta.in_short,
-            self.meta.tags,
-            self.meta.aliases,
+            self.slug,
+            self.meta,
             self.markup.anchors,
-            self.meta.draft,
-            self.meta.order,
-            tuple(sorted(self.meta.fields.items())),
-            self.meta.last_reviewed,
+            tuple(heading.id for heading in self.markup.toc),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class PageSignature:
-    """Everything other pages can observe about a page: the key to incremental rebuilds."""
-
-    slug: str
-    kind: PageKind
-    section: str | None
-    title: str
-    summary: str
-    in_short: str  #: link previews show it
-    tags: tuple[str, ...]
-    aliases: tuple[str, ...]
-    anchors: frozenset[str]
-    draft: bool
-    order: int | None
-    fields: tuple[tuple[str, FieldValue], ...]
-    last_reviewed: dt.date | None
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,7 @@ class PageFacts(NamedTuple):
 
     rel: str
     digest: str
-    observed: tuple[object, ...]  #: see `_observed`
+    observed: tuple[object, ...]  #: `Page.observable()`
     cited: frozenset[str]  #: the citation keys it uses
     listed: bool  #: in `index.pages` (not a hidden draft)
 
@@ -121,22 +121,9 @@ def _facts(page: Page, listed: bool) -> PageFacts:
     return PageFacts(
         page.rel,
         page.digest,
-        _observed(page),
+        page.observable(),
         frozenset(cite.key for cite in page.citations),
         listed,
-    )
-
-
-def _observed(page: Page) -> tuple[object, ...]:
-    """Everything other pages and site-wide checks can see of a page: equal for two versions
-    of a page exactly when only its body (text, link wording, citation places) differs."""
-    return (
-        page.kind,
-        page.section,
-        page.slug,
-        page.meta,
-        page.markup.anchors,
-        tuple(heading.id for heading in page.markup.toc),
     )
 
 
