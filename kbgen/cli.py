@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from kbgen import __version__
+from kbgen.cache import key_notice
 from kbgen.config import load_config
 from kbgen.diagnostics import did_you_mean, format_json, format_text
 from kbgen.pipeline import Builder, BuildOptions, BuildResult
@@ -168,6 +169,14 @@ def print_diagnostics(result: BuildResult) -> None:
         print(format_text(result.diagnostics), file=sys.stderr)
 
 
+def print_key_notice() -> None:
+    """Why the build cache will not last past this run, if so: a note about the machine, not
+    the content, so it is not one of the build's warnings (--strict does not fail on it)."""
+    notice = key_notice()
+    if notice is not None:
+        print(notice.format(), file=sys.stderr)
+
+
 def exit_code(result: BuildResult) -> int:
     if result.config_failed:
         return EXIT_USAGE
@@ -195,6 +204,7 @@ def _build(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.close()
     print_diagnostics(result)
+    print_key_notice()
     elapsed = time.perf_counter() - start
     if args.verbose:
         _print_build_details(result)
