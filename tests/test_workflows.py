@@ -126,3 +126,13 @@ def test_lock_files_pin_every_package_with_hashes() -> None:
         runtime
     )
     assert all(test[name] == version for name, version in runtime.items())
+
+
+def test_publishing_guide_covers_every_target_and_the_key_choices() -> None:
+    guide = (REPO / "docs" / "publishing.md").read_text("utf-8")
+    headings = set(re.findall(r"^## (.+)$", guide, re.M))
+    assert {"GitHub Pages", "Netlify", "Cloudflare Pages", "Any static host"} <= headings
+    assert "`base_url` and sub-paths" in headings and "https://example.org/kb/" in guide
+    for choice in ("KBGEN_CACHE_KEY", "the key file", "nothing carried over", "committed"):
+        assert choice in guide
+    assert "docs/publishing.md" in (REPO / "README.md").read_text("utf-8")
