@@ -29,6 +29,7 @@ from kbgen.diagnostics import (
     sorted_diagnostics,
 )
 from kbgen.incremental import Builder
+from kbgen.incremental.cache import key_notice
 from kbgen.model import slugify
 from kbgen.pipeline import BuildOptions, BuildResult
 from kbgen.search import SearchIndexError
@@ -181,6 +182,14 @@ def print_diagnostics(result: BuildResult) -> None:
         print(format_text(result.diagnostics), file=sys.stderr)
 
 
+def print_key_notice() -> None:
+    """Why the build cache will not last past this run, if so: a note about the machine, not
+    the content, so it is not one of the build's warnings (--strict does not fail on it)."""
+    notice = key_notice()
+    if notice is not None:
+        print(notice.format(), file=sys.stderr)
+
+
 def exit_code(result: BuildResult) -> int:
     if result.config_failed:
         return EXIT_USAGE
@@ -222,6 +231,7 @@ def _build_and_report(
         if bar is not None:
             bar.close()
     print_diagnostics(result)
+    print_key_notice()
     elapsed = time.perf_counter() - start
     if args.verbose:
         _print_build_details(result)

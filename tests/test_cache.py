@@ -127,7 +127,7 @@ def test_cache_key_is_private_and_stable(tmp_path: Path) -> None:
 
     path = tmp_path / "kbgen" / "cache-key"
     first = _load_or_create_key(path)
-    assert len(first) == 32 and path.stat().st_mode & 0o777 == 0o600
+    assert len(first.secret) == 32 and path.stat().st_mode & 0o777 == 0o600
     assert _load_or_create_key(path) == first
 
 

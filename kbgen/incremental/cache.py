@@ -19,10 +19,10 @@ then the payload (a pickle); each pack entry is checksummed the same way. A trun
 bit-flipped, foreign or outdated entry fails the check, or fails to unpickle, or holds the
 wrong type; in every case it is ignored and the build does the work again. It is never
 trusted and never a crash.
-Pickle is only ever read back from an entry whose HMAC-SHA256 verifies under a per-user
-secret kept outside the project (`~/.cache/kbgen/cache-key`, mode 0600), so a cache folder
-that arrives with the project (committed, or in a pull request) is ignored, not unpickled;
-the version line guards against format changes.
+Pickle is only ever read back from an entry whose HMAC-SHA256 verifies under a secret kept
+outside the project (`KBGEN_CACHE_KEY`, else `~/.cache/kbgen/cache-key`, mode 0600), so a
+cache folder that arrives with the project (committed, or in a pull request) is ignored, not
+unpickled; the version line guards against format changes.
 Writes go to a temporary file that is renamed into place, so a killed build leaves either no
 entry or a complete one, and concurrent builds (serve plus a CLI build) cannot tear a file.
 """
@@ -45,7 +45,7 @@ from stat import S_ISDIR, S_ISREG
 from typing import TypeVar
 
 from kbgen import __version__
-from kbgen.diagnostics import Diagnostic
+from kbgen.diagnostics import Diagnostic, warning
 from kbgen.model import (
     Backlink,
     CiteRef,
@@ -689,11 +689,28 @@ def _verify(envelope: Envelope) -> Envelope:
     return payload
 
 
-# Entries are authenticated with HMAC-SHA256 under a secret kept outside the project (per
-# user, created on first use), not a bare checksum: a cache file that arrives with the project
-# (a contributed `.kbgen-cache/` in a pull request) fails verification and is never unpickled.
+# Entries are authenticated with HMAC-SHA256 under a secret kept outside the project, not a
+# bare checksum: a cache file that arrives with the project (a contributed `.kbgen-cache/` in a
+# pull request) fails verification and is never unpickled. The secret comes from
+# KBGEN_CACHE_KEY (a CI secret: a restored cache folder is then readable on a fresh runner),
+# else from a per-user key file (created on first use), else, when neither can be had, from a
+# key made for this run alone (with a notice). It is resolved once per process, before any
+# worker starts, and handed to every worker (`adopt_key`), so what workers seal the parent
+# can open. docs/publishing.md has the threat model of each source.
+KEY_ENV = "KBGEN_CACHE_KEY"
+MIN_ENV_KEY_CHARS = 32  #: `python -c "import secrets; print(secrets.token_hex(32))"` gives 64
+_KEY_BYTES = 32
 _KEY_LOCK = threading.Lock()
-_KEY: list[bytes] = []
+_KEY: list[CacheKey] = []
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """The HMAC secret of this run, where it came from, and why it is not the usual one."""
+
+    secret: bytes = dataclasses.field(repr=False)
+    source: str  #: KEY_ENV, the key file's path, or "this run only"
+    notice: Diagnostic | None = None  #: a warning for the user, when the cache cannot last
 
 
 def cache_key_path() -> Path:
@@ -701,34 +718,105 @@ def cache_key_path() -> Path:
     return Path(base) / "kbgen" / "cache-key"
 
 
-def _secret() -> bytes:
+def cache_key() -> CacheKey:
+    """This process's key, resolved on first use (from the environment, then the key file)."""
     with _KEY_LOCK:
         if not _KEY:
-            _KEY.append(_load_or_create_key(cache_key_path()))
+            _KEY.append(resolve_key(os.environ.get(KEY_ENV, ""), cache_key_path()))
         return _KEY[0]
 
 
-def _load_or_create_key(path: Path) -> bytes:
-    try:
-        key = path.read_bytes()
-        if len(key) == 32:
-            return key
-    except OSError:
-        pass
-    key = secrets.token_bytes(32)
+def key_notice() -> Diagnostic | None:
+    """The warning about this process's key (it will not last, or KBGEN_CACHE_KEY is unusable),
+    if a key was needed at all."""
+    with _KEY_LOCK:
+        return _KEY[0].notice if _KEY else None
+
+
+def adopt_key(key: CacheKey) -> None:
+    """Use `key` in this process (a worker takes its parent's, so both seal alike)."""
+    with _KEY_LOCK:
+        _KEY[:] = [key]
+
+
+def resolve_key(from_env: str, path: Path) -> CacheKey:
+    """The key from KBGEN_CACHE_KEY's value if set (empty counts as unset: an undefined CI
+    secret expands to ""), else from the key file at `path`."""
+    if from_env:
+        if len(from_env) >= MIN_ENV_KEY_CHARS:
+            digest = hashlib.sha256(b"kbgen cache key\0" + from_env.encode("utf-8")).digest()
+            return CacheKey(digest, KEY_ENV)
+        fallback = _load_or_create_key(path)
+        problem = _key_notice(
+            KEY_ENV,
+            f"{KEY_ENV} is set but has only {len(from_env)} characters; it is ignored and "
+            f"the key in {fallback.source} is used",
+            f"use a random secret of at least {MIN_ENV_KEY_CHARS} characters, e.g. the output "
+            'of: python -c "import secrets; print(secrets.token_hex(32))"',
+        )
+        return dataclasses.replace(fallback, notice=fallback.notice or problem)
+    return _load_or_create_key(path)
+
+
+def _load_or_create_key(path: Path) -> CacheKey:
+    """The key stored at `path` (mode 0600), made and stored if absent or damaged; a key for
+    this run alone, with a notice, if it cannot be stored."""
+    existing = _read_key(path)
+    if existing is not None:
+        return CacheKey(existing, str(path))
+    key = secrets.token_bytes(_KEY_BYTES)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _store_key(path, key)
+    except OSError as exc:
+        return CacheKey(
+            key,
+            "this run only",
+            _key_notice(
+                str(path),
+                f"the build cache key cannot be stored here ({exc.strerror or exc}); this "
+                "run uses a key of its own, so the next run cannot reuse its cache",
+                f"make {path.parent} writable, point XDG_CACHE_HOME at a writable folder "
+                f"outside the project, or set {KEY_ENV} (see docs/publishing.md)",
+            ),
+        )
+    # Another process may have stored its key at the same moment: the file decides.
+    stored = _read_key(path)
+    return CacheKey(stored if stored is not None else key, str(path))
+
+
+def _read_key(path: Path) -> bytes | None:
+    try:
+        key = path.read_bytes()
+    except OSError:
+        return None
+    return key if len(key) == _KEY_BYTES else None
+
+
+def _store_key(path: Path, key: bytes) -> None:
+    """Write `key` to `path` whole: a new file, or one replacing a damaged (truncated) key.
+    A temporary file renamed into place, so a reader never sees a partial key."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(key)
-    except FileExistsError:  # another process created it first: use theirs
+        try:
+            os.link(temporary, path)  # atomic, and never over a key another process stored
+        except OSError:
+            if _read_key(path) is None:  # damaged (or no hard links here): replace it
+                os.replace(temporary, path)
+    finally:
         with contextlib.suppress(OSError):
-            existing = path.read_bytes()
-            if len(existing) == 32:
-                return existing
-    except OSError:
-        pass  # no writable home: a per-process key (the cache then lasts one process)
-    return key
+            os.unlink(temporary)
+
+
+def _key_notice(where: str, message: str, hint: str) -> Diagnostic:
+    return warning(where, None, None, message, hint)
+
+
+def _secret() -> bytes:
+    return cache_key().secret
 
 
 def _mac(payload: bytes | memoryview) -> bytes:

@@ -26,8 +26,11 @@ from kbgen.diagnostics import Diagnostic
 from kbgen.discover import SourceFile
 from kbgen.incremental.cache import (
     CacheDir,
+    CacheKey,
     MarkupStore,
     Stamp,
+    adopt_key,
+    cache_key,
     entry_bytes,
     markup_key,
     open_entry,
@@ -346,8 +349,11 @@ def worker_pool(
     # freezing what exists now keeps their collections off the objects they share with this
     # process, which would otherwise be copied page by page (the documented recipe for fork).
     gc.freeze()
+    # The cache key is resolved here, before any worker exists, and handed to each: workers
+    # must seal entries with the key the parent opens them with (even a key for this run only).
+    key = cache_key()
     try:
-        pool = context.Pool(jobs, _worker_start, (initializer, initargs))
+        pool = context.Pool(jobs, _worker_start, (initializer, initargs, key))
         try:
             yield pool
         except BaseException:
@@ -360,9 +366,12 @@ def worker_pool(
         gc.unfreeze()
 
 
-def _worker_start(initializer: Callable[..., None], initargs: tuple[object, ...]) -> None:
+def _worker_start(
+    initializer: Callable[..., None], initargs: tuple[object, ...], key: CacheKey
+) -> None:
     import signal
 
+    adopt_key(key)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     gc.enable()
     initializer(*initargs)
