@@ -29,6 +29,8 @@ from kbgen.yamlload import YamlReader
 MARKER_FILE = ".kbgen-site"
 RAW_HTML_MODES = ("escape", "sanitize", "allow")
 FIELD_TYPES = ("text", "enum", "number", "boolean")
+DEFAULT_RENDER_TIME_LIMIT = 30  #: seconds; pages render in milliseconds, loops never end
+MAX_RENDER_TIME_LIMIT = 86_400
 MAX_REVIEW_INTERVAL_DAYS = 36_500  #: a century; longer would overflow date arithmetic
 RESERVED_SECTION_IDS = frozenset(
     {"tags", "glossary", "bibliography", "search", "static", "assets", "pagefind", "__kbgen"}
@@ -91,6 +93,7 @@ class Config:
     extra: Mapping[str, str] = field(default_factory=dict)
     digest: str = ""  #: hash of the config file and overrides: "config changed" is one compare
     cache_dir_at: tuple[int, int] | None = None  #: cache_dir's line and column, if set
+    render_time_limit: float = DEFAULT_RENDER_TIME_LIMIT  #: seconds one page may take to render
 
     def section(self, section_id: str) -> SectionSpec | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -113,6 +116,7 @@ TOP_LEVEL_KEYS = (
     "templates_dir",
     "static_dir",
     "cache_dir",
+    "render_time_limit",
     "directory_urls",
     "review_interval_days",
     "disclaimer",
@@ -297,6 +301,10 @@ def _load_config(
     review_interval_days = check.integer(
         items, "review_interval_days", 365, minimum=1, maximum=MAX_REVIEW_INTERVAL_DAYS
     )
+    render_time_limit = check.integer(
+        items, "render_time_limit", DEFAULT_RENDER_TIME_LIMIT, minimum=1,
+        maximum=MAX_RENDER_TIME_LIMIT,
+    )
     disclaimer = check.text(items, "disclaimer", default="") or ""
     search = check.boolean(items, "search", True)
     markdown = _markdown_options(check, items)
@@ -360,6 +368,7 @@ def _load_config(
         search=search,
         extra=extra,
         cache_dir_at=cache_at,
+        render_time_limit=render_time_limit,
         digest=digest,
     )
     return config, []
