@@ -30,6 +30,8 @@ MARKER_FILE = ".kbgen-site"
 RAW_HTML_MODES = ("escape", "sanitize", "allow")
 FIELD_TYPES = ("text", "enum", "number", "boolean", "table")
 COLUMN_TYPES = ("text", "enum", "reference")  #: reference: a key of content/references.yaml
+DEFAULT_RENDER_TIME_LIMIT = 30  #: seconds; pages render in milliseconds, loops never end
+MAX_RENDER_TIME_LIMIT = 86_400
 MAX_REVIEW_INTERVAL_DAYS = 36_500  #: a century; longer would overflow date arithmetic
 RESERVED_SECTION_IDS = frozenset(
     {"tags", "glossary", "bibliography", "search", "static", "assets", "pagefind", "__kbgen"}
@@ -115,6 +117,7 @@ class Config:
     output_setting: OutputSetting | None = None  #: where output_dir was set, for messages
     #: reading-grade limits for `check`; None (no `readability:` key): not checked
     readability: ReadabilityOptions | None = None
+    render_time_limit: float = DEFAULT_RENDER_TIME_LIMIT  #: seconds one page may take to render
 
     def section(self, section_id: str) -> SectionSpec | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -137,6 +140,7 @@ TOP_LEVEL_KEYS = (
     "templates_dir",
     "static_dir",
     "cache_dir",
+    "render_time_limit",
     "directory_urls",
     "review_interval_days",
     "disclaimer",
@@ -325,6 +329,10 @@ def _load_config(
     review_interval_days = check.integer(
         items, "review_interval_days", 365, minimum=1, maximum=MAX_REVIEW_INTERVAL_DAYS
     )
+    render_time_limit = check.integer(
+        items, "render_time_limit", DEFAULT_RENDER_TIME_LIMIT, minimum=1,
+        maximum=MAX_RENDER_TIME_LIMIT,
+    )
     disclaimer = check.text(items, "disclaimer", default="") or ""
     search = check.boolean(items, "search", True)
     markdown = _markdown_options(check, items)
@@ -390,6 +398,7 @@ def _load_config(
         search=search,
         extra=extra,
         cache_dir_at=cache_at,
+        render_time_limit=render_time_limit,
         digest=digest,
         output_setting=output_setting,
         readability=readability,

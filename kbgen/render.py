@@ -15,20 +15,26 @@ placeholders left by the Markdown stage are substituted here, when all pages are
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import datetime as dt
 import html
 import json
+import os
 import re
+import sys
+import threading
+import time
 import traceback
 import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
 
 from kbgen import links
 from kbgen.citations import doi_url, pmc_url, pubmed_url
@@ -171,6 +177,68 @@ class _StoredBytecode(jinja2.BytecodeCache):
         self.store.store(bucket.key, bucket.bytecode_to_string())
 
 
+class RenderTimeout(Exception):
+    """Raised inside a render that ran past its time limit (by the Watchdog)."""
+
+
+class Watchdog:
+    """Stops a render that runs too long, in whichever thread it runs.
+
+    A template can loop for ever (`range(10**9)`, a recursive macro); a build must fail
+    with a message instead. Signals only reach the main thread, and serve renders in
+    others, so one watchdog thread per process holds each render's deadline and, once it
+    passes, raises RenderTimeout in the rendering thread (CPython's
+    PyThreadState_SetAsyncExc: delivered between bytecodes, so a single long C call is
+    stopped when it returns). A render that finishes first cancels its deadline; one that
+    races the watchdog clears the pending exception on the way out.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._deadlines: dict[int, tuple[float, list[bool]]] = {}  #: thread -> (due, fired)
+        self._pid = 0  #: the process whose watchdog thread is running (threads do not fork)
+
+    @contextlib.contextmanager
+    def limit(self, seconds: float) -> Iterator[None]:
+        thread = threading.get_ident()
+        fired = [False]
+        if self._pid != os.getpid():  # first use in this process: a forked copy has no
+            # watchdog thread, and its lock may have been copied while held
+            self._lock, self._deadlines = threading.Condition(), {}
+            self._pid = os.getpid()
+            watcher = threading.Thread(target=self._watch, args=(self._lock,), daemon=True)
+            watcher.start()
+        with self._lock:
+            self._deadlines[thread] = (time.monotonic() + seconds, fired)
+            self._lock.notify()
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._deadlines[thread]
+                if fired[0]:  # raised or still pending: never let it escape elsewhere
+                    _async_raise(thread, None)
+                    if sys.exc_info()[0] is None:
+                        raise RenderTimeout()
+
+    def _watch(self, lock: threading.Condition) -> None:
+        with lock:
+            while True:
+                now = time.monotonic()
+                for thread, (due, fired) in self._deadlines.items():
+                    if due <= now and not fired[0]:
+                        fired[0] = True
+                        _async_raise(thread, RenderTimeout)
+                pending = [due for due, fired in self._deadlines.values() if not fired[0]]
+                lock.wait(min(pending) - now if pending else None)
+
+
+def _async_raise(thread: int, exception: type[BaseException] | None) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread), ctypes.py_object(exception) if exception else None
+    )
+
+
 class Renderer:
     """The Jinja2 environment (templates parsed once) plus template-error translation."""
 
@@ -192,11 +260,46 @@ class Renderer:
             bytecode_cache=bytecode_cache,
         )
         self.env.filters["date"] = format_date
+        self._cycles: dict[str, Diagnostic | None] = {}
+        self._watchdog = Watchdog()
+        #: template -> where its render was stopped, this build (RenderSession empties it)
+        self.timed_out: dict[str, tuple[str, int | None]] = {}
 
     def render(self, template_name: str, context: Mapping[str, Any], for_page: str) -> str:
+        """The page's HTML; TemplateProblem for any template error, a template that extends
+        or includes itself, or a render longer than `render_time_limit` seconds."""
+        cycle = self._cycle(template_name)
+        if cycle is not None:
+            message = f"{cycle.message} (needed for {for_page})"  # merged across pages
+            raise TemplateProblem(dataclasses.replace(cycle, message=message))
+        timed_out = self.timed_out.get(template_name)
+        if timed_out is None:
+            try:
+                with self._watchdog.limit(self.config.render_time_limit):
+                    return self._render(template_name, context, for_page)
+            except RenderTimeout as exc:
+                # Later pages of this build with the same template fail at once: a loop
+                # that never ends would otherwise cost the limit once per page.
+                timed_out = self.timed_out[template_name] = self._template_frame(exc)
+        path, line = timed_out
+        raise TemplateProblem(
+            error(
+                path or f"templates/{template_name}",
+                line,
+                None,
+                f"templates/{template_name} took longer than {self.config.render_time_limit:g}"
+                f" s to render, stopped on this line (while rendering {for_page})",
+                "look for a loop over a huge range or a runaway recursion here; a page that "
+                "really needs longer can raise render_time_limit in config.yaml",
+            )
+        ) from None
+
+    def _render(self, template_name: str, context: Mapping[str, Any], for_page: str) -> str:
         try:
             template = self.env.get_template(template_name)
             return template.render(context)
+        except RenderTimeout:
+            raise
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateProblem(
                 error(
@@ -266,6 +369,50 @@ class Renderer:
         """Compile a template now (before forking workers); rendering reports its errors."""
         with contextlib.suppress(jinja2.TemplateError):
             self.env.get_template(name)
+
+    def _cycle(self, name: str) -> Diagnostic | None:
+        """An error if `name` reaches itself through extends/include/import (Jinja2 would
+        recurse until the stack runs out, which took minutes), at the line that closes it."""
+        if name not in self._cycles:
+            self._cycles[name] = self._find_cycle([name], {})
+        return self._cycles[name]
+
+    def _find_cycle(self, chain: list[str], done: dict[str, bool]) -> Diagnostic | None:
+        current = chain[-1]
+        for child, line in self._references(current):
+            if child in chain:
+                loop = " -> ".join([*chain[chain.index(child) :], child])
+                verb = "extends or includes itself" if child == current else "is part of a loop"
+                return error(
+                    self.config.rel(self.config.templates_dir / current),
+                    line,
+                    None,
+                    f"template '{current}' {verb}: {loop}",
+                    "a template cannot extend or include itself, directly or through others; "
+                    "fix the name on this line",
+                )
+            if child not in done:
+                done[child] = True
+                found = self._find_cycle([*chain, child], done)
+                if found is not None:
+                    return found
+        return None
+
+    def _references(self, name: str) -> list[tuple[str, int]]:
+        """(template, line) for each constant name that `name` extends, includes or imports."""
+        try:
+            source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
+            tree = self.env.parse(source)
+        except (jinja2.TemplateError, OSError):
+            return []  # reported when the template itself is loaded
+        found = []
+        kinds = (jinja2.nodes.Extends, jinja2.nodes.Include, jinja2.nodes.Import,
+                 jinja2.nodes.FromImport)
+        for node in tree.find_all(kinds):
+            target = cast(Any, node).template
+            if isinstance(target, jinja2.nodes.Const) and isinstance(target.value, str):
+                found.append((target.value, node.lineno))
+        return found
 
     def template_closure(self, name: str) -> frozenset[str] | None:
         """Templates that `name` extends/includes, transitively; None if dynamic."""

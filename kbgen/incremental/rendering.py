@@ -86,6 +86,7 @@ class RenderSession:
     ) -> None:
         self.view = SiteView(index, config, Router(config.directory_urls))
         self.renderer = renderer
+        renderer.timed_out.clear()  # a render that was stopped may finish with new data
         self.template_digests = template_digests
         self.jobs, self.diagnostics = unique_outputs([*page_jobs(self.view), *extra_jobs], config)
         #: template -> the templates it includes, transitively; the caller may keep this
