@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -302,13 +304,23 @@ def _load_config(
     title = check.text(items, "title", at=root_node)
     description = check.text(items, "description", default="") or ""
     language = check.text(items, "language", default="en") or "en"
-    base_url = (check.text(items, "base_url", default="") or "").strip()
-    if base_url and not base_url.startswith(("http://", "https://")):
+    if not LANGUAGE_TAG_RE.fullmatch(language):
+        # It lands in <html lang="..."> and in Pagefind's index: a language tag or nothing.
         reader.fail(
-            items["base_url"][1],
-            f"base_url must start with http:// or https://, not '{base_url}'",
-            "for example: https://kb.example.org/",
+            items["language"][1],
+            f"language must be a language tag such as 'en' or 'pt-BR', not '{language}'",
+            "use letters, digits and hyphens: a BCP 47 tag (en, de, pt-BR, zh-Hant)",
         )
+    base_url = (check.text(items, "base_url", default="") or "").strip()
+    if base_url:
+        problem = _base_url_problem(base_url)
+        if problem is not None:
+            reader.fail(
+                items["base_url"][1],
+                f"base_url '{base_url}' {problem}",
+                "page URLs are made by appending their paths to it: write the site's root, "
+                "for example https://kb.example.org/",
+            )
     if base_url and not base_url.endswith("/"):
         base_url += "/"
     output_written = (
@@ -404,6 +416,28 @@ def _load_config(
         readability=readability,
     )
     return config, []
+
+
+#: a BCP 47 language tag, loosely: a 2-3 letter language, then subtags of letters/digits
+LANGUAGE_TAG_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+
+
+def _base_url_problem(url: str) -> str | None:
+    """Why `url` cannot be the site's base URL (page paths are appended to it), or None."""
+    if not url.startswith(("http://", "https://")):
+        return "must start with http:// or https://"
+    if any(c.isspace() or ord(c) < 0x20 or c in '"<>\\`{}|^' for c in url):
+        return "must not contain spaces, quotes or control characters (write %20 for a space)"
+    if "?" in url or "#" in url:
+        return "must not have a ?query or #fragment"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        return "is not a valid URL"
+    if not parts.hostname:
+        return "must name a host"
+    return None
 
 
 def check_rel(path: Path, root: Path) -> str:
