@@ -15,7 +15,7 @@ import pytest
 from kbgen.pipeline import Builder, BuildOptions, BuildResult
 
 REPO = Path(__file__).resolve().parent.parent
-TODAY = dt.date(2026, 11, 21)
+TODAY = dt.date(2026, 12, 2)
 
 MINIMAL_CONFIG = """\
 title: Test KB
