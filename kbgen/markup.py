@@ -406,6 +406,7 @@ class _CaptureTreeprocessor(Treeprocessor):
                 self._check_url(element, "src", matcher, is_image=True)
             elif element.tag == "sup" and element.get("data-kb-cite") is not None:
                 self._render_citation(element, matcher, cite_numbers, cite_uses)
+                _take_space_before(element, parents)
         # Contexts are taken only now: a sentence may hold later links whose text (a title
         # placeholder) is filled in further down the loop.
         for index, element in self._link_elements:
@@ -604,6 +605,29 @@ class _CaptureTreeprocessor(Treeprocessor):
             rest = tail
             position = 0
         return before, created
+
+
+def _take_space_before(element: etree.Element, parents: dict[etree.Element, etree.Element]) -> None:
+    """Move the whitespace written before a citation marker into the marker.
+
+    Search indexes the text without its citation markers (search.EXCLUDE_SELECTORS); a
+    space left outside the removed marker gave snippets like "dependence . The". Inside the
+    marker it goes with it, and readers see the same line (`.cite` is nowrap, so the number
+    also no longer wraps away from its word).
+    """
+    parent = parents.get(element)
+    if parent is None:
+        return
+    position = list(parent).index(element)
+    before = parent[position - 1].tail if position else parent.text
+    if not before or not before[-1].isspace() or isinstance(before, markdown.util.AtomicString):
+        return
+    kept = before.rstrip()
+    if position:
+        parent[position - 1].tail = kept
+    else:
+        parent.text = kept
+    element.text = " " + (element.text or "")
 
 
 def _sentence_around(element: etree.Element, parents: dict[etree.Element, etree.Element]) -> str:
