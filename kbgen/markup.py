@@ -393,6 +393,11 @@ class _CaptureTreeprocessor(Treeprocessor):
             links.scan_positions(state.body, state.body_line), state.body_line
         )
         parents = {child: parent for parent in root.iter() for child in parent}
+        previous = {
+            child: (parent[i - 1] if i else None)
+            for parent in root.iter()
+            for i, child in enumerate(parent)
+        }
         cite_numbers: dict[str, int] = {}
         cite_uses: dict[str, int] = {}
         for element in list(root.iter()):
@@ -406,6 +411,7 @@ class _CaptureTreeprocessor(Treeprocessor):
                 self._check_url(element, "src", matcher, is_image=True)
             elif element.tag == "sup" and element.get("data-kb-cite") is not None:
                 self._render_citation(element, matcher, cite_numbers, cite_uses)
+                _take_space_before(element, parents, previous)
         # Contexts are taken only now: a sentence may hold later links whose text (a title
         # placeholder) is filled in further down the loop.
         contexts = _sentences_around([element for _, element in self._link_elements], parents)
@@ -603,6 +609,33 @@ class _CaptureTreeprocessor(Treeprocessor):
             rest = tail
             position = 0
         return before, created
+
+
+def _take_space_before(
+    element: etree.Element,
+    parents: dict[etree.Element, etree.Element],
+    previous: dict[etree.Element, etree.Element | None],
+) -> None:
+    """Move the whitespace written before a citation marker into the marker.
+
+    Search indexes the text without its citation markers (search.EXCLUDE_SELECTORS); a
+    space left outside the removed marker gave snippets like "dependence . The". Inside the
+    marker it goes with it, and readers see the same line (`.cite` is nowrap, so the number
+    also no longer wraps away from its word).
+    """
+    parent = parents.get(element)
+    if parent is None:
+        return
+    sibling = previous.get(element)  # a map, not list(parent).index: linear in the page
+    before = sibling.tail if sibling is not None else parent.text
+    if not before or not before[-1].isspace() or isinstance(before, markdown.util.AtomicString):
+        return
+    kept = before.rstrip()
+    if sibling is not None:
+        sibling.tail = kept
+    else:
+        parent.text = kept
+    element.text = " " + (element.text or "")
 
 
 _SENTENCE_SPLIT_RE = re.compile(

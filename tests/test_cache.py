@@ -493,3 +493,17 @@ def test_lazy_entries_have_the_fingerprint_of_their_markup(tmp_path: Path) -> No
 
     lazy = MarkupStore(stored_sample(tmp_path)).get_lazy("ab" * 32)
     assert canonical(lazy) == canonical(sample_markup())
+
+
+@pytest.mark.parametrize("module", ["markup.py", "incremental/cache.py"])
+def test_editing_any_kbgen_module_changes_the_generator_id(module: str) -> None:
+    # The stamp once covered only kbgen/incremental/: a fix to kbgen/markup.py was not
+    # seen and warm builds kept the old conversions.
+    path = Path(kbgen.incremental.cache.__file__).parent.parent / module
+    stat = path.stat()
+    before = kbgen.incremental.cache.generator_id()
+    try:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        assert kbgen.incremental.cache.generator_id() != before
+    finally:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))

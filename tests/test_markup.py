@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from kbgen.config import MarkdownOptions
 from kbgen.markup import MarkupEngine, pygments_css
 from kbgen.model import GlossaryTerm
@@ -49,6 +51,15 @@ def test_citations_numbered_by_first_use_with_backlink_ids() -> None:
     assert 'id="cite-1-2"' in html and 'id="cite-2-2"' in html
     assert "<span class=\"cite-locator\"> (p. 12)</span>" in html
     assert [(c.line, c.col) for c in markup.citations][:2] == [(10, 6), (10, 16)]
+
+
+def test_space_before_a_citation_marker_goes_inside_it() -> None:
+    # Search drops the markers; a space left outside them gave "dependence . The".
+    html = convert("Dependence [@a]. Then [[x]] [@b], and\n[@a; @b] at a line start.\n").html
+    assert "Dependence<sup class=\"cite\"> <a" in html
+    assert '</a><sup class="cite"> <a' in html  # after an element: its tail loses the space
+    without_markers = re.sub(r"<sup class=\"cite\">.*?</sup>", "", html)
+    assert re.search(r"\s[.,;:]", without_markers) is None, without_markers
 
 
 def test_glossary_marks_first_prose_use_only() -> None:

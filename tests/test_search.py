@@ -136,6 +136,29 @@ def test_filters_pages_and_what_is_indexed(make_site) -> None:
     assert not {"skip", "atom", "track", "tracking"} & words
 
 
+def _fragments(bundle: Path) -> dict[str, str]:
+    """url -> the text Pagefind indexed (and shows snippets from)."""
+    found = {}
+    for path in (bundle / "fragment").glob("*.pf_fragment"):
+        fragment = json.loads(gzip.decompress(path.read_bytes())[len(b"pagefind_dcd"):])
+        found[fragment["url"]] = fragment["content"]
+    return found
+
+
+def test_snippets_have_no_space_where_citation_markers_were(make_site) -> None:
+    refs = "a: {type: other, title: A, year: 2020}\nb: {type: other, title: B, year: 2021}\n"
+    body = ("Tolerance and dependence [@a; @b]. The risk [@a], mostly [@b]; see\n"
+            "[[m-other]] [@a]: done.\n")
+    root = make_site({
+        "content/mechanism/m-cited.md": article("Cited", body, extra="status: established"),
+        "content/mechanism/m-other.md": article("Other", "Plain.", extra="status: contested"),
+        "content/references.yaml": refs}, config=CONFIG)
+    result = run_build(root)
+    assert result.ok, result.diagnostics
+    text = _fragments(root / "site" / "pagefind")["/mechanism/m-cited/"]
+    assert "Tolerance and dependence. The risk, mostly; see Other: done." in text, text
+
+
 def test_build_without_search_writes_no_bundle(make_site) -> None:
     root = make_site(_files(), config=CONFIG)
     assert run_build(root, search=False).ok

@@ -109,12 +109,15 @@ def _library_stamp(name: str) -> str:
 def _source_stamp() -> str:
     """Size and mtime of kbgen's own modules: editing kbgen (without bumping its version,
     as in development) must not reuse conversions or graphs made by the old code."""
-    package = Path(__file__).parent
+    # kbgen/, not this file's folder: since the move into kbgen/incremental/ the stamp saw
+    # only this package, and an edit to kbgen/markup.py reused the old conversions.
+    package = Path(__file__).parent.parent
     stamps = []
-    for entry in sorted(os.scandir(package), key=lambda e: e.name):
-        if entry.name.endswith((".py", ".js", ".css")):
-            stat = entry.stat()
-            stamps.append(f"{entry.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    for path in sorted(package.rglob("*")):
+        if path.suffix in (".py", ".js", ".css") and "__pycache__" not in path.parts:
+            stat = path.stat()
+            rel = path.relative_to(package).as_posix()
+            stamps.append(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:16]
 
 
