@@ -694,6 +694,11 @@ def main(argv: list[str] | None = None) -> int:
     for pages, results in all_results.items():
         report += [*table(pages, results, args.limit), ""]
     report += targets(all_results)
+    # fresh_clone.py's section (between its markers) is measured separately: keep it.
+    old = args.results.read_text("utf-8") if args.results.is_file() else ""
+    if "<!-- fresh-clone -->" in old:
+        kept = old[old.index("<!-- fresh-clone -->") :].split("<!-- /fresh-clone -->")[0]
+        report += ["", kept + "<!-- /fresh-clone -->"]
     args.results.write_text("\n".join(report) + "\n", "utf-8")
     print("\n".join(targets(all_results)))
     print(f"\nwrote {args.results}", file=sys.stderr)
