@@ -13,7 +13,7 @@ from conftest import REPO
 
 LAYERS = [
     {"__init__", "environment", "model", "diagnostics", "links"},
-    {"yamlload", "inline"},
+    {"yamlload", "speedups"},
     {"config"},
     {"discover", "frontmatter", "markup", "citations", "glossary"},
     {"load", "resolve"},
@@ -36,8 +36,8 @@ LAYERS = [
 ]
 THIRD_PARTY = {
     # incremental/cache.py reads these libraries' versions for its cache key
-    "markdown": {"markup", "inline", "incremental.cache"},
-    "pygments": {"markup", "incremental.cache"},
+    "markdown": {"markup", "speedups", "incremental.cache"},
+    "pygments": {"markup", "speedups", "incremental.cache"},
     "nh3": {"markup", "incremental.cache"},
     "jinja2": {"templates", "diagnostics"},
     "yaml": {"yamlload", "config", "frontmatter", "citations", "glossary", "diagnostics"},
