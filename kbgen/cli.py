@@ -266,6 +266,10 @@ def _print_build_details(result: BuildResult) -> None:
     )
     for stage, seconds in result.timings.items():
         print(f"  {stage:<10} {seconds * 1000:8.1f} ms", file=sys.stderr)
+    if result.converted:  # Markdown ran: say whether the verified shortcuts did
+        from kbgen import speedups
+
+        print(f"  {speedups.status()}", file=sys.stderr)
 
 
 def _positive_int(text: str) -> int:

@@ -46,9 +46,8 @@ from markdown.postprocessors import Postprocessor
 from markdown.treeprocessors import Treeprocessor
 from pygments.formatters import HtmlFormatter
 
-from kbgen import links
+from kbgen import links, speedups
 from kbgen.config import MarkdownOptions
-from kbgen.inline import FastInlineProcessor
 from kbgen.model import CiteRef, GlossaryTerm, Heading, LinkKind, LinkRef, Markup
 
 BLOCK_TAGS = frozenset(
@@ -699,120 +698,6 @@ def _block_text(
     return _SPACE_BEFORE_PUNCT_RE.sub(r"\1", " ".join("".join(pieces).split()))
 
 
-class _Markdown(markdown.Markdown):
-    """Python-Markdown with block-level tags looked up in a dict, not a list.
-
-    `is_block_level` scans a list of ~50 tags and is called a few hundred times a page.
-    """
-
-    def __init__(self, **kwargs: Any) -> None:
-        self._block_level: dict[str, bool] = {}
-        super().__init__(**kwargs)
-
-    def convert(self, source: str) -> str:
-        self._block_level = {}  # emptied each time: extensions may add tags
-        return super().convert(source)
-
-    def is_block_level(self, tag: object) -> bool:
-        if not isinstance(tag, str):
-            return False
-        known = self._block_level.get(tag)
-        if known is None:
-            known = self._block_level[tag] = super().is_block_level(tag)
-        return known
-
-
-_FORMATTERS: dict[tuple[tuple[str, str], ...], HtmlFormatter[str]] = {}
-
-
-def _html_formatter(lang_str: str = "", **options: Any) -> HtmlFormatter[str]:
-    """The Pygments formatter codehilite would build, made once per set of options.
-
-    Building one renders its style sheet, ~0.2 ms per code block; a formatter keeps no
-    state between blocks. `lang_str` is what codehilite passes to custom formatters; the
-    stock HTML formatter it would otherwise use does not take it.
-    """
-    key = tuple(sorted((name, repr(value)) for name, value in options.items()))
-    formatter = _FORMATTERS.get(key)
-    if formatter is None:
-        formatter = _FORMATTERS[key] = HtmlFormatter(**options)
-    return formatter
-
-
-def _skip_unless(
-    processor: object, method: str, may_act: Callable[..., bool], otherwise: object
-) -> None:
-    """Wrap `processor.method`, on the instance, to run only when `may_act(*its args)`;
-    otherwise it returns `otherwise`, what the stock method returns when it finds nothing.
-
-    Python-Markdown runs several stock processors over text they almost never act on: its
-    block parser asks each block processor about each block (a plain paragraph was searched
-    by regex about fifteen times), attr_list walks every element for `{...}`, the toc
-    extension joins the text of every element looking for a `[TOC]` paragraph. Each can
-    only act when its input holds a string its regex cannot match without, and a substring
-    test gives the same answer far faster. The processors stay registered as they are (an
-    extension may look one up by name and type).
-    """
-    stock = getattr(processor, method)
-
-    def gated(*args: Any) -> Any:
-        return stock(*args) if may_act(*args) else otherwise
-
-    setattr(processor, method, gated)
-
-
-def _holds(*triggers: str) -> Callable[[str], bool]:
-    if len(triggers) == 1:
-        trigger = triggers[0]
-        return lambda text: trigger in text
-    return lambda text: any(trigger in text for trigger in triggers)
-
-
-# Block processors that can only act on a block holding one of these strings (read off
-# their regexes and code in Python-Markdown 3.x): "test" ones return False without it,
-# "run" ones (whose test is always True) leave the block as it was and return False.
-_BLOCK_GATES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "hashheader": ("test", ("#",)),
-    "setextheader": ("test", ("\n=", "\n-")),
-    "quote": ("test", (">",)),
-    "table": ("test", ("|",)),
-    "deflist": ("test", (": ",)),
-    "reference": ("run", ("]:",)),
-    "footnote": ("run", ("[^",)),
-    "abbr": ("run", ("*[",)),
-}
-
-
-def _gate_stock_processors(md: markdown.Markdown, state: _ConversionState) -> None:
-    """Skip stock processors on input they cannot act on (see `_skip_unless`)."""
-    blocks = md.parser.blockprocessors
-    for name, (method, triggers) in _BLOCK_GATES.items():
-        if name in blocks:
-            holds = _holds(*triggers)
-            if method == "test":
-                _skip_unless(blocks[name], "test", lambda _, block, h=holds: h(block), False)
-            else:
-                _skip_unless(blocks[name], "run", lambda _, pending, h=holds: h(pending[0]), False)
-    if "admonition" in blocks:
-        # An admonition starts with `!!!`; an indented block may continue the one before.
-        admonition: Any = blocks["admonition"]
-        indent = " " * admonition.tab_length
-        _skip_unless(
-            admonition,
-            "test",
-            lambda _, block: "!!!" in block
-            or block.startswith(indent)
-            or admonition.current_sibling is not None,
-            False,
-        )
-    trees = md.treeprocessors
-    if "attr_list" in trees:
-        _skip_unless(trees["attr_list"], "run", lambda _: "{" in state.body, None)
-    if "toc" in trees:
-        toc: Any = trees["toc"]
-        _skip_unless(toc, "replace_marker", lambda *_: toc.marker in state.body, None)
-
-
 def _record_raw_html(md: markdown.Markdown, state: _ConversionState) -> None:
     """Note which stash entries the raw-HTML processors make (the stash also holds
     highlighted code and other extensions' HTML, which is kbgen's own, not the author's)."""
@@ -934,17 +819,20 @@ def _position_of(body: str, body_line: int, fragment: str, offset: int) -> tuple
 
 class _KbExtension(Extension):
     def __init__(
-        self, state: _ConversionState, glossary: Sequence[GlossaryTerm], options: MarkdownOptions
+        self,
+        state: _ConversionState,
+        glossary: Sequence[GlossaryTerm],
+        options: MarkdownOptions,
+        shortcuts: bool,
     ) -> None:
         super().__init__()
+        self.shortcuts = shortcuts
         self.state = state
         self.glossary = glossary
         self.options = options
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:
         # Above footnotes (175) and links (160), below backslash escapes (180).
-        # Same name and priority as the stock inline processor, so it takes its place.
-        md.treeprocessors.register(FastInlineProcessor(md), "inline", 20)
         md.inlinePatterns.register(_WikiLinkPattern(links.WIKILINK_RE.pattern, md), "kb_wiki", 178)
         md.inlinePatterns.register(
             _CitationPattern(links.CITATION_GROUP_RE.pattern, md), "kb_cite", 177
@@ -953,7 +841,9 @@ class _KbExtension(Extension):
         md.treeprocessors.register(
             _CaptureTreeprocessor(md, self.state, self.glossary, self.options), "kb_capture", 1
         )
-        _gate_stock_processors(md, self.state)
+        if self.shortcuts:
+            state = self.state
+            speedups.install(md, lambda: state.body)
         if self.options.raw_html == "escape":
             md.preprocessors.deregister("html_block")
             md.inlinePatterns.deregister("html")
@@ -970,9 +860,17 @@ class _KbExtension(Extension):
 class MarkupEngine:
     """A configured Markdown converter; build one per process and reuse it."""
 
-    def __init__(self, options: MarkdownOptions, glossary: Sequence[GlossaryTerm] = ()) -> None:
+    def __init__(
+        self,
+        options: MarkdownOptions,
+        glossary: Sequence[GlossaryTerm] = (),
+        shortcuts: bool | None = None,
+    ) -> None:
+        """`shortcuts`: use kbgen's byte-identical speed-ups (kbgen/speedups.py); None: when
+        the installed Python-Markdown and Python are versions they were verified against."""
         self.options = options
         self._glossary = glossary
+        self.shortcuts = speedups.OFF_REASON is None if shortcuts is None else shortcuts
         self._state = _ConversionState()
         self._md = self._new_markdown()
 
@@ -980,7 +878,8 @@ class MarkupEngine:
         options = self.options
         # Extension objects, not names: a name is looked up among the installed packages'
         # entry points, ~20 ms per process.
-        return _Markdown(
+        markdown_class = speedups.FastMarkdown if self.shortcuts else markdown.Markdown
+        return markdown_class(
             extensions=[
                 TocExtension(
                     permalink="#",
@@ -992,7 +891,9 @@ class MarkupEngine:
                 TableExtension(),
                 FencedCodeExtension(),
                 CodeHiliteExtension(
-                    css_class="highlight", guess_lang=False, pygments_formatter=_html_formatter
+                    css_class="highlight",
+                    guess_lang=False,
+                    pygments_formatter=speedups.html_formatter if self.shortcuts else "html",
                 ),
                 FootnoteExtension(BACKLINK_TITLE="Back to reference %d"),
                 AdmonitionExtension(),
@@ -1000,13 +901,15 @@ class MarkupEngine:
                 DefListExtension(),
                 AbbrExtension(),
                 SaneListExtension(),
-                _KbExtension(self._state, self._glossary, options),
+                _KbExtension(self._state, self._glossary, options, self.shortcuts),
             ],
             output_format="html",
         )
 
     def convert(self, body: str, body_line: int) -> Markup:
-        too_deep = nesting_problem(body, body_line)
+        too_deep = nesting_problem(body, body_line) or (
+            None if self.shortcuts else bracket_flood(body, body_line)
+        )
         if too_deep is not None:
             return Markup("", (), frozenset(), (), (), (too_deep,), len(body.split()))
         state = self._state
@@ -1038,6 +941,35 @@ class MarkupEngine:
             problems=tuple(state.problems),
             word_count=len(body.split()),
         )
+
+
+#: link brackets one paragraph may hold when the stock inline processor converts it (its time
+#: grows with their square: 2,000 links in one paragraph took 2.4 s, 8,000 took 30 s)
+STOCK_BRACKET_LIMIT = 2_000
+_PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t]*\n")
+
+
+def bracket_flood(body: str, body_line: int) -> tuple[int, int, str, str] | None:
+    """The first paragraph with more `[` than the stock inline processor converts in bounded
+    time, as (line, col, message, hint); None when there is none. Only used when the
+    speed-ups (whose inline processor is linear in them) are off."""
+    start = 0
+    for match in [*_PARAGRAPH_BREAK_RE.finditer(body), None]:
+        end = match.start() if match is not None else len(body)
+        count = body.count("[", start, end)
+        if count > STOCK_BRACKET_LIMIT:
+            line = body_line + body.count("\n", 0, start)
+            return (
+                line,
+                1,
+                f"this paragraph holds {count:,} '[' brackets; with the stock Markdown "
+                f"processors ({speedups.OFF_REASON}) it would take minutes to convert",
+                f"split it into paragraphs of at most {STOCK_BRACKET_LIMIT:,} links, or install "
+                "the locked Python-Markdown (requirements.lock)",
+            )
+        if match is not None:
+            start = match.end()
+    return None
 
 
 def nesting_problem(body: str, body_line: int) -> tuple[int, int, str, str] | None:

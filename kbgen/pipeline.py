@@ -160,8 +160,9 @@ def build_site(
     for parallel loading; the output does not depend on it).
     """
     from kbgen.markup import pygments_css
-    from kbgen.render import Renderer, render_all
+    from kbgen.render import render_all
     from kbgen.resolve import resolve_site
+    from kbgen.templates import Renderer
     from kbgen.write import commit_full
 
     timer = Timer()

@@ -13,10 +13,12 @@ from conftest import REPO
 
 LAYERS = [
     {"__init__", "environment", "model", "diagnostics", "links"},
-    {"yamlload", "inline"},
+    {"yamlload", "speedups"},
     {"config"},
     {"discover", "frontmatter", "markup", "citations", "glossary"},
     {"load", "resolve"},
+    {"routes", "templates"},
+    {"feeds"},
     {"render"},
     {"write", "search", "readability"},
     {"pipeline"},
@@ -34,10 +36,10 @@ LAYERS = [
 ]
 THIRD_PARTY = {
     # incremental/cache.py reads these libraries' versions for its cache key
-    "markdown": {"markup", "inline", "incremental.cache"},
-    "pygments": {"markup", "incremental.cache"},
+    "markdown": {"markup", "speedups", "incremental.cache"},
+    "pygments": {"markup", "speedups", "incremental.cache"},
     "nh3": {"markup", "incremental.cache"},
-    "jinja2": {"render", "diagnostics"},
+    "jinja2": {"templates", "diagnostics"},
     "yaml": {"yamlload", "config", "frontmatter", "citations", "glossary", "diagnostics"},
     "watchdog": {"watch"},
     "pagefind": {"search"},

@@ -393,7 +393,7 @@ def test_a_missing_include_is_reported_at_the_line_that_names_it(make_site) -> N
 
 
 def test_xml_escape_for_text_and_double_quoted_attributes() -> None:
-    from kbgen.render import xml_escape
+    from kbgen.feeds import xml_escape
 
     assert xml_escape('a & b < c > "d"') == 'a &amp; b &lt; c &gt; "d"'
     assert xml_escape('x"y&', quotes=True) == "x&quot;y&amp;"

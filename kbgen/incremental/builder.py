@@ -92,8 +92,9 @@ from kbgen.write import (
 # changed never needs them (nor Jinja2, Markdown or Pygments), and it should be quick.
 if TYPE_CHECKING:
     from kbgen.incremental.rendering import RenderSession
-    from kbgen.render import Renderer, RenderJob
+    from kbgen.render import RenderJob
     from kbgen.resolve import Resolution, SiteIndex
+    from kbgen.templates import Renderer
 
 
 STATE_FORMAT = 2
@@ -763,7 +764,7 @@ class Builder:
 
     def _renderer_for(self, config: Config, templates: Mapping[str, FileState]) -> Renderer:
         """The Jinja2 environment, rebuilt only when the config or a template changed."""
-        from kbgen.render import Renderer
+        from kbgen.templates import Renderer
 
         key = (config.digest, frozenset((k, v[1]) for k, v in templates.items()))
         if self._renderer is None or self._renderer_key != key:

@@ -30,17 +30,10 @@ from kbgen.incremental.deps import (
     template_keys,
 )
 from kbgen.model import OutputFile
-from kbgen.render import (
-    Renderer,
-    RenderJob,
-    Router,
-    SiteView,
-    TemplateProblem,
-    merge_repeated,
-    page_jobs,
-    unique_outputs,
-)
+from kbgen.render import RenderJob, page_jobs, unique_outputs
 from kbgen.resolve import SiteIndex
+from kbgen.routes import Router, SiteView
+from kbgen.templates import Renderer, TemplateProblem, merge_repeated
 
 RENDER_PARALLEL_MIN = 200  #: fewer nodes than this render faster in-process than with a pool
 Sink = Callable[[str, bytes], tuple[str, bool]]  #: (rel, bytes) -> (digest, changed)

@@ -1,5 +1,5 @@
-"""The faster inline processor (kbgen/inline.py), and markup.py's other shortcuts around
-Python-Markdown, give exactly the stock output."""
+"""The Markdown speed-ups (kbgen/speedups.py) give exactly the stock output, and are used only
+with the versions they were verified against."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ from markdown.inlinepatterns import InlineProcessor as InlinePattern
 from markdown.treeprocessors import InlineProcessor
 
 from kbgen.config import MarkdownOptions
-from kbgen.inline import FastInlineProcessor, start_strings
 from kbgen.markup import MarkupEngine
 from kbgen.model import GlossaryTerm
+from kbgen.speedups import FastInlineProcessor, start_strings
 
 REPO = Path(__file__).resolve().parent.parent
 GLOSSARY = (GlossaryTerm("term-nmda", "NMDA receptor", "A glutamate receptor.", ()),)
@@ -164,3 +164,48 @@ def test_an_extension_pattern_is_always_tried_when_unreadable() -> None:
     md.inlinePatterns.register(AnyChar(r"(?i)(z+)", md), "zs", 5)
     md.treeprocessors.register(FastInlineProcessor(md), "inline", 20)
     assert md.convert("buzz ZZ") == "<p>bu<mark>zz</mark> <mark>ZZ</mark></p>"
+
+
+# -- the version fence ---------------------------------------------------------------------
+
+
+def test_speedups_are_off_outside_the_verified_versions() -> None:
+    from kbgen import speedups
+
+    verified_markdown = (*speedups.VERIFIED_MARKDOWN[0], 0)
+    verified_python = (*speedups.VERIFIED_PYTHON[0], 0)
+    assert speedups.off_reason(verified_markdown, verified_python) is None
+    newer = speedups.off_reason((9, 0, 1), verified_python)
+    assert newer is not None and "Python-Markdown 9.0.1" in newer
+    python = speedups.off_reason(verified_markdown, (3, 99, 0))
+    assert python is not None and "Python 3.99" in python
+    # what runs here is a verified pair (the lock pins it); the suite compares both engines
+    assert speedups.OFF_REASON is None, speedups.OFF_REASON
+
+
+def test_an_engine_without_shortcuts_is_the_stock_one_with_the_same_output() -> None:
+    from kbgen import speedups
+
+    fast = MarkupEngine(MarkdownOptions(), GLOSSARY)
+    stock = MarkupEngine(MarkdownOptions(), GLOSSARY, shortcuts=False)
+    assert fast.shortcuts and not stock.shortcuts
+    assert isinstance(fast._md, speedups.FastMarkdown)
+    assert type(stock._md) is markdown.Markdown
+    assert not isinstance(stock._md.treeprocessors["inline"], FastInlineProcessor)
+    assert not any(vars(p).keys() & {"test", "run", "replace_marker"}
+                   for p in [*stock._md.parser.blockprocessors, *stock._md.treeprocessors])
+    for body in [*TRICKY, *_articles()[:12]]:
+        assert fast.convert(body, 1) == stock.convert(body, 1)
+
+
+def test_without_shortcuts_a_paragraph_crowded_with_brackets_is_refused_not_converted() -> None:
+    from kbgen.markup import STOCK_BRACKET_LIMIT
+
+    crowded = "Intro.\n\n" + "[x](u) " * (STOCK_BRACKET_LIMIT + 1) + "\n\nAfter.\n"
+    stock = MarkupEngine(MarkdownOptions(), GLOSSARY, shortcuts=False)
+    markup = stock.convert(crowded, 10)
+    assert markup.html == ""
+    (line, col, message, hint), = markup.problems
+    assert (line, col) == (12, 1) and "2,001 '[' brackets" in message and "split it" in hint
+    fast = MarkupEngine(MarkdownOptions(), GLOSSARY)  # linear: converts it
+    assert fast.convert(crowded, 10).problems == () and "After." in fast.convert(crowded, 10).html

@@ -1,8 +1,22 @@
-"""A faster drop-in for Python-Markdown's inline treeprocessor; same output, less work.
+"""kbgen's Python-Markdown speed-ups, fenced: byte-identical output, less work, and used only
+with the Python-Markdown and Python versions they were verified against.
+
+Input: a `markdown.Markdown` instance being configured (`install`). Output: the same instance
+with a faster inline treeprocessor, block processors and tree walks gated by substring tests,
+a block-level memo (`FastMarkdown`) and one Pygments formatter per option set
+(`html_formatter`). They rely on Python-Markdown's internals (the name-mangled
+`InlineProcessor.__handleInline`, processor method signatures) and on `re._parser`, so
+`OFF_REASON` says why they are off when the installed versions are not in `VERIFIED_*`: then
+`markup.MarkupEngine` uses the stock processors (same output, slower), `--verbose` says so,
+and paragraphs crowded with link brackets are refused, since the stock inline processor
+takes time quadratic in them. tests/test_speedups.py compares both engines on every article
+and on tricky input.
+
+The inline processor:
 
 Input: the element tree the block parser made (as Python-Markdown's `InlineProcessor` gets it).
 Output: the same tree with inline patterns applied, byte-for-byte what the stock processor
-makes (tests/test_inline.py compares the two on the repository's content and on tricky input).
+makes (tests/test_speedups.py compares the two on the repository's content and on tricky input).
 
 Why: inline processing is the largest single cost of a cold build (~40% of Markdown time).
 The stock processor tries every inline pattern (about twenty) on every text node, one method
@@ -18,17 +32,57 @@ from __future__ import annotations
 
 import bisect
 import re
+import sys
 import xml.etree.ElementTree as etree
+from collections.abc import Callable
 
 # The regex parser behind `re` (its deprecated public alias is `sre_parse`); what it returns
 # has been stable for many Python versions, and anything unexpected reads as "always try".
 from re import _constants as sre  # type: ignore[attr-defined]
 from re import _parser as sre_parser  # type: ignore[attr-defined]
-from typing import Any
+from typing import Any, Final
 
+import markdown
 from markdown import Markdown, util
 from markdown.inlinepatterns import LinkInlineProcessor, Pattern
 from markdown.treeprocessors import InlineProcessor
+from pygments.formatters import HtmlFormatter
+
+#: (major, minor) versions whose output tests/test_speedups.py compared with the stock code
+VERIFIED_MARKDOWN: Final = ((3, 11),)
+VERIFIED_PYTHON: Final = ((3, 11),)
+
+
+def off_reason(markdown_version: tuple[int, ...], python_version: tuple[int, ...]) -> str | None:
+    """Why the speed-ups must stay off for these versions, or None when they were verified."""
+    shown = ", ".join(".".join(map(str, v)) for v in VERIFIED_MARKDOWN)
+    if tuple(markdown_version[:2]) not in VERIFIED_MARKDOWN:
+        found = ".".join(map(str, markdown_version[:3]))
+        return f"Python-Markdown {found} is not a version they were verified with ({shown})"
+    if tuple(python_version[:2]) not in VERIFIED_PYTHON:
+        found = ".".join(map(str, python_version[:2]))
+        pythons = ", ".join(".".join(map(str, v)) for v in VERIFIED_PYTHON)
+        return f"Python {found} is not a version they were verified with ({pythons})"
+    return None
+
+
+OFF_REASON: Final = off_reason(markdown.__version_info__, sys.version_info)
+
+
+def status() -> str:
+    """One line for `--verbose`."""
+    if OFF_REASON is None:
+        return f"Markdown speed-ups: on (Python-Markdown {markdown.__version__})"
+    return f"Markdown speed-ups: off, stock processors in use: {OFF_REASON}"
+
+
+def install(md: markdown.Markdown, body: Callable[[], str]) -> None:
+    """Put the speed-ups into `md` (built as `FastMarkdown`, with `html_formatter` given to
+    codehilite); `body()` is the source being converted."""
+    # Same name and priority as the stock inline processor, so it takes its place.
+    md.treeprocessors.register(FastInlineProcessor(md), "inline", 20)
+    _gate_stock_processors(md, body)
+
 
 #: more start strings than this are not worth a substring test each
 MAX_START_STRINGS = 8
@@ -276,3 +330,120 @@ class BracketMatcher:
             first_at[after] = positions[number]
             closing[number] = first_at.get(before[number] - 1, -1)
         self._data, self._positions, self._closing = data, positions, closing
+
+
+# -- shortcuts beside the inline processor --------------------------------------------
+
+
+class FastMarkdown(markdown.Markdown):
+    """Python-Markdown with block-level tags looked up in a dict, not a list.
+
+    `is_block_level` scans a list of ~50 tags and is called a few hundred times a page.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._block_level: dict[str, bool] = {}
+        super().__init__(**kwargs)
+
+    def convert(self, source: str) -> str:
+        self._block_level = {}  # emptied each time: extensions may add tags
+        return super().convert(source)
+
+    def is_block_level(self, tag: object) -> bool:
+        if not isinstance(tag, str):
+            return False
+        known = self._block_level.get(tag)
+        if known is None:
+            known = self._block_level[tag] = super().is_block_level(tag)
+        return known
+
+
+_FORMATTERS: dict[tuple[tuple[str, str], ...], HtmlFormatter[str]] = {}
+
+
+def html_formatter(lang_str: str = "", **options: Any) -> HtmlFormatter[str]:
+    """The Pygments formatter codehilite would build, made once per set of options.
+
+    Building one renders its style sheet, ~0.2 ms per code block; a formatter keeps no
+    state between blocks. `lang_str` is what codehilite passes to custom formatters; the
+    stock HTML formatter it would otherwise use does not take it.
+    """
+    key = tuple(sorted((name, repr(value)) for name, value in options.items()))
+    formatter = _FORMATTERS.get(key)
+    if formatter is None:
+        formatter = _FORMATTERS[key] = HtmlFormatter(**options)
+    return formatter
+
+
+def _skip_unless(
+    processor: object, method: str, may_act: Callable[..., bool], otherwise: object
+) -> None:
+    """Wrap `processor.method`, on the instance, to run only when `may_act(*its args)`;
+    otherwise it returns `otherwise`, what the stock method returns when it finds nothing.
+
+    Python-Markdown runs several stock processors over text they almost never act on: its
+    block parser asks each block processor about each block (a plain paragraph was searched
+    by regex about fifteen times), attr_list walks every element for `{...}`, the toc
+    extension joins the text of every element looking for a `[TOC]` paragraph. Each can
+    only act when its input holds a string its regex cannot match without, and a substring
+    test gives the same answer far faster. The processors stay registered as they are (an
+    extension may look one up by name and type).
+    """
+    stock = getattr(processor, method)
+
+    def gated(*args: Any) -> Any:
+        return stock(*args) if may_act(*args) else otherwise
+
+    setattr(processor, method, gated)
+
+
+def _holds(*triggers: str) -> Callable[[str], bool]:
+    if len(triggers) == 1:
+        trigger = triggers[0]
+        return lambda text: trigger in text
+    return lambda text: any(trigger in text for trigger in triggers)
+
+
+# Block processors that can only act on a block holding one of these strings (read off
+# their regexes and code in Python-Markdown 3.x): "test" ones return False without it,
+# "run" ones (whose test is always True) leave the block as it was and return False.
+_BLOCK_GATES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "hashheader": ("test", ("#",)),
+    "setextheader": ("test", ("\n=", "\n-")),
+    "quote": ("test", (">",)),
+    "table": ("test", ("|",)),
+    "deflist": ("test", (": ",)),
+    "reference": ("run", ("]:",)),
+    "footnote": ("run", ("[^",)),
+    "abbr": ("run", ("*[",)),
+}
+
+
+def _gate_stock_processors(md: markdown.Markdown, body: Callable[[], str]) -> None:
+    """Skip stock processors on input they cannot act on (see `_skip_unless`)."""
+    blocks = md.parser.blockprocessors
+    for name, (method, triggers) in _BLOCK_GATES.items():
+        if name in blocks:
+            holds = _holds(*triggers)
+            if method == "test":
+                _skip_unless(blocks[name], "test", lambda _, block, h=holds: h(block), False)
+            else:
+                _skip_unless(blocks[name], "run", lambda _, pending, h=holds: h(pending[0]), False)
+    if "admonition" in blocks:
+        # An admonition starts with `!!!`; an indented block may continue the one before.
+        admonition: Any = blocks["admonition"]
+        indent = " " * admonition.tab_length
+        _skip_unless(
+            admonition,
+            "test",
+            lambda _, block: "!!!" in block
+            or block.startswith(indent)
+            or admonition.current_sibling is not None,
+            False,
+        )
+    trees = md.treeprocessors
+    if "attr_list" in trees:
+        _skip_unless(trees["attr_list"], "run", lambda _: "{" in body(), None)
+    if "toc" in trees:
+        toc: Any = trees["toc"]
+        _skip_unless(toc, "replace_marker", lambda *_: toc.marker in body(), None)
