@@ -211,8 +211,7 @@ def measure_page(page: Page, body_html: str) -> ArticleReadability:
 
 def measure_site(index: SiteIndex, config: Config) -> list[ArticleReadability]:
     """Figures for every article, on its body HTML as the article page shows it."""
-    from kbgen.render import SiteView  # the same link substitution as rendering
-    from kbgen.routes import Router
+    from kbgen.routes import Router, SiteView  # the same link substitution as rendering
 
     view = SiteView(index, config, Router(config.directory_urls))
     figures = []

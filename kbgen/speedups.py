@@ -66,7 +66,9 @@ def off_reason(markdown_version: tuple[int, ...], python_version: tuple[int, ...
     return None
 
 
-OFF_REASON: Final = off_reason(markdown.__version_info__, sys.version_info)
+OFF_REASON: Final = off_reason(
+    tuple(int(part) for part in markdown.__version_info__[:3]), tuple(sys.version_info[:3])
+)
 
 
 def status() -> str:
@@ -245,7 +247,10 @@ class FastInlineProcessor(InlineProcessor):
         done = 0
         while True:
             for match in regex.finditer(data, position):
-                node, start, end = pattern.handleMatch(match, data)  # type: ignore[call-arg]
+                found: tuple[Any, int | None, int | None] = pattern.handleMatch(  # type: ignore[call-arg, assignment]
+                    match, data
+                )
+                node, start, end = found
                 if start is not None and end is not None:
                     break
             else:
