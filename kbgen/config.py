@@ -371,19 +371,20 @@ def _load_config(
         reader.pos(items["output_dir"][1]) if "output_dir" in items else None,
         from_cli=output_override is not None,
     )
-    diagnostics += check_output_dir(
+    output_refused = check_output_dir(
         output_override.absolute() if output_override is not None else root / output_written,
         root,
         (content_dir, templates_dir, static_dir),
         output_setting,
     )
+    diagnostics += output_refused
     cache_at = reader.pos(items["cache_dir"][1]) if "cache_dir" in items else None
     diagnostics += check_cache_dir(
         cache_dir,
         check.written_path(items, "cache_dir", ".kbgen-cache"),
         root,
         (content_dir, templates_dir, static_dir),
-        output_dir,
+        None if output_refused else output_dir,  # one error for a misplaced output folder
         OutputSetting("", shown, cache_at),
     )
     if diagnostics or title is None:
@@ -775,7 +776,7 @@ def check_cache_dir(
     written: str,
     root: Path,
     sources: tuple[Path, ...],
-    output: Path,
+    output: Path | None,
     setting: OutputSetting,
 ) -> list[Diagnostic]:
     """Refuse cache folders a build would write into wrongly.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -89,8 +90,12 @@ def test_output_and_cache_folders_inside_content_are_skipped(root: Path) -> None
     config = (root / "config.yaml").read_text("utf-8")
     (root / "config.yaml").write_text(config.replace("cache_dir: .cache", "cache_dir: content/c"))
     touch(root, "content/c/mechanism/stale.md", "content/mechanism/a.md")
-    pages, _, diagnostics = found(root)
-    assert pages == ["content/mechanism/a.md"] and diagnostics == []
+    refused, problems = load_config(root / "config.yaml")  # config.py refuses it since #19;
+    assert refused is None and "refusing to use cache_dir" in problems[0].message
+    (root / "config.yaml").write_text(config)  # discovery still skips it, should one get by
+    inside = dataclasses.replace(config_of(root), cache_dir=root / "content" / "c")
+    tree, diagnostics = scan(inside)
+    assert [f.shown for f in tree.pages] == ["content/mechanism/a.md"] and diagnostics == []
 
 
 def test_misplaced_pages_are_errors_with_the_fix(root: Path) -> None:
