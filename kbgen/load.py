@@ -41,7 +41,15 @@ from kbgen.config import Config
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.discover import SourceFile
 from kbgen.frontmatter import SplitPage, parse_front_matter, split_front_matter
-from kbgen.model import MAX_SLUG_LENGTH, FrontMatter, GlossaryTerm, Markup, Page, PageKind
+from kbgen.model import (
+    MAX_SLUG_LENGTH,
+    FrontMatter,
+    GlossaryTerm,
+    Markup,
+    Page,
+    PageKind,
+    slugify,
+)
 
 if TYPE_CHECKING:
     import multiprocessing.pool
@@ -155,7 +163,7 @@ def identify(
         return PageSource(file, text, digest, "section", section, section), []
     slug = name[: -len(".md")]
     if not SLUG_RE.match(slug):
-        suggestion = re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-") or "article"
+        suggestion = slugify(slug) or "article"
         return None, [
             error(
                 file.shown,
