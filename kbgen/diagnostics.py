@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import enum
 import json
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -38,7 +39,7 @@ class Diagnostic:
         return self.severity is Severity.ERROR
 
     def location(self) -> str:
-        where = self.path
+        where = printable(self.path, path=True)
         if self.line is not None:
             where += f":{self.line}"
             if self.col is not None:
@@ -46,9 +47,9 @@ class Diagnostic:
         return where
 
     def format(self) -> str:
-        text = f"{self.location()}: {self.severity.value}: {self.message}"
+        text = f"{self.location()}: {self.severity.value}: {printable(self.message)}"
         if self.hint:
-            text += f"\n  hint: {self.hint}"
+            text += f"\n  hint: {printable(self.hint)}"
         return text
 
     def to_json(self) -> dict[str, object]:
@@ -63,6 +64,37 @@ class Diagnostic:
 
     def sort_key(self) -> tuple[str, int, int, str]:
         return (self.path, self.line or 0, self.col or 0, self.message)
+
+
+#: Unicode categories that print as nothing or move the cursor: control characters (a
+#: newline in a file name), format characters (U+202E turns the rest of the line around),
+#: line and paragraph separators. They would scramble the `path:line:col` line.
+_UNPRINTABLE = frozenset({"Cc", "Cf", "Zl", "Zp"})
+
+
+def printable(text: str, *, path: bool = False) -> str:
+    """`text` with unprintable characters as escapes (`\\n`, `\\u202e`). For a path that is
+    not in Unicode NFC form, combining marks are escaped too, so an NFD `cafe\\u0301.md`
+    cannot be mistaken for its NFC twin `café.md`."""
+    marks = path and not unicodedata.is_normalized("NFC", text)
+    if text.isprintable() and not marks:
+        return text
+    return "".join(
+        _escape(c)
+        if unicodedata.category(c) in _UNPRINTABLE or (marks and unicodedata.combining(c))
+        else c
+        for c in text
+    )
+
+
+def _escape(char: str) -> str:
+    named = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if char in named:
+        return named[char]
+    code = ord(char)
+    if code < 0x100:
+        return f"\\x{code:02x}"
+    return f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
 def error(

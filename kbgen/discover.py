@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -239,6 +240,35 @@ def _top_level_page_problem(source: SourceFile, section_ids: list[str]) -> Diagn
     return None
 
 
+def _normalisation_twins(pages: list[SourceFile]) -> list[Diagnostic]:
+    """Pages whose names are one name in two Unicode forms (an NFC and an NFD `café.md`,
+    as macOS and Linux can each create): they look the same in every listing."""
+    by_form: dict[str, list[SourceFile]] = {}
+    for page in pages:
+        by_form.setdefault(unicodedata.normalize("NFC", page.rel), []).append(page)
+    problems = []
+    for twins in by_form.values():
+        for page in twins[1:]:
+            forms = " and ".join(_form(twin.rel) for twin in twins)
+            problems.append(
+                error(
+                    page.shown,
+                    None,
+                    None,
+                    f"{len(twins)} files have this name, written in different Unicode forms "
+                    f"({forms}); they look the same but are different files",
+                    "keep one of them: delete or rename the others",
+                )
+            )
+    return problems
+
+
+def _form(name: str) -> str:
+    return "NFC" if unicodedata.is_normalized("NFC", name) else (
+        "NFD" if unicodedata.is_normalized("NFD", name) else "mixed"
+    )
+
+
 def scan(config: Config) -> tuple[SourceTree, list[Diagnostic]]:
     diagnostics: list[Diagnostic] = []
     content = _walk(config.content_dir, config, diagnostics, check_escape=True)
@@ -250,6 +280,17 @@ def scan(config: Config) -> tuple[SourceTree, list[Diagnostic]]:
         if len(parts) == 1 and source.rel in DATA_FILES:
             data[source.rel] = source
         elif not source.rel.endswith(".md"):
+            if source.rel.lower().endswith(".md"):  # X.MD, y.Md: meant as a page
+                name = parts[-1]
+                diagnostics.append(
+                    error(
+                        source.shown,
+                        None,
+                        None,
+                        f"'{name}' ends in '{name[-3:]}', not '.md', so it is not read as a page",
+                        f"rename it to '{name[:-3]}.md'",
+                    )
+                )
             continue  # images and other assets beside the articles are not pages
         elif len(parts) == 1 and source.rel != "index.md":
             problem = _top_level_page_problem(source, section_ids)
@@ -283,6 +324,7 @@ def scan(config: Config) -> tuple[SourceTree, list[Diagnostic]]:
             )
         else:
             pages.append(source)
+    diagnostics += _normalisation_twins(pages)
     static = _walk(config.static_dir, config, diagnostics, check_escape=True)
     templates = _walk(config.templates_dir, config, diagnostics, check_escape=False)
     return SourceTree(tuple(pages), data, tuple(static), tuple(templates)), diagnostics

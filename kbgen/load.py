@@ -22,7 +22,14 @@ from kbgen.config import Config
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.discover import SourceFile
 from kbgen.frontmatter import SplitPage, parse_front_matter, split_front_matter
-from kbgen.model import MAX_SLUG_LENGTH, FrontMatter, Markup, Page, PageKind
+from kbgen.model import (
+    MAX_SLUG_LENGTH,
+    FrontMatter,
+    Markup,
+    Page,
+    PageKind,
+    slugify,
+)
 
 if TYPE_CHECKING:
     from kbgen.markup import MarkupEngine
@@ -136,7 +143,7 @@ def identify(
         return PageSource(file, text, digest, "section", section, section), []
     slug = name[: -len(".md")]
     if not SLUG_RE.match(slug):
-        suggestion = re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-") or "article"
+        suggestion = slugify(slug) or "article"
         return None, [
             error(
                 file.shown,

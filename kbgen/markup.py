@@ -922,14 +922,7 @@ class MarkupEngine:
             # The converter is left half-way through its processors; a reused instance
             # would silently skip Markdown in every later page. Start a fresh one.
             self._md = self._new_markdown()
-            line_offset, levels = _deepest_nesting(body)
-            problem = (
-                body_line + line_offset,
-                1,
-                f"lists or blockquotes are nested too deeply to convert (about {levels} "
-                "levels on this line)",
-                "flatten the nesting; a few levels of lists or quotes are plenty",
-            )
+            problem = _recursion_problem(body, body_line)
             return Markup("", (), frozenset(), (), (), (problem,), len(body.split()))
         toc = tuple(_flatten_toc(getattr(self._md, "toc_tokens", [])))
         return Markup(
@@ -983,8 +976,10 @@ def nesting_problem(body: str, body_line: int) -> tuple[int, int, str, str] | No
         prefix = line[: len(line) - len(stripped)]
         quotes = prefix.count(">")
         indent = len(prefix.replace("\t", "    ").replace(">", ""))
-        if quotes > MAX_QUOTE_DEPTH or indent > MAX_INDENT:
-            levels = quotes if quotes > MAX_QUOTE_DEPTH else indent // 4  # 4 columns a level
+        # "* * * * x" nests one list in another on a single line: as costly as indentation
+        markers = _leading_markers(line)  # "1. 1. x" too; linear in the line
+        if quotes > MAX_QUOTE_DEPTH or indent > MAX_INDENT or markers > MAX_QUOTE_DEPTH:
+            levels = max(quotes, indent // 4, markers)  # 4 columns a level
             return (
                 body_line + offset,
                 1,
@@ -998,17 +993,49 @@ def nesting_problem(body: str, body_line: int) -> tuple[int, int, str, str] | No
 _NESTING_MARKER_RE = re.compile(r"[ \t]*(?:>|[-*+](?=[ \t])|\d{1,9}[.)](?=[ \t]))")
 
 
+def _leading_markers(line: str) -> int:
+    """How many list/quote markers open `line`."""
+    levels, position = 0, 0
+    while match := _NESTING_MARKER_RE.match(line, position):
+        levels, position = levels + 1, match.end()
+    return levels
+
+
 def _deepest_nesting(body: str) -> tuple[int, int]:
     """(line offset, levels) of the line with the most leading list/quote markers."""
     deepest = (0, 0)
     for offset, line in enumerate(body.split("\n")):
-        levels, position = 0, 0
-        while match := _NESTING_MARKER_RE.match(line, position):
-            levels, position = levels + 1, match.end()
-        levels += (len(line) - len(line.lstrip(" "))) // 4
+        levels = _leading_markers(line) + (len(line) - len(line.lstrip(" "))) // 4
         if levels > deepest[1]:
             deepest = (offset, levels)
     return deepest
+
+
+_INLINE_MARKUP = "*_[]!<>`"
+
+
+def _recursion_problem(body: str, body_line: int) -> tuple[int, int, str, str]:
+    """The problem to report when Python-Markdown ran out of recursion depth: deep list or
+    quote nesting if a line has it, else the line densest in inline markup characters."""
+    line_offset, levels = _deepest_nesting(body)
+    if levels >= 10:
+        return (
+            body_line + line_offset,
+            1,
+            f"lists or blockquotes are nested too deeply to convert (about {levels} "
+            "levels on this line)",
+            "flatten the nesting; a few levels of lists or quotes are plenty",
+        )
+    lines = body.split("\n")
+    counts = [sum(line.count(c) for c in _INLINE_MARKUP) for line in lines]
+    densest = max(range(len(lines)), key=counts.__getitem__)
+    return (
+        body_line + densest,
+        1,
+        f"Markdown on this line is nested too deeply to convert ({counts[densest]} of the "
+        f"characters {' '.join(_INLINE_MARKUP)})",
+        "escape literal characters with a backslash (\\*) or put them in `code`",
+    )
 
 
 def _heading_slug(text: str, separator: str) -> str:

@@ -231,13 +231,16 @@ def _resolve_all(
         tag: tuple(sorted(keys, key=lambda k: (by_key[k].meta.title.lower(), k)))
         for tag, keys in sorted(pages_by_tag.items())
     }
-    # A page that could not be loaded has its own error; what it cites or names as related
-    # is unknown, so nothing is reported about it a second time elsewhere.
-    citing = _citing_pages(by_key, references, shared, references_path, bool(unloadable))
+    # A page that could not be loaded, or whose body could not be converted, has its own
+    # error; what it cites, links to or names as related is unknown, so the warnings that
+    # judge the whole site (never cited, orphans, no links) would only repeat that error.
+    incomplete = bool(unloadable) or any(page.markup.problems for page in by_key.values())
+    citing = _citing_pages(by_key, references, shared, references_path, incomplete)
     _check_glossary(glossary, everything, shared, glossary_path)
     unloaded = frozenset(posixpath.basename(rel)[: -len(".md")] for rel in unloadable)
     related = _related(by_key, outbound, backlinks, tags_sorted, unloaded, shared)
-    _graph_warnings(by_key, outbound, backlinks, shared)
+    if not incomplete:
+        _graph_warnings(by_key, outbound, backlinks, shared)
     index = SiteIndex(
         pages=by_key,
         links=resolved,

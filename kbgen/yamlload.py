@@ -174,6 +174,11 @@ class YamlReader:
         if "tab" in problem or at_char == "\t":
             message = "invalid YAML: tab character used for indentation"
             hint = "YAML does not allow tabs for indentation; indent with spaces"
+        elif "invalid Unicode character escape" in problem and mark is not None:
+            escape = _surrogate_escape(line_text, mark.column)
+            if escape is not None:
+                col, message, hint = escape
+                return error(self.path, self.line_offset + mark.line + 1, col + 1, message, hint)
         elif "quoted scalar" in context and exc.context_mark is not None:
             mark = exc.context_mark
             message = "invalid YAML: a quoted value is not closed"
@@ -390,6 +395,27 @@ def iter_scalars(node: yaml.Node) -> Iterator[yaml.ScalarNode]:
 def _shown_tag(tag: str) -> str:
     """`tag:yaml.org,2002:python/object` -> `!!python/object`, as the author wrote it."""
     return "!!" + tag[len(_CORE_TAG_PREFIX) :] if tag.startswith(_CORE_TAG_PREFIX) else tag
+
+
+_SURROGATES_RE = re.compile(r"\\u([dD][89abAB][0-9a-fA-F]{2})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?")
+
+
+def _surrogate_escape(line: str, column: int) -> tuple[int, str, str] | None:
+    """(column, message, hint) for a JSON-style `\\ud83e\\uddea` escape near `column`:
+    YAML escapes name whole characters, so half of a UTF-16 pair is refused."""
+    found = [m for m in _SURROGATES_RE.finditer(line) if m.start() <= column]
+    if not found:
+        return None
+    match = found[-1]
+    message = f"invalid YAML: '{match[0]}' is a UTF-16 surrogate escape (as JSON writes)"
+    if match[2] is None:
+        return match.start(), message, "write the character itself instead"
+    code = 0x10000 + ((int(match[1], 16) - 0xD800) << 10) + (int(match[2], 16) - 0xDC00)
+    return (
+        match.start(),
+        message,
+        f"write the character itself ({chr(code)}), or one YAML escape for it: \\U{code:08X}",
+    )
 
 
 def _line_at(text: str, index: int) -> str:

@@ -68,3 +68,17 @@ def test_text_and_json_formats() -> None:
         "message": "broken",
         "hint": "fix",
     }
+
+
+def test_unprintable_characters_in_paths_and_messages_are_escaped() -> None:
+    import unicodedata
+
+    from kbgen.diagnostics import error
+
+    shown = error("content/a/evil\u202egnp.md", 1, 1, "name 'two\nlines'", "hint\u2028x").format()
+    assert shown == ("content/a/evil\\u202egnp.md:1:1: error: name 'two\\nlines'\n"
+                     "  hint: hint\\u2028x")
+    nfd = unicodedata.normalize("NFD", "content/a/café.md")
+    assert error(nfd, 1, 1, "m").location() == "content/a/cafe\\u0301.md:1:1"
+    assert error("content/a/café.md", 1, 1, "m").location() == "content/a/café.md:1:1"
+    assert error(nfd, 1, 1, "m").to_json()["path"] == nfd  # tools get the real name

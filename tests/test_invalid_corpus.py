@@ -185,6 +185,10 @@ def apply_step(layout: Layout, words: list[str]) -> None:
     elif command == "write":  # write PATH TEXT
         (root / args[0]).parent.mkdir(parents=True, exist_ok=True)
         (root / args[0]).write_text(_unescape(args[1]), "utf-8")
+    elif command == "write-escaped":  # write-escaped PATH TEXT: \u escapes in the name too
+        target = root / _unescape(words[1])
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(_unescape(args[1]), "utf-8")
     elif command == "move":
         (root / args[1]).parent.mkdir(parents=True, exist_ok=True)
         os.rename(root / args[0], root / args[1])

@@ -162,22 +162,35 @@ def test_load_page_reports_front_matter_and_markup_problems_together(tmp_path: P
     ]
 
 
-def test_a_page_too_deep_to_convert_does_not_corrupt_the_next_one(tmp_path: Path) -> None:
+def test_a_page_too_deep_to_convert_does_not_corrupt_the_next_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     config = config_for(tmp_path)
     deep = PAGE.replace("Body with [[beta]].", "Intro.\n\n" + "- " * 10_000 + "deep")
     (tmp_path / "content/mechanism/deep.md").write_text(deep, "utf-8")
     (tmp_path / "content/mechanism/alpha.md").write_text(PAGE, "utf-8")
     engine = MarkupEngine(config.markdown)  # one engine for both pages, as in a build
     _, problems = load_page(source(tmp_path, "mechanism/deep.md"), config, engine, TODAY)
-    assert [d.format() for d in problems] == [
-        "content/mechanism/deep.md:8:1: error: lists or blockquotes are nested too deeply to "
-        "convert (about 10000 levels on this line)\n"
-        "  hint: flatten the nesting; a few levels of lists or quotes are plenty"
+    assert [d.format() for d in problems] == [  # the line-based check refuses it at once
+        "content/mechanism/deep.md:8:1: error: lists or blockquotes are nested about 10000 "
+        "levels deep; at most 100 are supported\n"
+        "  hint: flatten the nesting (use headings or separate lists)"
+    ]
+    # Nesting only the converter finds: it runs out of recursion half-way through.
+    monkeypatch.setattr(engine._md, "convert", _recursion_error)
+    _, problems = load_page(source(tmp_path, "mechanism/alpha.md"), config, engine, TODAY)
+    assert [d.message for d in problems] == [
+        "Markdown on this line is nested too deeply to convert (4 of the characters "
+        "* _ [ ] ! < > `)"
     ]
     page, problems = load_page(source(tmp_path, "mechanism/alpha.md"), config, engine, TODAY)
     assert problems == [] and page is not None
     assert [link.target for link in page.markup.links] == ["beta"]
     assert '<a href="' in page.markup.html
+
+
+def _recursion_error(text: str) -> str:
+    raise RecursionError
 
 
 @pytest.mark.parametrize("count", [0, 1, 7, 100, 1000, 10_000])

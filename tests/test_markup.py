@@ -132,3 +132,23 @@ def test_reserved_ids_cover_every_literal_id_in_the_shipped_templates() -> None:
     found = {match for path in Path(REPO, "templates").rglob("*.html")
              for match in re.findall(r'\bid="([^"{}]+)"', path.read_text("utf-8"))}
     assert found and found <= RESERVED_IDS, found - RESERVED_IDS
+
+
+def test_list_markers_nested_on_one_line_are_refused_with_their_count() -> None:
+    markup = convert("Intro.\n\n" + "* " * 5000 + "x\n")
+    (problem,) = markup.problems
+    assert problem[0] == 12 and "nested about 5000 levels deep" in problem[2]
+
+
+def test_a_recursion_limit_outside_lists_names_the_densest_line_not_zero_levels(
+    monkeypatch,
+) -> None:
+    engine = MarkupEngine(MarkdownOptions(), GLOSSARY)
+
+    def too_deep(text: str) -> str:
+        raise RecursionError
+
+    monkeypatch.setattr(engine._md, "convert", too_deep)
+    (problem,) = engine.convert("Intro.\n\n" + "*" * 1000 + "x\n", 10).problems
+    assert problem[0] == 12 and "about 0 levels" not in problem[2]
+    assert "nested too deeply to convert (1000 of the characters" in problem[2]
