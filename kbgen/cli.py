@@ -8,14 +8,13 @@ A user mistake never prints a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import gc
 import json
-import re
 import sys
 import time
 import traceback
-import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -29,13 +28,16 @@ from kbgen.diagnostics import (
     promote_warnings,
     sorted_diagnostics,
 )
-from kbgen.pipeline import Builder, BuildOptions, BuildResult
+from kbgen.incremental import Builder
+from kbgen.incremental.cache import key_notice
+from kbgen.model import slugify
+from kbgen.pipeline import BuildOptions, BuildResult
 from kbgen.search import SearchIndexError
 
 if TYPE_CHECKING:
     from kbgen.readability import ArticleReadability
 
-EXIT_OK, EXIT_CONTENT, EXIT_USAGE, EXIT_BUG = 0, 1, 2, 3
+EXIT_OK, EXIT_CONTENT, EXIT_USAGE, EXIT_BUG, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 BUILD_EXAMPLES = """examples:
   python build.py build                      build ./config.yaml's project into site/
@@ -127,7 +129,9 @@ def _parser() -> argparse.ArgumentParser:
         "serve", "Build, serve and live-reload the site while you edit.", SERVE_EXAMPLES
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 = any free)")
+    serve.add_argument(
+        "--port", type=_port, default=8000, help="port (default 8000; 0 = any free)"
+    )
     serve.add_argument("--open", action="store_true", help="open the site in a browser")
     serve.add_argument(
         "--poll", action="store_true", help="poll for changes (network drives, containers)"
@@ -158,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_serve(args)
     except KeyboardInterrupt:
         print("interrupted; the previous site was left unchanged", file=sys.stderr)
-        return 130
+        return EXIT_INTERRUPTED
     except SearchIndexError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_CONTENT
@@ -176,6 +180,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 def print_diagnostics(result: BuildResult) -> None:
     if result.diagnostics:
         print(format_text(result.diagnostics), file=sys.stderr)
+
+
+def print_key_notice() -> None:
+    """Why the build cache will not last past this run, if so: a note about the machine, not
+    the content, so it is not one of the build's warnings (--strict does not fail on it)."""
+    notice = key_notice()
+    if notice is not None:
+        print(notice.format(), file=sys.stderr)
 
 
 def exit_code(result: BuildResult) -> int:
@@ -199,12 +211,27 @@ def _build(args: argparse.Namespace) -> int:
     # works, and re-enabling it afterwards would only buy one pass over the whole heap
     # (~30 ms after 1,000 pages) just before exit_now() discards it.
     gc.disable()
+    builder = Builder(args.config, options)
     try:
-        result = Builder(args.config, options).build()
+        return _build_and_report(builder, args, bar, start)
+    except KeyboardInterrupt:
+        replaced = builder.replaced_output()
+        if replaced is None:
+            raise
+        print(f"interrupted; the new site was already in place in {replaced}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _build_and_report(
+    builder: Builder, args: argparse.Namespace, bar: ProgressBar | None, start: float
+) -> int:
+    try:
+        result = builder.build()
     finally:
         if bar is not None:
             bar.close()
     print_diagnostics(result)
+    print_key_notice()
     elapsed = time.perf_counter() - start
     if args.verbose:
         _print_build_details(result)
@@ -248,6 +275,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port: use 0-65535 (0 = any free)")
     return value
 
 
@@ -306,6 +343,18 @@ def _check(args: argparse.Namespace) -> int:
     return exit_code(result)
 
 
+#: `new` keeps file names readable: a long title gives a slug cut at a word boundary.
+NEW_SLUG_LENGTH = 80
+
+
+def slug_for_title(title: str) -> str:
+    slug = slugify(title)
+    if len(slug) <= NEW_SLUG_LENGTH:
+        return slug
+    cut = slug[: NEW_SLUG_LENGTH + 1].rpartition("-")[0]
+    return cut or slug[:NEW_SLUG_LENGTH]
+
+
 def _readability(
     builder: Builder, result: BuildResult, strict: bool
 ) -> list[ArticleReadability] | None:
@@ -330,11 +379,6 @@ def _readability(
     return figures
 
 
-def slugify(title: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-
-
 def _new(args: argparse.Namespace) -> int:
     config, diagnostics = load_config(args.config)
     if config is None:
@@ -347,7 +391,7 @@ def _new(args: argparse.Namespace) -> int:
         print(f"error: unknown section '{args.section}'\n  hint: {hint}", file=sys.stderr)
         return EXIT_USAGE
     title = " ".join(args.title.split())
-    slug = slugify(title)
+    slug = slug_for_title(title)
     if not slug:
         print(
             "error: the title has no letters or digits to make a file name from\n"
@@ -365,7 +409,6 @@ def _new(args: argparse.Namespace) -> int:
         )
         return EXIT_CONTENT
     target = config.content_dir / section.id / f"{slug}.md"
-    target.parent.mkdir(parents=True, exist_ok=True)
     lines = [
         "---",
         f"title: {_yaml_string(title)}",
@@ -400,10 +443,21 @@ def _new(args: argparse.Namespace) -> int:
         "",
     ]
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
         with target.open("x", encoding="utf-8") as handle:  # "x": never overwrite
             handle.write("\n".join(lines))
     except FileExistsError:
         print(f"error: {config.rel(target)} already exists; nothing was written", file=sys.stderr)
+        return EXIT_CONTENT
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            if target.is_file() and not target.read_text("utf-8"):
+                target.unlink()  # "x" created it, then the write failed (a full disk)
+        print(
+            f"error: cannot create {config.rel(target)}: {exc.strerror}\n"
+            "  hint: check that the folder is writable and the disk has room",
+            file=sys.stderr,
+        )
         return EXIT_CONTENT
     print(f"Created {config.rel(target)} (marked draft: true until you remove that line)")
     return EXIT_OK

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +32,8 @@ MARKER_FILE = ".kbgen-site"
 RAW_HTML_MODES = ("escape", "sanitize", "allow")
 FIELD_TYPES = ("text", "enum", "number", "boolean", "table")
 COLUMN_TYPES = ("text", "enum", "reference")  #: reference: a key of content/references.yaml
+DEFAULT_RENDER_TIME_LIMIT = 30  #: seconds; pages render in milliseconds, loops never end
+MAX_RENDER_TIME_LIMIT = 86_400
 MAX_REVIEW_INTERVAL_DAYS = 36_500  #: a century; longer would overflow date arithmetic
 RESERVED_SECTION_IDS = frozenset(
     {"tags", "glossary", "bibliography", "search", "static", "assets", "pagefind", "__kbgen"}
@@ -111,8 +115,11 @@ class Config:
     search: bool
     extra: Mapping[str, str] = field(default_factory=dict)
     digest: str = ""  #: hash of the config file and overrides: "config changed" is one compare
+    cache_dir_at: tuple[int, int] | None = None  #: cache_dir's line and column, if set
+    output_setting: OutputSetting | None = None  #: where output_dir was set, for messages
     #: reading-grade limits for `check`; None (no `readability:` key): not checked
     readability: ReadabilityOptions | None = None
+    render_time_limit: float = DEFAULT_RENDER_TIME_LIMIT  #: seconds one page may take to render
 
     def section(self, section_id: str) -> SectionSpec | None:
         return next((s for s in self.sections if s.id == section_id), None)
@@ -135,6 +142,7 @@ TOP_LEVEL_KEYS = (
     "templates_dir",
     "static_dir",
     "cache_dir",
+    "render_time_limit",
     "directory_urls",
     "review_interval_days",
     "disclaimer",
@@ -296,13 +304,23 @@ def _load_config(
     title = check.text(items, "title", at=root_node)
     description = check.text(items, "description", default="") or ""
     language = check.text(items, "language", default="en") or "en"
-    base_url = (check.text(items, "base_url", default="") or "").strip()
-    if base_url and not base_url.startswith(("http://", "https://")):
+    if not LANGUAGE_TAG_RE.fullmatch(language):
+        # It lands in <html lang="..."> and in Pagefind's index: a language tag or nothing.
         reader.fail(
-            items["base_url"][1],
-            f"base_url must start with http:// or https://, not '{base_url}'",
-            "for example: https://kb.example.org/",
+            items["language"][1],
+            f"language must be a language tag such as 'en' or 'pt-BR', not '{language}'",
+            "use letters, digits and hyphens: a BCP 47 tag (en, de, pt-BR, zh-Hant)",
         )
+    base_url = (check.text(items, "base_url", default="") or "").strip()
+    if base_url:
+        problem = _base_url_problem(base_url)
+        if problem is not None:
+            reader.fail(
+                items["base_url"][1],
+                f"base_url '{base_url}' {problem}",
+                "page URLs are made by appending their paths to it: write the site's root, "
+                "for example https://kb.example.org/",
+            )
     if base_url and not base_url.endswith("/"):
         base_url += "/"
     output_written = (
@@ -322,6 +340,10 @@ def _load_config(
     directory_urls = check.boolean(items, "directory_urls", True)
     review_interval_days = check.integer(
         items, "review_interval_days", 365, minimum=1, maximum=MAX_REVIEW_INTERVAL_DAYS
+    )
+    render_time_limit = check.integer(
+        items, "render_time_limit", DEFAULT_RENDER_TIME_LIMIT, minimum=1,
+        maximum=MAX_RENDER_TIME_LIMIT,
     )
     disclaimer = check.text(items, "disclaimer", default="") or ""
     search = check.boolean(items, "search", True)
@@ -343,16 +365,26 @@ def _load_config(
                     "create it or fix the path in config.yaml",
                 )
             )
+    output_setting = OutputSetting(
+        output_written,
+        shown,
+        reader.pos(items["output_dir"][1]) if "output_dir" in items else None,
+        from_cli=output_override is not None,
+    )
     diagnostics += check_output_dir(
         output_override.absolute() if output_override is not None else root / output_written,
         root,
         (content_dir, templates_dir, static_dir),
-        OutputSetting(
-            output_written,
-            shown,
-            reader.pos(items["output_dir"][1]) if "output_dir" in items else None,
-            from_cli=output_override is not None,
-        ),
+        output_setting,
+    )
+    cache_at = reader.pos(items["cache_dir"][1]) if "cache_dir" in items else None
+    diagnostics += check_cache_dir(
+        cache_dir,
+        check.written_path(items, "cache_dir", ".kbgen-cache"),
+        root,
+        (content_dir, templates_dir, static_dir),
+        output_dir,
+        OutputSetting("", shown, cache_at),
     )
     if diagnostics or title is None:
         return None, diagnostics
@@ -377,10 +409,35 @@ def _load_config(
         feed_entries=feed_entries,
         search=search,
         extra=extra,
+        cache_dir_at=cache_at,
+        render_time_limit=render_time_limit,
         digest=digest,
+        output_setting=output_setting,
         readability=readability,
     )
     return config, []
+
+
+#: a BCP 47 language tag, loosely: a 2-3 letter language, then subtags of letters/digits
+LANGUAGE_TAG_RE = re.compile(r"[A-Za-z]{2,3}(?:-[A-Za-z0-9]{1,8})*")
+
+
+def _base_url_problem(url: str) -> str | None:
+    """Why `url` cannot be the site's base URL (page paths are appended to it), or None."""
+    if not url.startswith(("http://", "https://")):
+        return "must start with http:// or https://"
+    if any(c.isspace() or ord(c) < 0x20 or c in '"<>\\`{}|^' for c in url):
+        return "must not contain spaces, quotes or control characters (write %20 for a space)"
+    if "?" in url or "#" in url:
+        return "must not have a ?query or #fragment"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        _ = parts.port  # raises for a port that is not a number in range
+    except ValueError:
+        return "is not a valid URL"
+    if not parts.hostname:
+        return "must name a host"
+    return None
 
 
 def check_rel(path: Path, root: Path) -> str:
@@ -673,6 +730,16 @@ class OutputSetting:
     position: tuple[int, int] | None  #: line and column of the value in the config file
     from_cli: bool = False  #: set by --output rather than config.yaml
 
+    @property
+    def name(self) -> str:
+        return "--output" if self.from_cli else "output_dir"
+
+    def diagnostic(self, message: str, hint: str) -> Diagnostic:
+        """An error about the output folder, at the place it was chosen."""
+        if self.from_cli or self.position is None:
+            return no_file_error("command line" if self.from_cli else self.shown, message, hint)
+        return error(self.shown, *self.position, message, hint)
+
 
 def check_output_dir(
     output: Path, root: Path, sources: tuple[Path, ...], setting: OutputSetting
@@ -689,7 +756,7 @@ def check_output_dir(
     problem = _output_problem(real, root, sources)
     if problem is None:
         return []
-    where = "--output" if setting.from_cli else "output_dir"
+    where = setting.name
     default = " (the default)" if setting.position is None and not setting.from_cli else ""
     literal = Path(os.path.normpath(Path(output).absolute()))
     resolved = f" (which resolves to '{real}')" if literal != real else ""
@@ -700,14 +767,41 @@ def check_output_dir(
     hint = (
         f"point {where} at a new folder, or at one kbgen built before; nothing was deleted"
     )
-    if setting.from_cli or setting.position is None:
-        return [no_file_error("command line" if setting.from_cli else setting.shown, message, hint)]
-    line, col = setting.position
-    return [error(setting.shown, line, col, message, hint)]
+    return [setting.diagnostic(message, hint)]
 
 
-def _output_problem(real: Path, root: Path, sources: tuple[Path, ...]) -> str | None:
-    """Why the (real) output folder is unsafe, or None."""
+def check_cache_dir(
+    cache: Path,
+    written: str,
+    root: Path,
+    sources: tuple[Path, ...],
+    output: Path,
+    setting: OutputSetting,
+) -> list[Diagnostic]:
+    """Refuse cache folders a build would write into wrongly.
+
+    The build writes `v1/`, `CACHEDIR.TAG` and a `.gitignore` of `*` into the cache folder,
+    so it must not be, hold or lie inside a source folder or the output folder (the cache
+    would be published, or `templates/` ignored by git), nor be the project, home or root
+    folder; a regular file by that name is refused too. `cache` is resolved already.
+    """
+    problem = _placement_problem(cache, root, sources, output)
+    if problem is None and cache.exists() and not cache.is_dir():
+        problem = "exists and is not a folder"
+    if problem is None:
+        return []
+    default = " (the default)" if setting.position is None else ""
+    message = f"refusing to use cache_dir '{written}'{default}: it {problem}"
+    hint = "point cache_dir at a folder of its own, such as .kbgen-cache"
+    if setting.position is None:
+        return [no_file_error(setting.shown, message, hint)]
+    return [error(setting.shown, *setting.position, message, hint)]
+
+
+def _placement_problem(
+    real: Path, root: Path, sources: tuple[Path, ...], output: Path | None = None
+) -> str | None:
+    """Why a folder kbgen writes (output or cache; real path) is in the wrong place, or None."""
     if real == Path(real.anchor):
         return "is the filesystem root"
     if real == Path.home().resolve():
@@ -716,14 +810,24 @@ def _output_problem(real: Path, root: Path, sources: tuple[Path, ...]) -> str | 
         return "is the project folder"
     if root.is_relative_to(real):
         return "is a parent of the project folder"
-    for source in sources:
-        source_real = source.resolve()
-        if real == source_real:
-            return f"is the source folder '{check_rel(source_real, root)}'"
-        if real.is_relative_to(source_real):
-            return f"is inside the source folder '{check_rel(source_real, root)}'"
-        if source_real.is_relative_to(real):
-            return f"contains the source folder '{check_rel(source_real, root)}'"
+    named = [(source, "source folder") for source in sources]
+    for folder, kind in named + ([(output, "output folder")] if output is not None else []):
+        folder_real = folder.resolve()
+        shown = f"the {kind} '{check_rel(folder_real, root)}'"
+        if real == folder_real:
+            return f"is {shown}"
+        if real.is_relative_to(folder_real):
+            return f"is inside {shown}"
+        if folder_real.is_relative_to(real):
+            return f"contains {shown}"
+    return None
+
+
+def _output_problem(real: Path, root: Path, sources: tuple[Path, ...]) -> str | None:
+    """Why the (real) output folder is unsafe, or None."""
+    problem = _placement_problem(real, root, sources)
+    if problem is not None:
+        return problem
     if real.exists() and not real.is_dir():
         return "exists and is not a folder"
     if (real / ".git").exists() or (real / ".git").is_symlink():

@@ -16,7 +16,7 @@ import yaml
 
 from kbgen.config import ColumnSpec, FieldSpec, SectionSpec
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
-from kbgen.model import CiteRef, FieldValue, FrontMatter, TableValue
+from kbgen.model import MAX_SLUG_LENGTH, CiteRef, FieldValue, FrontMatter, TableValue, slugify
 from kbgen.yamlload import YamlReader
 
 REQUIRED_KEYS = ("title", "summary", "last_reviewed")
@@ -282,6 +282,18 @@ def _tag_problems(
                     col,
                     f"tag '{tag}' cannot be used in a URL",
                     "use letters, digits, spaces and hyphens",
+                )
+            )
+        elif len(slugify(tag)) > MAX_SLUG_LENGTH:
+            # Its page is tags/<slug>/index.html (or tags/<slug>.html): the name must fit.
+            problems.append(
+                error(
+                    reader.path,
+                    line,
+                    col,
+                    f"tag '{tag[:40]}...' is too long: its page's file name would have "
+                    f"{len(slugify(tag))} characters, more than a file name can have",
+                    f"use a tag of at most {MAX_SLUG_LENGTH} letters and digits",
                 )
             )
     return problems

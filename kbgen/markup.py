@@ -40,7 +40,9 @@ from markdown.extensions.footnotes import FootnoteExtension
 from markdown.extensions.sane_lists import SaneListExtension
 from markdown.extensions.tables import TableExtension
 from markdown.extensions.toc import TocExtension
+from markdown.extensions.toc import slugify as toc_slugify
 from markdown.inlinepatterns import InlineProcessor
+from markdown.postprocessors import Postprocessor
 from markdown.treeprocessors import Treeprocessor
 from pygments.formatters import HtmlFormatter
 
@@ -93,10 +95,21 @@ SENTENCE_END_RE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(\[])")
 CONTEXT_MARK = "\x00"
 _SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([.,;:!?)])")
 MAX_CONTEXT = 280
+#: ids the shipped templates (and serve's overlay) give their own elements: a heading whose
+#: text would give one of these ("## Main") gets `main_1` instead, as a repeated heading does
+#: (tests/test_markup.py checks the list against templates/)
+RESERVED_IDS = frozenset(
+    {
+        "main", "site-nav", "search-q", "search-hint", "search-page-q", "search-results",
+        "search-filters", "search-status", "search-keys", "related-title", "backlinks-title",
+        "references-title", "articles-title", "recent-title", "sections-title",
+        "comparison-title", "comparison-caption", "kbgen-errors", "in-short-title",
+    }
+)
 MAX_QUOTE_DEPTH = 100  #: blockquote levels
 MAX_INDENT = 400  #: leading columns (100 list levels of 4 spaces)
 
-# The allowlist for `raw_html: sanitize` (documented in README.md).
+# The allowlist for `raw_html: sanitize` (documented in docs/trust-model.md).
 SANITIZE_TAGS = frozenset(
     {
         "a",
@@ -312,6 +325,7 @@ class _ConversionState:
     anchors: set[str] = field(default_factory=set)
     problems: list[tuple[int, int, str, str]] = field(default_factory=list)
     glossary_used: list[str] = field(default_factory=list)
+    raw_html: list[int] = field(default_factory=list)  #: stash indices holding raw HTML
 
 
 class _WikiLinkPattern(InlineProcessor):
@@ -379,6 +393,11 @@ class _CaptureTreeprocessor(Treeprocessor):
             links.scan_positions(state.body, state.body_line), state.body_line
         )
         parents = {child: parent for parent in root.iter() for child in parent}
+        previous = {
+            child: (parent[i - 1] if i else None)
+            for parent in root.iter()
+            for i, child in enumerate(parent)
+        }
         cite_numbers: dict[str, int] = {}
         cite_uses: dict[str, int] = {}
         for element in list(root.iter()):
@@ -392,12 +411,12 @@ class _CaptureTreeprocessor(Treeprocessor):
                 self._check_url(element, "src", matcher, is_image=True)
             elif element.tag == "sup" and element.get("data-kb-cite") is not None:
                 self._render_citation(element, matcher, cite_numbers, cite_uses)
+                _take_space_before(element, parents, previous)
         # Contexts are taken only now: a sentence may hold later links whose text (a title
         # placeholder) is filled in further down the loop.
-        for index, element in self._link_elements:
-            state.links[index] = dataclasses.replace(
-                state.links[index], context=_sentence_around(element, parents)
-            )
+        contexts = _sentences_around([element for _, element in self._link_elements], parents)
+        for (index, _), context in zip(self._link_elements, contexts, strict=True):
+            state.links[index] = dataclasses.replace(state.links[index], context=context)
         self._link_elements.clear()
         if self.glossary_re is not None and self.options.glossary_tooltips:
             self._mark_glossary(root, set())
@@ -592,18 +611,83 @@ class _CaptureTreeprocessor(Treeprocessor):
         return before, created
 
 
-def _sentence_around(element: etree.Element, parents: dict[etree.Element, etree.Element]) -> str:
-    """The sentence containing `element`, as plain text (for "Linked from" lists)."""
-    block = element
-    while block.tag not in BLOCK_TAGS and block in parents:
-        block = parents[block]
+def _take_space_before(
+    element: etree.Element,
+    parents: dict[etree.Element, etree.Element],
+    previous: dict[etree.Element, etree.Element | None],
+) -> None:
+    """Move the whitespace written before a citation marker into the marker.
+
+    Search indexes the text without its citation markers (search.EXCLUDE_SELECTORS); a
+    space left outside the removed marker gave snippets like "dependence . The". Inside the
+    marker it goes with it, and readers see the same line (`.cite` is nowrap, so the number
+    also no longer wraps away from its word).
+    """
+    parent = parents.get(element)
+    if parent is None:
+        return
+    sibling = previous.get(element)  # a map, not list(parent).index: linear in the page
+    before = sibling.tail if sibling is not None else parent.text
+    if not before or not before[-1].isspace() or isinstance(before, markdown.util.AtomicString):
+        return
+    kept = before.rstrip()
+    if sibling is not None:
+        sibling.tail = kept
+    else:
+        parent.text = kept
+    element.text = " " + (element.text or "")
+
+
+_SENTENCE_SPLIT_RE = re.compile(
+    r"(?<=[.!?])\s+(?=" + CONTEXT_MARK + r"*[A-Z0-9\"'(\[])"
+)  #: SENTENCE_END_RE with context marks transparent
+
+
+def _sentences_around(
+    elements: Sequence[etree.Element], parents: dict[etree.Element, etree.Element]
+) -> list[str]:
+    """The sentence containing each element, as plain text (for "Linked from" lists).
+
+    Each block holding one of the elements is walked once, with a mark before every one of
+    them, and split into sentences once: a walk per element cost the square of the links
+    in a paragraph (8,000 links in one: 30 s).
+    """
+    blocks: dict[etree.Element, set[etree.Element]] = {}
+    for element in elements:
+        block = element
+        while block.tag not in BLOCK_TAGS and block in parents:
+            block = parents[block]
+        blocks.setdefault(block, set()).add(element)
+    found: dict[etree.Element, str] = {}
+    for block, targets in blocks.items():
+        order: list[etree.Element] = []
+        text = _block_text(block, targets, order)
+        marked = iter(order)
+        for sentence in _SENTENCE_SPLIT_RE.split(text):
+            count = sentence.count(CONTEXT_MARK)
+            if not count:
+                continue
+            sentence = sentence.replace(CONTEXT_MARK, "").strip()
+            if len(sentence) > MAX_CONTEXT:
+                sentence = sentence[: MAX_CONTEXT - 1].rstrip() + "…"
+            for _ in range(count):
+                found[next(marked)] = sentence
+    return [found.get(element, "") for element in elements]
+
+
+def _block_text(
+    block: etree.Element, targets: set[etree.Element], order: list[etree.Element]
+) -> str:
+    """The block's text, whitespace collapsed, with CONTEXT_MARK before each target (listed
+    in `order` as met); footnote markers and heading permalinks are left out."""
     pieces: list[str] = []
 
     def walk(node: etree.Element) -> None:
         if node.tag == "sup" or node.get("class") == "headerlink":
             return
-        if node is element:
+        if node in targets:
             pieces.append(CONTEXT_MARK)
+            order.append(node)
         if node.text:
             pieces.append(node.text)
         for child in node:
@@ -612,14 +696,7 @@ def _sentence_around(element: etree.Element, parents: dict[etree.Element, etree.
                 pieces.append(child.tail)
 
     walk(block)
-    text = _SPACE_BEFORE_PUNCT_RE.sub(r"\1", " ".join("".join(pieces).split()))
-    for sentence in SENTENCE_END_RE.split(text):
-        if CONTEXT_MARK in sentence:
-            sentence = sentence.replace(CONTEXT_MARK, "").strip()
-            if len(sentence) > MAX_CONTEXT:
-                sentence = sentence[: MAX_CONTEXT - 1].rstrip() + "…"
-            return sentence
-    return ""
+    return _SPACE_BEFORE_PUNCT_RE.sub(r"\1", " ".join("".join(pieces).split()))
 
 
 class _Markdown(markdown.Markdown):
@@ -736,6 +813,125 @@ def _gate_stock_processors(md: markdown.Markdown, state: _ConversionState) -> No
         _skip_unless(toc, "replace_marker", lambda *_: toc.marker in state.body, None)
 
 
+def _record_raw_html(md: markdown.Markdown, state: _ConversionState) -> None:
+    """Note which stash entries the raw-HTML processors make (the stash also holds
+    highlighted code and other extensions' HTML, which is kbgen's own, not the author's)."""
+
+    def recording(stock: Callable[..., Any]) -> Callable[..., Any]:
+        def run(*args: Any) -> Any:
+            first = md.htmlStash.html_counter
+            result = stock(*args)
+            state.raw_html.extend(range(first, md.htmlStash.html_counter))
+            return result
+
+        return run
+
+    block: Any = md.preprocessors["html_block"]
+    block.run = recording(block.run)
+    inline: Any = md.inlinePatterns["html"]
+    inline.handleMatch = recording(inline.handleMatch)
+
+
+# Elements whose content is raw text up to their end tag: unclosed, they swallow the page.
+_RAW_TEXT_TAGS = ("script", "style", "textarea", "title", "xmp", "iframe", "noembed",
+                  "noframes", "noscript", "plaintext")
+_RAW_OPEN_RE = re.compile(r"<!--|<(" + "|".join(_RAW_TEXT_TAGS) + r")(?=[\s/>])", re.IGNORECASE)
+_SINGLE_TAG_RE = re.compile(r"<(/?)([a-zA-Z][a-zA-Z0-9-]*)\b[^<>]*>\Z")
+
+
+def unclosed_raw_text(fragment: str) -> tuple[int, str] | None:
+    """(offset, what) of a comment or raw-text element that the fragment opens and never
+    closes: in a browser (or the sanitizer) it would hide everything after it."""
+    position = 0
+    while found := _RAW_OPEN_RE.search(fragment, position):
+        if found.group(1) is None:
+            end = fragment.find("-->", found.end() - 2)
+            if end < 0:
+                return found.start(), "an HTML comment '<!--' that is never closed with '-->'"
+            position = end + 3
+            continue
+        name = found.group(1).lower()
+        closing = re.compile(f"</{name}(?=[\\s/>])", re.IGNORECASE).search(fragment, found.end())
+        if closing is None:
+            return found.start(), f"a <{name}> element that is never closed with </{name}>"
+        position = closing.end()
+    return None
+
+
+def sanitize_fragment(fragment: str) -> str:
+    """One raw-HTML fragment cleaned with the allowlist, on its own: whatever it holds
+    cannot reach beyond it. Inline HTML arrives one tag at a time, so a lone start or
+    end tag is cleaned as that tag (nh3 alone would close or drop it)."""
+    single = _SINGLE_TAG_RE.match(fragment)
+    if single is not None and single.group(1):
+        return fragment if single.group(2).lower() in SANITIZE_TAGS else ""
+    cleaned = _nh3_clean(fragment)
+    if single is not None:
+        start = re.match(f"<{single.group(2).lower()}\\b[^>]*>", cleaned)
+        return start.group(0) if start else ""
+    return cleaned
+
+
+def _nh3_clean(fragment: str) -> str:
+    return nh3.clean(
+        fragment,
+        tags=set(SANITIZE_TAGS),
+        attributes={k: set(v) for k, v in SANITIZE_ATTRIBUTES.items()},
+        link_rel=None,
+        url_schemes={"http", "https", "mailto"},
+    )
+
+
+class _RawHtmlPostprocessor(Postprocessor):
+    """Check, and with `sanitize` clean, each raw-HTML fragment before it goes back in.
+
+    Cleaning the whole page instead let one fragment's unclosed `<!--` or `<script>`
+    swallow the rest of the page (and the headings the table of contents links to).
+    An unclosed comment or raw-text element is an error at its position, in `allow` mode
+    too, where the browser would hide the rest of the page the same way.
+    """
+
+    def __init__(self, md: markdown.Markdown, state: _ConversionState, sanitize: bool) -> None:
+        super().__init__(md)
+        self.state = state
+        self.sanitize = sanitize
+
+    def run(self, text: str) -> str:
+        state, blocks = self.state, self.md.htmlStash.rawHtmlBlocks
+        fragments = [blocks[i] for i in state.raw_html if isinstance(blocks[i], str)]
+        state.problems += raw_html_url_problems(fragments, state.body, state.body_line)  # type: ignore[arg-type]
+        for index in state.raw_html:
+            fragment = blocks[index]
+            if not isinstance(fragment, str):
+                continue
+            # A lone inline tag is closed (or not) by a later one: the browser's business.
+            unclosed = None if _SINGLE_TAG_RE.match(fragment) else unclosed_raw_text(fragment)
+            if unclosed is not None:
+                line, col = _position_of(state.body, state.body_line, fragment, unclosed[0])
+                state.problems.append((
+                    line,
+                    col,
+                    f"raw HTML opens {unclosed[1]}; it would hide the rest of the page",
+                    "close it, or write it as code (`<!--`) if it is meant to be shown",
+                ))
+            if self.sanitize:
+                blocks[index] = cleaned = sanitize_fragment(fragment)
+                if not cleaned.strip():  # nothing left: no empty paragraph around it either
+                    placeholder = self.md.htmlStash.get_placeholder(index)
+                    text = text.replace(f"<p>{placeholder}</p>", placeholder)
+        return text
+
+
+def _position_of(body: str, body_line: int, fragment: str, offset: int) -> tuple[int, int]:
+    """File line and column of `fragment[offset]` (the fragment's start if not found)."""
+    start = body.find(fragment)
+    if start < 0:
+        return _locate(body, body_line, fragment[offset : offset + 20])
+    index = start + offset
+    line_start = body.rfind("\n", 0, index) + 1
+    return body_line + body.count("\n", 0, index), index - line_start + 1
+
+
 class _KbExtension(Extension):
     def __init__(
         self, state: _ConversionState, glossary: Sequence[GlossaryTerm], options: MarkdownOptions
@@ -761,6 +957,14 @@ class _KbExtension(Extension):
         if self.options.raw_html == "escape":
             md.preprocessors.deregister("html_block")
             md.inlinePatterns.deregister("html")
+        else:
+            _record_raw_html(md, self.state)
+            # Before raw_html (30), which puts the stashed fragments back into the page.
+            md.postprocessors.register(
+                _RawHtmlPostprocessor(md, self.state, self.options.raw_html == "sanitize"),
+                "kb_raw_html",
+                31,
+            )
 
 
 class MarkupEngine:
@@ -783,6 +987,7 @@ class MarkupEngine:
                     permalink_title="Link to this section",
                     permalink_class="headerlink",
                     toc_depth=f"2-{options.toc_depth}",
+                    slugify=_heading_slug,
                 ),
                 TableExtension(),
                 FencedCodeExtension(),
@@ -803,7 +1008,7 @@ class MarkupEngine:
     def convert(self, body: str, body_line: int) -> Markup:
         too_deep = nesting_problem(body, body_line)
         if too_deep is not None:
-            return Markup("", (), frozenset(), (), (), (), (too_deep,), len(body.split()))
+            return Markup("", (), frozenset(), (), (), (too_deep,), len(body.split()))
         state = self._state
         state.__init__()  # type: ignore[misc]
         state.body, state.body_line = body, body_line
@@ -822,18 +1027,7 @@ class MarkupEngine:
                 "levels on this line)",
                 "flatten the nesting; a few levels of lists or quotes are plenty",
             )
-            return Markup("", (), frozenset(), (), (), (), (problem,), len(body.split()))
-        if self.options.raw_html != "escape":
-            fragments = [b for b in self._md.htmlStash.rawHtmlBlocks if isinstance(b, str)]
-            state.problems += raw_html_url_problems(fragments, body, body_line)
-        if self.options.raw_html == "sanitize":
-            output = nh3.clean(
-                output,
-                tags=set(SANITIZE_TAGS),
-                attributes={k: set(v) for k, v in SANITIZE_ATTRIBUTES.items()},
-                link_rel=None,
-                url_schemes={"http", "https", "mailto"},
-            )
+            return Markup("", (), frozenset(), (), (), (problem,), len(body.split()))
         toc = tuple(_flatten_toc(getattr(self._md, "toc_tokens", [])))
         return Markup(
             html=output,
@@ -841,7 +1035,6 @@ class MarkupEngine:
             anchors=frozenset(state.anchors),
             links=tuple(state.links),
             citations=tuple(state.citations),
-            glossary_terms=tuple(state.glossary_used),
             problems=tuple(state.problems),
             word_count=len(body.split()),
         )
@@ -884,6 +1077,12 @@ def _deepest_nesting(body: str) -> tuple[int, int]:
         if levels > deepest[1]:
             deepest = (offset, levels)
     return deepest
+
+
+def _heading_slug(text: str, separator: str) -> str:
+    """Python-Markdown's heading id, kept clear of the ids the page template uses itself."""
+    slug: str = toc_slugify(text, separator)
+    return f"{slug}_1" if slug in RESERVED_IDS else slug
 
 
 def _flatten_toc(tokens: Iterable[dict[str, object]]) -> Iterable[Heading]:

@@ -7,6 +7,8 @@ be compared field by field and any stage can be run again on the same inputs.
 from __future__ import annotations
 
 import datetime as dt
+import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -14,6 +16,18 @@ from typing import Literal
 #: a `table` field's rows; each row is its (column name, cell text) pairs in declared order
 TableValue = tuple[tuple[tuple[str, str], ...], ...]
 FieldValue = str | float | bool | TableValue
+
+#: The longest slug (a page's file name without `.md`, or a tag's URL form): a file name is
+#: at most 255 bytes on Linux, macOS and Windows, and `<slug>.html` must fit in one.
+MAX_SLUG_LENGTH = 250
+
+
+def slugify(text: str) -> str:
+    """Lowercase ASCII letters and digits joined by '-' ("" when there are none)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
 #: "page": a standalone top-level page such as content/about.md (built to /about/)
 PageKind = Literal["home", "section", "article", "page"]
 LinkKind = Literal["wiki", "md", "anchor"]
@@ -76,7 +90,6 @@ class Markup:
     anchors: frozenset[str]
     links: tuple[LinkRef, ...]
     citations: tuple[CiteRef, ...]
-    glossary_terms: tuple[str, ...]  #: ids of glossary terms marked in this page
     problems: tuple[tuple[int, int, str, str], ...] = ()  #: (line, col, message, hint) errors
     word_count: int = 0
 
@@ -108,41 +121,18 @@ class Page:
         """Distinct citation keys in order of first citation (their display numbers)."""
         return tuple(dict.fromkeys(c.key for c in self.citations))
 
-    def signature(self) -> PageSignature:
-        return PageSignature(
-            self.slug,
+    def observable(self) -> tuple[object, ...]:
+        """Everything other pages and site-wide checks can see of this page: equal for two
+        versions of a page exactly when only its body (text, link wording, citation places)
+        differs. The one definition; the incremental resolve relies on it."""
+        return (
             self.kind,
             self.section,
-            self.meta.title,
-            self.meta.summary,
-            self.meta.in_short,
-            self.meta.tags,
-            self.meta.aliases,
+            self.slug,
+            self.meta,
             self.markup.anchors,
-            self.meta.draft,
-            self.meta.order,
-            tuple(sorted(self.meta.fields.items())),
-            self.meta.last_reviewed,
+            tuple(heading.id for heading in self.markup.toc),
         )
-
-
-@dataclass(frozen=True, slots=True)
-class PageSignature:
-    """Everything other pages can observe about a page: the key to incremental rebuilds."""
-
-    slug: str
-    kind: PageKind
-    section: str | None
-    title: str
-    summary: str
-    in_short: str  #: link previews show it
-    tags: tuple[str, ...]
-    aliases: tuple[str, ...]
-    anchors: frozenset[str]
-    draft: bool
-    order: int | None
-    fields: tuple[tuple[str, FieldValue], ...]
-    last_reviewed: dt.date | None
 
 
 @dataclass(frozen=True, slots=True)

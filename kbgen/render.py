@@ -2,10 +2,10 @@
 
 Input: the `SiteIndex`, `Config`, and a `Renderer` (the Jinja2 environment, loaded once).
 Output: `OutputFile`s keyed by dependency node (`page:<key>`, `tag:<name>`, `glossary`, ...) and
-diagnostics for template problems, each naming the template file and line.
-`RenderSession` renders any subset of nodes, in worker processes when there are many, and
-records what each node reads from the index (deps.py) so the next build can tell which
-nodes an edit affects.
+diagnostics for template problems, each naming the template file and line. `render_all` is
+the stage; each node is a `RenderJob` that takes the view when it runs, so the incremental
+builder (kbgen/incremental/rendering.py) can render any subset of them, in worker processes,
+through a view that records what each one reads.
 
 Templates see *views* (plain dicts built here), never the model objects, so what a template
 can reach is explicit. Every internal URL is relative to the page being rendered; link
@@ -15,38 +15,32 @@ placeholders left by the Markdown stage are substituted here, when all pages are
 from __future__ import annotations
 
 import contextlib
-import copy
+import ctypes
 import dataclasses
 import datetime as dt
-import hashlib
 import html
 import json
+import os
 import re
+import sys
+import threading
+import time
 import traceback
 import unicodedata
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import jinja2
 import jinja2.meta
+import jinja2.nodes
 
 from kbgen import links
 from kbgen.citations import doi_url, pmc_url, pubmed_url
 from kbgen.config import ColumnSpec, Config, SectionSpec
-from kbgen.deps import (
-    DepBatch,
-    DepBatchBuilder,
-    DepKey,
-    Fingerprinter,
-    Recorder,
-    RecordingMapping,
-    recording_index,
-    template_keys,
-)
 from kbgen.diagnostics import Diagnostic, error
-from kbgen.model import OutputFile, Page, Reference
+from kbgen.model import OutputFile, Page, Reference, slugify
 from kbgen.resolve import HOME_KEY, SiteIndex, page_key
 
 ABOUT_KEY = "_page:about"  #: content/about.md, "About this site"
@@ -106,8 +100,7 @@ class Router:
 
 
 def tag_slug(tag: str) -> str:
-    ascii_text = unicodedata.normalize("NFKD", tag).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-") or "tag"
+    return slugify(tag) or "tag"
 
 
 # -- template errors ------------------------------------------------------------------------
@@ -159,17 +152,101 @@ def merge_repeated(diagnostics: Sequence[Diagnostic]) -> list[Diagnostic]:
     return merged
 
 
+class BytecodeStore(Protocol):
+    """Where compiled templates are kept between processes (the incremental builder passes
+    `kbgen.incremental.cache.SealedBytecodeStore`, which authenticates what it reads)."""
+
+    def load(self, key: str) -> bytes | None: ...
+
+    def store(self, key: str, data: bytes) -> None: ...
+
+
+class _StoredBytecode(jinja2.BytecodeCache):
+    """Jinja2's bytecode cache over a `BytecodeStore`. Jinja2's own FileSystemBytecodeCache
+    must never be used: it unpickles and runs files at predictable names, unchecked."""
+
+    def __init__(self, store: BytecodeStore) -> None:
+        self.store = store
+
+    def load_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        code = self.store.load(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: jinja2.bccache.Bucket) -> None:
+        self.store.store(bucket.key, bucket.bytecode_to_string())
+
+
+class RenderTimeout(Exception):
+    """Raised inside a render that ran past its time limit (by the Watchdog)."""
+
+
+class Watchdog:
+    """Stops a render that runs too long, in whichever thread it runs.
+
+    A template can loop for ever (`range(10**9)`, a recursive macro); a build must fail
+    with a message instead. Signals only reach the main thread, and serve renders in
+    others, so one watchdog thread per process holds each render's deadline and, once it
+    passes, raises RenderTimeout in the rendering thread (CPython's
+    PyThreadState_SetAsyncExc: delivered between bytecodes, so a single long C call is
+    stopped when it returns). A render that finishes first cancels its deadline; one that
+    races the watchdog clears the pending exception on the way out.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Condition()
+        self._deadlines: dict[int, tuple[float, list[bool]]] = {}  #: thread -> (due, fired)
+        self._pid = 0  #: the process whose watchdog thread is running (threads do not fork)
+
+    @contextlib.contextmanager
+    def limit(self, seconds: float) -> Iterator[None]:
+        thread = threading.get_ident()
+        fired = [False]
+        if self._pid != os.getpid():  # first use in this process: a forked copy has no
+            # watchdog thread, and its lock may have been copied while held
+            self._lock, self._deadlines = threading.Condition(), {}
+            self._pid = os.getpid()
+            watcher = threading.Thread(target=self._watch, args=(self._lock,), daemon=True)
+            watcher.start()
+        with self._lock:
+            self._deadlines[thread] = (time.monotonic() + seconds, fired)
+            self._lock.notify()
+        try:
+            yield
+        finally:
+            with self._lock:
+                del self._deadlines[thread]
+                if fired[0]:  # raised or still pending: never let it escape elsewhere
+                    _async_raise(thread, None)
+                    if sys.exc_info()[0] is None:
+                        raise RenderTimeout()
+
+    def _watch(self, lock: threading.Condition) -> None:
+        with lock:
+            while True:
+                now = time.monotonic()
+                for thread, (due, fired) in self._deadlines.items():
+                    if due <= now and not fired[0]:
+                        fired[0] = True
+                        _async_raise(thread, RenderTimeout)
+                pending = [due for due, fired in self._deadlines.values() if not fired[0]]
+                lock.wait(min(pending) - now if pending else None)
+
+
+def _async_raise(thread: int, exception: type[BaseException] | None) -> None:
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread), ctypes.py_object(exception) if exception else None
+    )
+
+
 class Renderer:
     """The Jinja2 environment (templates parsed once) plus template-error translation."""
 
-    def __init__(self, config: Config, bytecode_dir: Path | None = None) -> None:
+    def __init__(self, config: Config, bytecode: BytecodeStore | None = None) -> None:
         self.config = config
         # Compiled templates cached on disk (keyed by name and source checksum, so an
         # edited template is recompiled): saves ~70 ms of compiling per CLI build.
-        bytecode_cache = None
-        if bytecode_dir is not None:
-            bytecode_dir.mkdir(parents=True, exist_ok=True)
-            bytecode_cache = jinja2.FileSystemBytecodeCache(str(bytecode_dir))
+        bytecode_cache = _StoredBytecode(bytecode) if bytecode is not None else None
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(config.templates_dir)),
             autoescape=jinja2.select_autoescape(("html", "xml"), default_for_string=True),
@@ -183,11 +260,46 @@ class Renderer:
             bytecode_cache=bytecode_cache,
         )
         self.env.filters["date"] = format_date
+        self._cycles: dict[str, Diagnostic | None] = {}
+        self._watchdog = Watchdog()
+        #: template -> where its render was stopped, this build (RenderSession empties it)
+        self.timed_out: dict[str, tuple[str, int | None]] = {}
 
     def render(self, template_name: str, context: Mapping[str, Any], for_page: str) -> str:
+        """The page's HTML; TemplateProblem for any template error, a template that extends
+        or includes itself, or a render longer than `render_time_limit` seconds."""
+        cycle = self._cycle(template_name)
+        if cycle is not None:
+            message = f"{cycle.message} (needed for {for_page})"  # merged across pages
+            raise TemplateProblem(dataclasses.replace(cycle, message=message))
+        timed_out = self.timed_out.get(template_name)
+        if timed_out is None:
+            try:
+                with self._watchdog.limit(self.config.render_time_limit):
+                    return self._render(template_name, context, for_page)
+            except RenderTimeout as exc:
+                # Later pages of this build with the same template fail at once: a loop
+                # that never ends would otherwise cost the limit once per page.
+                timed_out = self.timed_out[template_name] = self._template_frame(exc)
+        path, line = timed_out
+        raise TemplateProblem(
+            error(
+                path or f"templates/{template_name}",
+                line,
+                None,
+                f"templates/{template_name} took longer than {self.config.render_time_limit:g}"
+                f" s to render, stopped on this line (while rendering {for_page})",
+                "look for a loop over a huge range or a runaway recursion here; a page that "
+                "really needs longer can raise render_time_limit in config.yaml",
+            )
+        ) from None
+
+    def _render(self, template_name: str, context: Mapping[str, Any], for_page: str) -> str:
         try:
             template = self.env.get_template(template_name)
             return template.render(context)
+        except RenderTimeout:
+            raise
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateProblem(
                 error(
@@ -251,6 +363,55 @@ class Renderer:
             filename = frame.f_code.co_filename
             if filename.startswith(templates):
                 found = (self.config.rel(Path(filename)), line)
+        return found
+
+    def preload(self, name: str) -> None:
+        """Compile a template now (before forking workers); rendering reports its errors."""
+        with contextlib.suppress(jinja2.TemplateError):
+            self.env.get_template(name)
+
+    def _cycle(self, name: str) -> Diagnostic | None:
+        """An error if `name` reaches itself through extends/include/import (Jinja2 would
+        recurse until the stack runs out, which took minutes), at the line that closes it."""
+        if name not in self._cycles:
+            self._cycles[name] = self._find_cycle([name], {})
+        return self._cycles[name]
+
+    def _find_cycle(self, chain: list[str], done: dict[str, bool]) -> Diagnostic | None:
+        current = chain[-1]
+        for child, line in self._references(current):
+            if child in chain:
+                loop = " -> ".join([*chain[chain.index(child) :], child])
+                verb = "extends or includes itself" if child == current else "is part of a loop"
+                return error(
+                    self.config.rel(self.config.templates_dir / current),
+                    line,
+                    None,
+                    f"template '{current}' {verb}: {loop}",
+                    "a template cannot extend or include itself, directly or through others; "
+                    "fix the name on this line",
+                )
+            if child not in done:
+                done[child] = True
+                found = self._find_cycle([*chain, child], done)
+                if found is not None:
+                    return found
+        return None
+
+    def _references(self, name: str) -> list[tuple[str, int]]:
+        """(template, line) for each constant name that `name` extends, includes or imports."""
+        try:
+            source, _, _ = self.env.loader.get_source(self.env, name)  # type: ignore[union-attr]
+            tree = self.env.parse(source)
+        except (jinja2.TemplateError, OSError):
+            return []  # reported when the template itself is loaded
+        found = []
+        kinds = (jinja2.nodes.Extends, jinja2.nodes.Include, jinja2.nodes.Import,
+                 jinja2.nodes.FromImport)
+        for node in tree.find_all(kinds):
+            target = cast(Any, node).template
+            if isinstance(target, jinja2.nodes.Const) and isinstance(target.value, str):
+                found.append((target.value, node.lineno))
         return found
 
     def template_closure(self, name: str) -> frozenset[str] | None:
@@ -1026,222 +1187,28 @@ def _make_absolute(site: dict[str, Any], base_path: str) -> None:
 
 
 def render_all(
-    index: SiteIndex, config: Config, renderer: Renderer, only: frozenset[str] | None = None
+    index: SiteIndex, config: Config, renderer: Renderer, extra_jobs: Iterable[RenderJob] = ()
 ) -> tuple[list[OutputFile], list[Diagnostic]]:
-    """Render every page (or only the nodes in `only`) plus the site files, in memory."""
-    session = RenderSession(index, config, renderer)
-    result = session.render(only)
-    outputs = [
-        OutputFile(rel, node.data[rel], node.node) for node in result.nodes for rel, _ in node.files
-    ]
-    return outputs, session.diagnostics + result.diagnostics
+    """The render stage: every page and site file, in memory, in one process.
 
-
-# -- rendering many nodes: recorded, streamed, in parallel -------------------------------------
-
-RENDER_PARALLEL_MIN = 200  #: fewer nodes than this render faster in-process than with a pool
-Sink = Callable[[str, bytes], tuple[str, bool]]  #: (rel, bytes) -> (digest, changed)
-
-
-@dataclass
-class NodeResult:
-    node: str
-    files: tuple[tuple[str, str], ...]  #: (output rel, sha256) of each file written
-    data: dict[str, bytes]  #: rel -> bytes, when kept in memory (no sink)
-    changed: tuple[str, ...]  #: rels the sink reported as different from the old site
-
-
-@dataclass
-class RenderResult:
-    nodes: list[NodeResult]
-    diagnostics: list[Diagnostic]
-    workers: int
-
-
-DepsConsumer = Callable[[DepBatch, Mapping[str, tuple[tuple[str, str], ...]]], None]
-
-
-class RenderSession:
-    """All render jobs of one build, with the view they share.
-
-    `render` renders a subset of nodes: in this process, or forked into `workers` processes
-    that inherit the index and the compiled templates (each renders a share of the nodes and
-    streams its files into the `sink`, so no process holds the whole site in memory). With
-    `template_digests` given, each node's reads are recorded and handed to `on_deps` (one
-    `DepBatch` per group of nodes, with fingerprints when workers computed them).
-    Output bytes never depend on the number of workers.
+    A template problem is reported once (at its line, naming the first page it broke and how
+    many more); a syntax error stops rendering, since it would repeat for every page.
     """
-
-    def __init__(
-        self,
-        index: SiteIndex,
-        config: Config,
-        renderer: Renderer,
-        extra_jobs: Iterable[RenderJob] = (),
-        template_digests: Mapping[str, str] | None = None,
-        closures: dict[str, frozenset[str] | None] | None = None,
-    ) -> None:
-        self.view = SiteView(index, config, Router(config.directory_urls))
-        self.renderer = renderer
-        self.template_digests = template_digests
-        self.jobs, self.diagnostics = _unique_outputs([*page_jobs(self.view), *extra_jobs], config)
-        #: template -> the templates it includes, transitively; the caller may keep this
-        #: between builds while no template changes (working it out parses every template)
-        self.closures = closures if closures is not None else {}
-        self._closure_keys: dict[str, set[DepKey]] = {}
-
-    def wanted(self) -> dict[str, tuple[str, ...] | None]:
-        """Node -> the files it writes (None when only rendering can tell)."""
-        return {job.node: (job.file,) if job.file is not None else None for job in self.jobs}
-
-    def fingerprinter(self) -> Fingerprinter:
-        return Fingerprinter(self.view.index, self.view._files, self.template_digests or {})
-
-    def render(
-        self,
-        nodes: Collection[str] | None = None,
-        *,
-        sink: Sink | None = None,
-        workers: int = 1,
-        progress: Callable[[int, int], None] | None = None,
-        on_deps: DepsConsumer | None = None,
-    ) -> RenderResult:
-        chosen = [i for i, job in enumerate(self.jobs) if nodes is None or job.node in nodes]
-        if workers > 1 and len(chosen) >= RENDER_PARALLEL_MIN:
-            result = self._render_forked(chosen, sink, workers, progress, on_deps)
-            if result is not None:
-                return dataclasses.replace(result, diagnostics=merge_repeated(result.diagnostics))
-        results, diagnostics, batch = self._render_some(chosen, sink, progress=progress)
-        if on_deps is not None and batch is not None:
-            on_deps(batch, {n.node: n.files for n in results})
-        return RenderResult(results, merge_repeated(diagnostics), 1)
-
-    def _render_forked(
-        self,
-        chosen: list[int],
-        sink: Sink | None,
-        workers: int,
-        progress: Callable[[int, int], None] | None,
-        on_deps: DepsConsumer | None,
-    ) -> RenderResult | None:
-        from kbgen.load import shrinking_chunks, worker_pool  # the same pool policy as loading
-
-        global _FORKED
-        for name in {self.jobs[i].template for i in chosen} - {None}:
-            self._template_keys(str(name))  # parse templates once, before the workers fork
-            with contextlib.suppress(jinja2.TemplateError):
-                self.renderer.env.get_template(str(name))
-        chunks = shrinking_chunks(chosen, workers, smallest=8, largest=128)
-        # This process renders too, beside `workers - 1` forked helpers: it would otherwise
-        # sit idle, and every helper ends up with a private copy of most of the site it
-        # reads (reference counts write to the pages it shares with this process), the
-        # largest part of a big build's peak memory. Chunks are claimed from a shared
-        # counter, so whoever is free takes the next one.
-        # Listing pages (home, sections, tags, site files) each read many pages and come
-        # last in the job list; handed out first, they do not leave one process working
-        # alone at the end.
-        lists = [not all(self.jobs[i].template == "article.html" for i in c) for c in chunks]
-        claims = _ChunkClaims(sorted(range(len(chunks)), key=lambda number: not lists[number]))
-        done: dict[int, ChunkResult] = {}
-        results: list[NodeResult] = []
-        diagnostics: list[Diagnostic] = []
-        passed = 0  #: chunks handed on in order: results, diagnostics and deps stay ordered
-
-        def pass_on_finished() -> None:
-            nonlocal passed
-            while passed in done:
-                part, problems, batch = done.pop(passed)
-                passed += 1
-                results.extend(part)
-                diagnostics.extend(problems)
-                if on_deps is not None and batch is not None:
-                    on_deps(batch, {n.node: n.files for n in part})
-                if progress is not None:
-                    progress(len(results), len(chosen))
-
-        _FORKED = (self, sink, chunks, claims)
+    view = SiteView(index, config, Router(config.directory_urls))
+    jobs, diagnostics = unique_outputs([*page_jobs(view), *extra_jobs], config)
+    outputs: list[OutputFile] = []
+    problems: list[Diagnostic] = []
+    for job in jobs:
         try:
-            with worker_pool(workers - 1, _no_setup, (), require_fork=True) as pool:
-                if pool is None:
-                    return None
-                helped = pool.imap_unordered(_render_claimed, range(len(chunks)))
-                while (number := claims.claim()) is not None:
-                    done[number] = self._render_some(chunks[number], sink, with_fingerprints=True)
-                    _collect(helped, done, wait=False)
-                    pass_on_finished()
-                _collect(helped, done, wait=True)  # what the helpers are still rendering
-                pass_on_finished()
-        finally:
-            _FORKED = None
-        return RenderResult(results, diagnostics, workers)
-
-    def _render_some(
-        self,
-        indices: list[int],
-        sink: Sink | None,
-        *,
-        with_fingerprints: bool = False,
-        progress: Callable[[int, int], None] | None = None,
-    ) -> tuple[list[NodeResult], list[Diagnostic], DepBatch | None]:
-        recording = self.template_digests is not None
-        deps = DepBatchBuilder() if recording else None
-        results: list[NodeResult] = []
-        diagnostics: list[Diagnostic] = []
-        for count, i in enumerate(indices, start=1):
-            job = self.jobs[i]
-            recorder = Recorder() if recording else None
-            view = self._recording_view(recorder) if recorder is not None else self.view
-            try:
-                outputs = job.outputs(view, self.renderer)
-            except TemplateProblem as problem:
-                diagnostics.append(problem.diagnostic)
-                if problem.diagnostic.message.startswith("template syntax error"):
-                    break  # the same error would repeat for every page
-                continue
-            if recorder is not None and deps is not None:
-                if job.template is not None:
-                    recorder.keys |= self._template_keys(job.template)
-                deps.add(job.node, recorder.keys)
-            results.append(_node_result(job.node, outputs, sink))
-            if progress is not None:
-                progress(count, len(indices))
-        if deps is None:
-            return results, diagnostics, None
-        return results, diagnostics, deps.batch(self.fingerprinter() if with_fingerprints else None)
-
-    def _recording_view(self, recorder: Recorder) -> SiteView:
-        view = copy.copy(self.view)  # a shallow copy: __post_init__ does not run again
-        view.index = recording_index(self.view.index, recorder)
-        view._files = cast(dict[str, str], RecordingMapping("files", self.view._files, recorder))
-        return view
-
-    def _template_keys(self, name: str) -> set[DepKey]:
-        found = self._closure_keys.get(name)
-        if found is None:
-            if name not in self.closures:
-                self.closures[name] = self.renderer.template_closure(name)
-            found = template_keys(self.closures[name])
-            self._closure_keys[name] = found
-        return found
+            outputs += job.outputs(view, renderer)
+        except TemplateProblem as problem:
+            problems.append(problem.diagnostic)
+            if problem.diagnostic.message.startswith("template syntax error"):
+                break
+    return outputs, diagnostics + merge_repeated(problems)
 
 
-def _node_result(node: str, outputs: list[OutputFile], sink: Sink | None) -> NodeResult:
-    files: list[tuple[str, str]] = []
-    data: dict[str, bytes] = {}
-    changed: list[str] = []
-    for output in outputs:
-        if sink is not None:
-            digest, is_new = sink(output.rel, output.data)
-            if is_new:
-                changed.append(output.rel)
-        else:
-            digest = hashlib.sha256(output.data).hexdigest()
-            data[output.rel] = output.data
-        files.append((output.rel, digest))
-    return NodeResult(node, tuple(files), data, tuple(changed))
-
-
-def _unique_outputs(
+def unique_outputs(
     jobs: list[RenderJob], config: Config
 ) -> tuple[list[RenderJob], list[Diagnostic]]:
     """Drop (and report) jobs whose output file another job already writes."""
@@ -1266,60 +1233,6 @@ def _unique_outputs(
         kept.append(job)
     return kept, diagnostics
 
-
-# Forked render workers find their session here (inherited from the parent at fork time).
-ChunkResult = tuple[list[NodeResult], list[Diagnostic], DepBatch | None]
-
-
-class _ChunkClaims:
-    """A counter shared with forked processes: each chunk is handed out once, in `order`."""
-
-    def __init__(self, order: list[int]) -> None:
-        import multiprocessing
-
-        self.order = order  #: chunk numbers in the order they are handed out
-        self._next = multiprocessing.get_context("fork").Value("i", 0)
-
-    def claim(self) -> int | None:
-        with self._next.get_lock():
-            position = int(self._next.value)
-            if position >= len(self.order):
-                return None
-            self._next.value = position + 1
-            return self.order[position]
-
-
-#: what forked render helpers inherit: the session, the sink, the chunks and their claims
-_FORKED: tuple[RenderSession, Sink | None, list[list[int]], _ChunkClaims] | None = None
-
-
-def _no_setup() -> None:
-    return None
-
-
-def _render_claimed(_task: int) -> tuple[int, ChunkResult] | None:
-    """One pool task: render the next unclaimed chunk, if any is left."""
-    assert _FORKED is not None, "render worker without a session"
-    session, sink, chunks, claims = _FORKED
-    number = claims.claim()
-    if number is None:
-        return None
-    return number, session._render_some(chunks[number], sink, with_fingerprints=True)
-
-
-def _collect(
-    helped: Iterator[tuple[int, ChunkResult] | None], done: dict[int, ChunkResult], wait: bool
-) -> None:
-    """Move the helpers' finished chunks into `done`: those ready now, or (`wait`) all."""
-    import multiprocessing
-
-    while True:
-        try:
-            finished = helped.next(timeout=None if wait else 0)  # type: ignore[attr-defined]
-        except (multiprocessing.TimeoutError, StopIteration):
-            return
-        if finished is not None:
-            done[finished[0]] = finished[1]
 
 
 def site_files(view: SiteView) -> list[OutputFile]:

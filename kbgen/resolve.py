@@ -112,7 +112,7 @@ class PageFacts(NamedTuple):
 
     rel: str
     digest: str
-    observed: tuple[object, ...]  #: see `_observed`
+    observed: tuple[object, ...]  #: `Page.observable()`
     cited: frozenset[str]  #: the citation keys it uses
     listed: bool  #: in `index.pages` (not a hidden draft)
 
@@ -121,22 +121,9 @@ def _facts(page: Page, listed: bool) -> PageFacts:
     return PageFacts(
         page.rel,
         page.digest,
-        _observed(page),
+        page.observable(),
         frozenset(cite.key for cite in page.citations),
         listed,
-    )
-
-
-def _observed(page: Page) -> tuple[object, ...]:
-    """Everything other pages and site-wide checks can see of a page: equal for two versions
-    of a page exactly when only its body (text, link wording, citation places) differs."""
-    return (
-        page.kind,
-        page.section,
-        page.slug,
-        page.meta,
-        page.markup.anchors,
-        tuple(heading.id for heading in page.markup.toc),
     )
 
 
@@ -244,9 +231,12 @@ def _resolve_all(
         tag: tuple(sorted(keys, key=lambda k: (by_key[k].meta.title.lower(), k)))
         for tag, keys in sorted(pages_by_tag.items())
     }
-    citing = _citing_pages(by_key, references, shared, references_path)
+    # A page that could not be loaded has its own error; what it cites or names as related
+    # is unknown, so nothing is reported about it a second time elsewhere.
+    citing = _citing_pages(by_key, references, shared, references_path, bool(unloadable))
     _check_glossary(glossary, everything, shared, glossary_path)
-    related = _related(by_key, outbound, backlinks, tags_sorted, names, shared)
+    unloaded = frozenset(posixpath.basename(rel)[: -len(".md")] for rel in unloadable)
+    related = _related(by_key, outbound, backlinks, tags_sorted, unloaded, shared)
     _graph_warnings(by_key, outbound, backlinks, shared)
     index = SiteIndex(
         pages=by_key,
@@ -560,15 +550,17 @@ def _citing_pages(
     references: Mapping[str, Reference],
     diagnostics: list[Diagnostic],
     references_path: str,
+    some_unloaded: bool = False,
 ) -> dict[str, tuple[str, ...]]:
-    """Reference key -> pages citing it; warns about references nobody cites."""
+    """Reference key -> pages citing it; warns about references nobody cites (unless a page
+    could not be loaded: it may be the one citing them)."""
     citing: dict[str, list[str]] = defaultdict(list)
     for key, page in pages.items():
         for cite in page.citations:
             if cite.key in references and (not citing[cite.key] or citing[cite.key][-1] != key):
                 citing[cite.key].append(key)
     for ref_key, reference in references.items():
-        if ref_key not in citing:
+        if ref_key not in citing and not some_unloaded:
             diagnostics.append(
                 warning(
                     references_path,
@@ -606,10 +598,11 @@ def _related(
     outbound: Mapping[str, set[str]],
     backlinks: Mapping[str, list[Backlink]],
     pages_by_tag: Mapping[str, tuple[str, ...]],
-    names: Mapping[str, set[str]],
+    unloaded: frozenset[str],
     diagnostics: list[Diagnostic],
 ) -> dict[str, tuple[str, ...]]:
-    """Explicit `related:` first, then pages sharing links and tags (bounded fan-out)."""
+    """Explicit `related:` first, then pages sharing links and tags (bounded fan-out).
+    `unloaded`: slugs of page files that could not be loaded (reported there already)."""
     article_keys = [k for k, p in pages.items() if p.kind == "article"]
     sort_title = {k: pages[k].meta.title.lower() for k in article_keys}  # once, not per sort
     inbound = {k: [b.source_slug for b in v] for k, v in backlinks.items()}
@@ -629,16 +622,17 @@ def _related(
                 if slug not in chosen:
                     chosen.append(slug)
                 continue
+            if slug in unloaded and slug not in pages:
+                continue
             line, col = page.meta.key_positions.get("related", (1, 1))
-            diagnostics.append(
-                error(
-                    page.source,
-                    line,
-                    col,
-                    f"related article '{slug}' does not exist",
-                    did_you_mean(slug, article_keys) or "use an article slug",
-                )
-            )
+            if slug == key:
+                message = f"an article cannot list itself ('{slug}') under 'related'"
+                hint = "remove it from the related list"
+            else:
+                message = f"related article '{slug}' does not exist"
+                others = [k for k in article_keys if k != key]
+                hint = did_you_mean(slug, others) or "use an article slug"
+            diagnostics.append(error(page.source, line, col, message, hint))
         scores: Counter[str] = Counter()
         for other in outbound.get(key, ()):
             scores[other] += 3

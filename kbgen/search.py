@@ -83,8 +83,31 @@ def index_site(site_dir: Path) -> None:
             raise SearchIndexError(
                 f"could not write the search index into {site_dir}: {exc}; index again"
             ) from None
+        except SearchIndexError as exc:
+            # Pagefind exits 0 on a full disk, leaving empty files: say what happened.
+            full = disk_full(site_dir)
+            if full is not None:
+                message = f"Pagefind could not write the search index: {full}"
+                raise SearchIndexError(message) from None
+            raise exc from None
         finally:
             shutil.rmtree(fresh, ignore_errors=True)
+
+
+#: Less free space than this after Pagefind failed means the disk was what stopped it.
+_NEARLY_FULL_BYTES = 1 << 20
+
+
+def disk_full(folder: Path) -> str | None:
+    """"the disk holding X is full (N KB free)" when it nearly is, else None."""
+    try:
+        stats = os.statvfs(folder)
+    except (OSError, AttributeError):
+        return None
+    free = stats.f_bavail * stats.f_frsize
+    if free >= _NEARLY_FULL_BYTES:
+        return None
+    return f"the disk holding '{folder}' is full ({free // 1024} KB free)"
 
 
 def _run_pagefind(binary: Path, site_dir: Path, bundle: Path) -> None:

@@ -65,7 +65,8 @@ from urllib.parse import parse_qs, quote, unquote
 from kbgen import search
 from kbgen.config import Config, load_config
 from kbgen.diagnostics import Diagnostic, error, format_text
-from kbgen.pipeline import Builder, BuildOptions, BuildResult
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions, BuildResult
 from kbgen.watch import ChangeKind, Watcher, WatchRoots, classify, describe
 from kbgen.write import _pid_alive
 
@@ -78,6 +79,14 @@ CLIENT_URL = "/__kbgen/livereload.js"
 INTERNAL_PREFIX = "/__kbgen/"
 
 HANDLER_TIMEOUT_S = 30.0  #: socket timeout: an idle or stalled connection cannot pin a thread
+#: the request line and headers must have arrived this long after the connection was
+#: accepted, however the bytes trickle in (the socket timeout restarts with each byte)
+HEADER_DEADLINE_S = 10.0
+#: connections answered at once; more get 503 at once instead of a thread each (50 event
+#: streams plus a few hundred requests fit)
+MAX_CONNECTIONS = 512
+LISTEN_BACKLOG = 1024  #: connections the kernel queues while the server accepts (Linux caps
+#: it at net.core.somaxconn, 4096 by default)
 REQUEST_WAIT_S = 15.0  #: longest a request waits for a running rebuild (the site stays complete)
 PING_INTERVAL_S = 15.0  #: event-stream heartbeat (Zola pings its WebSocket every 30 s)
 STREAM_CHECK_S = 1.0  #: how often an idle event stream checks for shutdown or a closed client
@@ -89,6 +98,9 @@ SEARCH_NICENESS = 10  #: the search thread (and Pagefind) yield the CPU to rebui
 SEARCH_BUNDLE = "pagefind"  #: the folder of the search index, as the templates load it
 BATCH_WAIT_S = 0.5  #: the builder loop wakes this often (Ctrl-C, stop requests)
 STATE_SAVE_QUIET_S = 3.0  #: seconds without changes before a deferred build state is saved
+#: how often an idle `serve` checks that the output folder still holds every file it built
+#: (a deleted site or page is rebuilt; ~10 ms for 10,000 files)
+OUTPUT_CHECK_S = 3.0
 
 LOOPBACK_NAMES = ("localhost", "127.0.0.1", "[::1]")
 #: `%2f` (/), `%5c` (\) and `%00` (NUL) smuggle separators past normalisation: always refused
@@ -414,9 +426,14 @@ class ServeContext:
     client_script: bytes = field(default_factory=_load_client_script)
     stopping: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    header_deadline: float = HEADER_DEADLINE_S
+    max_connections: int = MAX_CONNECTIONS
     open_streams: int = 0  #: event streams open now
     active_handlers: int = 0  #: connections being answered now
     requests: int = 0  #: requests answered in total
+    refused: int = 0  #: connections answered 503 because max_connections were busy
+    #: sockets still reading their request line and headers -> when they must be done
+    reading: dict[socket.socket, float] = field(default_factory=dict)
 
     @contextlib.contextmanager
     def counting(self, name: Literal["open_streams", "active_handlers"]) -> Iterator[None]:
@@ -431,6 +448,35 @@ class ServeContext:
     def count_request(self) -> None:
         with self._lock:
             self.requests += 1
+
+    def admit(self) -> bool:
+        """Count a new connection in, unless `max_connections` are being answered."""
+        with self._lock:
+            if self.active_handlers >= self.max_connections:
+                self.refused += 1
+                return False
+            self.active_handlers += 1
+            return True
+
+    def release(self) -> None:
+        with self._lock:
+            self.active_handlers -= 1
+
+    def reading_headers(self, sock: socket.socket, reading: bool) -> None:
+        with self._lock:
+            if reading:
+                self.reading[sock] = time.monotonic() + self.header_deadline
+            else:
+                self.reading.pop(sock, None)
+
+    def overdue(self) -> list[socket.socket]:
+        """Sockets past their header deadline (forgotten here: each is cut off once)."""
+        now = time.monotonic()
+        with self._lock:
+            late = [sock for sock, deadline in self.reading.items() if deadline <= now]
+            for sock in late:
+                del self.reading[sock]
+        return late
 
 
 class PreviewHandler(BaseHTTPRequestHandler):
@@ -449,10 +495,22 @@ class PreviewHandler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return "kbgen-serve"
 
+    def setup(self) -> None:
+        super().setup()
+        # The server cuts the connection off if the headers are not in by the deadline
+        # (PreviewServer.service_actions); a byte at a time cannot extend it.
+        self.context.reading_headers(self.connection, True)
+
+    def finish(self) -> None:
+        self.context.reading_headers(self.connection, False)
+        super().finish()
+
     # -- request checks
 
     def parse_request(self) -> bool:
-        if not super().parse_request():
+        parsed = super().parse_request()
+        self.context.reading_headers(self.connection, False)
+        if not parsed:
             return False
         if self.command not in ("GET", "HEAD"):
             self._drain_body()
@@ -672,7 +730,7 @@ def client_gone(sock: socket.socket) -> bool:
 class PreviewServer(ThreadingHTTPServer):
     daemon_threads = True  #: a stuck connection never keeps the process alive
     block_on_close = False  #: `close()` waits (bounded) on its own counters instead
-    request_queue_size = 128  #: 50 clients connecting at once must not overflow the backlog
+    request_queue_size = LISTEN_BACKLOG  #: a burst of clients must not overflow the backlog
 
     def __init__(self, address: tuple[str, int], context: ServeContext) -> None:
         self.context = context
@@ -686,14 +744,55 @@ class PreviewServer(ThreadingHTTPServer):
         self.server_name = str(self.server_address[0])
         self.server_port = int(self.server_address[1])
 
+    def process_request(self, request: Any, client_address: Any) -> None:
+        # Counted here, on the accepting thread, so a burst cannot start more threads than
+        # the bound before the first of them has counted itself.
+        if not self.context.admit():
+            _refuse_busy(request)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self.context.release()  # no thread was started
+            raise
+
     def process_request_thread(self, request: Any, client_address: Any) -> None:
-        with self.context.counting("active_handlers"):
+        try:
             super().process_request_thread(request, client_address)
+        finally:
+            self.context.release()
+
+    _reaped_at = 0.0  #: when service_actions last looked for overdue connections
+
+    def service_actions(self) -> None:
+        """Runs in serve_forever's loop (after every accept, and each poll interval): cut off
+        connections whose request line and headers did not arrive in time; their handler
+        then ends. At most every 0.1 s: under load it would otherwise run per connection."""
+        now = time.monotonic()
+        if now - self._reaped_at < 0.1:
+            return
+        self._reaped_at = now
+        for sock in self.context.overdue():
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
             return  # the browser went away mid-response: normal for a dev server
         logger.exception("kbgen serve: error while answering %s", client_address)
+
+
+def _refuse_busy(sock: socket.socket) -> None:
+    """A short 503 written without blocking the accepting thread (dropped if it cannot)."""
+    body = b"the preview server is answering too many connections; try again\n"
+    head = (
+        "HTTP/1.0 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with contextlib.suppress(OSError):
+        sock.setblocking(False)
+        sock.send(head.encode() + body)
 
 
 class ServerThread:
@@ -1129,7 +1228,7 @@ class PreviewSession:
             # A warm start skipped loading and resolving the pages; do it now, while the
             # writer reads the page, so their first save costs what the later ones do.
             self._rebuild(None, "warm-up", announce=False, warm_up=True)
-        quiet_since = time.monotonic()
+        quiet_since = output_checked = time.monotonic()
         unchecked = False  #: rebuilds since the last full check relied on the watcher alone
         while stop is None or not stop.is_set():
             changed = self.watcher.next_batch(BATCH_WAIT_S)
@@ -1137,7 +1236,16 @@ class PreviewSession:
                 self.rebuild(changed)
                 quiet_since = time.monotonic()
                 unchecked = True
-            elif time.monotonic() - quiet_since >= STATE_SAVE_QUIET_S:
+                continue
+            if time.monotonic() - output_checked >= OUTPUT_CHECK_S:
+                # The watcher ignores the output folder, so a deleted site or page is found
+                # here; only after a good build (a failing one could not restore it anyway).
+                output_checked = time.monotonic()
+                if self._output_damaged():
+                    self._rebuild(None, "files deleted from the output folder")
+                    unchecked = False
+                    continue
+            if time.monotonic() - quiet_since >= STATE_SAVE_QUIET_S:
                 # When the writer pauses: a full check catches any change the watcher missed
                 # (an overflowing inotify queue, a network drive), and the state is saved
                 # (at 10,000 pages, writing it takes longer than the rebuild it describes).
@@ -1145,6 +1253,12 @@ class PreviewSession:
                     self._rebuild(None, "a full check after a pause", announce=False)
                 unchecked = False
                 self.builder.save_state()
+
+    def _output_damaged(self) -> bool:
+        result, context = self.last_result, self.context
+        if result is None or not result.ok or context is None:
+            return False
+        return self.builder.output_damaged(context.output_dir)
 
     def rebuild(self, changed: set[Path]) -> BuildResult | None:
         assert self.config is not None

@@ -63,6 +63,26 @@ class UnsafeOutputPath(Exception):
     """An output path that would escape the output folder (a bug or hostile input)."""
 
 
+def write_failure(exc: OSError, output_dir: Path) -> tuple[str, str]:
+    """Message and hint for a file system error while writing the site (the build had no
+    content errors; the disk or a folder's permissions refused). The old site is intact."""
+    where = exc.filename if isinstance(exc.filename, str) else str(output_dir)
+    message = f"cannot write the site: {exc.strerror or exc} ('{where}')"
+    code = exc.errno
+    if code in (errno.ENOSPC, errno.EDQUOT):
+        hint = f"free space on the disk that holds '{output_dir.parent}', then build again"
+    elif code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        hint = (
+            f"a build writes the new site beside the output folder, in '{output_dir.parent}': "
+            "make that folder writable, or choose an output folder elsewhere"
+        )
+    elif code == errno.ENAMETOOLONG:
+        hint = "shorten the page slug or tag that this file name comes from"
+    else:
+        hint = "fix the problem with the output folder's disk or permissions, then build again"
+    return message, hint + "; the previous site is unchanged"
+
+
 def read_manifest(output_dir: Path) -> dict[str, str]:
     """rel -> sha256 of the files the last build wrote; {} if absent or unreadable."""
     try:
@@ -100,15 +120,35 @@ BACKGROUND_DELETE_MIN = 500  #: old sites with this many files are deleted in th
 TRASH_QUIET_S = 300  #: trash untouched this long lost its `rm` (killed): delete it again
 
 
+#: Work folders inside an output folder that is a mount point (see `work_folder`).
+INNER_PREFIXES = (".kbgen-staging-", ".kbgen-old-")
+
+
+def work_folder(output_dir: Path, kind: str) -> Path:
+    """Where a build assembles new files (`kind` "staging") or parks the old site ("old").
+
+    Beside the output folder, so one rename swaps it in. An output folder that is a mount
+    point cannot be renamed (EBUSY) and a rename into it from outside crosses file systems,
+    so there the work folders live inside it and `_replace_contents` moves entries instead.
+    """
+    if os.path.ismount(output_dir):
+        return output_dir / f".kbgen-{kind}-{os.getpid()}"
+    return output_dir.parent / f".{output_dir.name}.{kind}-{os.getpid()}"
+
+
 def clean_debris(output_dir: Path) -> None:
     """Remove staging/old folders left by builds that were killed."""
     parent = output_dir.parent
-    prefixes = (f".{output_dir.name}.staging-", f".{output_dir.name}.old-")
+    prefixes: tuple[str, ...] = (f".{output_dir.name}.staging-", f".{output_dir.name}.old-")
     trash = f".{output_dir.name}.trash-"
     try:
         candidates = list(parent.iterdir())
     except OSError:
         return
+    if os.path.ismount(output_dir):
+        with contextlib.suppress(OSError):
+            candidates += [p for p in output_dir.iterdir() if p.name.startswith(INNER_PREFIXES)]
+        prefixes += INNER_PREFIXES
     for candidate in candidates:
         if candidate.is_symlink():
             continue
@@ -242,7 +282,7 @@ class Staging:
         self.output_dir.parent.mkdir(parents=True, exist_ok=True)
         clean_debris(self.output_dir)
         self.old_manifest = read_manifest(self.output_dir) if self.output_dir.is_dir() else {}
-        self.path = self.output_dir.parent / f".{self.output_dir.name}.staging-{os.getpid()}"
+        self.path = work_folder(self.output_dir, "staging")
         if self.path.exists():
             shutil.rmtree(self.path)
         self.path.mkdir()
@@ -401,7 +441,7 @@ def commit_incremental(
         return WriteResult((), (), marker_digest(output_dir) or "")
     # New bytes go to a folder beside the site first (same file system, so the renames
     # below are atomic; if the build dies here the next one removes it as debris).
-    incoming = output_dir.parent / f".{output_dir.name}.staging-{os.getpid()}"
+    incoming = work_folder(output_dir, "staging")
     if incoming.exists():
         shutil.rmtree(incoming)
     incoming.mkdir()
@@ -471,10 +511,65 @@ def _swap_in(staging: Path, output_dir: Path, *, background: bool = False) -> No
     if not output_dir.exists() and not output_dir.is_symlink():
         os.rename(staging, output_dir)
         return
-    if _exchange(staging, output_dir):
+    if staging.parent == output_dir:  # a mount point: see work_folder
+        _replace_contents(staging, output_dir)
+        return
+    try:
+        exchanged = _exchange(staging, output_dir)
+    except OSError as exc:
+        if exc.errno != errno.EBUSY:
+            raise
+        # Busy although not a mount point when staging began (or a bind mount that
+        # ismount misses): entries move across instead, copied if on another file system.
+        _replace_contents(staging, output_dir)
+        return
+    if exchanged:
         remove_tree(staging, output_dir, background=background)  # now holds the old site
         return
     aside = output_dir.parent / f".{output_dir.name}.old-{os.getpid()}"
     os.rename(output_dir, aside)
     os.rename(staging, output_dir)
     remove_tree(aside, output_dir, background=background)
+
+
+def _replace_contents(staging: Path, output_dir: Path) -> None:
+    """Swap a new site into an output folder that itself cannot be renamed (a mount point).
+
+    The old entries move into a folder inside the output, then the new ones move up, with
+    Ctrl-C deferred; if a move fails, the old entries move back. Not one atomic step like
+    the exchange, but every file is whole, and each move is a rename when `staging` is
+    inside the output folder (`work_folder`).
+    """
+    aside = output_dir / f".kbgen-old-{os.getpid()}"
+    if aside.exists():
+        shutil.rmtree(aside)
+    aside.mkdir()
+    moved_out: list[str] = []
+    moved_in: list[str] = []
+    with _signals_deferred():
+        try:
+            for name in sorted(os.listdir(output_dir)):
+                if name.startswith(INNER_PREFIXES):
+                    continue
+                os.rename(output_dir / name, aside / name)
+                moved_out.append(name)
+            for name in sorted(os.listdir(staging)):
+                shutil.move(staging / name, output_dir / name)
+                moved_in.append(name)
+        except BaseException:
+            for name in moved_in:
+                _remove_entry(output_dir / name)
+            for name in moved_out:
+                os.rename(aside / name, output_dir / name)
+            shutil.rmtree(aside, ignore_errors=True)
+            raise
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _remove_entry(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()

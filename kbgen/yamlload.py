@@ -67,11 +67,12 @@ class YamlReader:
         (the composer recurses; libyaml's overflows the C stack and kills the process).
         """
         try:
-            if not self._check_events(text):
+            if not self._check_events(text, _Loader):
                 return None
             return yaml.compose(text, Loader=_Loader)
         except yaml.MarkedYAMLError as exc:
-            self.diagnostics.append(self._syntax_error(exc, text))
+            if not self._refused_by_python_parser(text):
+                self.diagnostics.append(self._syntax_error(exc, text))
             return None
         except yaml.reader.ReaderError as exc:  # a character YAML does not allow
             line = text.count("\n", 0, exc.position)
@@ -107,10 +108,32 @@ class YamlReader:
             error(self.path, self.line_offset + line + 1, col + 1, message, hint)
         )
 
-    def _check_events(self, text: str) -> bool:
+    def _refused_by_python_parser(self, text: str) -> bool:
+        """Whether the pure-Python parser meets an alias, tag or excess depth first.
+
+        The libyaml in recent PyYAML wheels (6.0.4) has its own nesting limit of 1,000
+        levels, and its scanner reads up to 1,024 characters ahead for a possible key, so
+        `[[[[...` fails there before our depth check sees the 51st event; other versions
+        have no limit, or another one. The pure-Python parser has no limit and its look-ahead
+        raises nothing, so re-reading the text with it gives the diagnostic every PyYAML
+        version gives, at our position and with our hint. It runs only for text the C parser
+        refused, and stops at the first problem; when it fails too, the C parser's error is
+        the one reported.
+        """
+        if _Loader is yaml.SafeLoader:  # pragma: no cover - PyYAML without libyaml
+            return False
+        before = len(self.diagnostics)
+        try:
+            self._check_events(text, yaml.SafeLoader)
+        except yaml.YAMLError:
+            del self.diagnostics[before:]
+            return False
+        return len(self.diagnostics) > before
+
+    def _check_events(self, text: str, loader: type[yaml.SafeLoader]) -> bool:
         """Stream the parser's events, stopping at the first alias, tag or excess depth."""
         depth = 0
-        for event in yaml.parse(text, Loader=_Loader):
+        for event in yaml.parse(text, Loader=loader):
             if isinstance(event, yaml.AliasEvent):
                 self._fail_at(
                     event,
@@ -173,7 +196,9 @@ class YamlReader:
             else:
                 message = "invalid YAML: an unquoted value contains ': '"
                 hint = 'quote the value, for example title: "Ketamine: an overview"'
-        elif "expected '-' indicator" in problem:
+        elif "expected '-' indicator" in problem or "block collection" in context:
+            # libyaml: "did not find expected '-' indicator"; the Python parser: "expected
+            # <block end>, but found '?'"; both while parsing a block collection (a list)
             message = "invalid YAML: list items and 'key: value' lines are mixed"
             hint = "indent the keys under their list item, or make every line a '- item'"
         elif "could not find expected ':'" in problem:

@@ -7,12 +7,13 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
-from kbgen.pipeline import Builder, BuildOptions, BuildResult
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions, BuildResult
 
 REPO = Path(__file__).resolve().parent.parent
 TODAY = dt.date(2026, 12, 2)
@@ -155,3 +156,23 @@ def anchors(html: str) -> list[tuple[str, str, dict[str, str]]]:
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
                      help="rewrite tests/fixtures/golden/expected from the current output")
+
+
+@pytest.fixture
+def tmpfs() -> Iterator[Callable[[Path, int], Path]]:
+    """mount(folder, size_kb) -> that folder with a fresh tmpfs on it; unmounted afterwards.
+    Needs root (CI runs as root); skipped where mounting is not allowed."""
+    mounted: list[Path] = []
+
+    def mount(where: Path, size_kb: int) -> Path:
+        where.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs",
+                               str(where)], capture_output=True, check=False)
+        if done.returncode != 0:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        mounted.append(where)
+        return where
+
+    yield mount
+    for where in reversed(mounted):
+        subprocess.run(["umount", "-l", str(where)], check=False)

@@ -16,22 +16,27 @@ LAYERS = [
     {"yamlload", "inline"},
     {"config"},
     {"discover", "frontmatter", "markup", "citations", "glossary"},
-    {"cache"},
     {"load", "resolve"},
-    {"deps"},
     {"render"},
     {"write", "search", "readability"},
     {"pipeline"},
+    # the speed machinery, behind one door: above the stages and the reference build
+    {"incremental.cache"},
+    {"incremental.deps"},
+    {"incremental.loading"},
+    {"incremental.rendering"},  # shares loading's worker-pool policy
+    {"incremental.builder"},
+    {"incremental"},
     {"watch"},
     {"serve"},
     {"cli"},
     {"__main__"},
 ]
 THIRD_PARTY = {
-    # cache.py reads these libraries' versions for its cache key
-    "markdown": {"markup", "inline", "cache"},
-    "pygments": {"markup", "cache"},
-    "nh3": {"markup", "cache"},
+    # incremental/cache.py reads these libraries' versions for its cache key
+    "markdown": {"markup", "inline", "incremental.cache"},
+    "pygments": {"markup", "incremental.cache"},
+    "nh3": {"markup", "incremental.cache"},
     "jinja2": {"render", "diagnostics"},
     "yaml": {"yamlload", "config", "frontmatter", "citations", "glossary", "diagnostics"},
     "watchdog": {"watch"},
@@ -44,38 +49,68 @@ def _layer(module: str) -> int:
     for number, members in enumerate(LAYERS):
         if module in members:
             return number
-    raise AssertionError(f"kbgen/{module}.py is not assigned to a layer in test_architecture.py")
+    raise AssertionError(f"kbgen module {module!r} has no layer in test_architecture.py")
+
+
+def _modules() -> dict[str, Path]:
+    """kbgen module name relative to the package ('render', 'incremental.cache', and
+    'incremental' for the subpackage's __init__) -> its file."""
+    found: dict[str, Path] = {}
+    for path in sorted((REPO / "kbgen").rglob("*.py")):
+        parts = list(path.relative_to(REPO / "kbgen").with_suffix("").parts)
+        if parts[-1] == "__init__" and len(parts) > 1:
+            parts.pop()
+        found[".".join(parts)] = path
+    return found
 
 
 def _imports(path: Path) -> set[str]:
+    """The kbgen modules (relative names) and top-level libraries a file imports."""
+    modules = _modules()
     names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text("utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
-            if node.module == "kbgen":  # `from kbgen import links` names modules too
-                names.update(f"kbgen.{alias.name}" for alias in node.names
-                             if (REPO / "kbgen" / f"{alias.name}.py").exists())
+            # `from kbgen import links` / `from kbgen.incremental import cache` name modules
+            names.update(f"{node.module}.{alias.name}" for alias in node.names
+                         if f"{node.module}.{alias.name}".removeprefix("kbgen.") in modules)
     return names
+
+
+def _kbgen_module(name: str) -> str | None:
+    """'kbgen.incremental.cache' -> 'incremental.cache'; None for other libraries."""
+    return name.removeprefix("kbgen.") if name.startswith("kbgen.") else None
 
 
 def test_modules_import_only_lower_layers_and_confined_libraries() -> None:
     problems = []
-    for path in sorted((REPO / "kbgen").glob("*.py")):
-        module = path.stem
+    for module, path in _modules().items():
         own_layer = _layer(module)
         for name in _imports(path):
+            imported = _kbgen_module(name)
             top = name.split(".")[0]
-            if top == "kbgen" and "." in name:
-                imported = name.split(".")[1]
-                if imported != "__init__" and _layer(imported) >= own_layer and imported != module:
+            if imported is not None:
+                if imported in ("__init__", module) or module.startswith(imported + "."):
+                    continue  # a package's own __init__ (importing the package) is not upward
+                if _layer(imported) >= own_layer:
                     problems.append(f"{module} imports {imported} (same or higher layer)")
             elif top in THIRD_PARTY and module not in THIRD_PARTY[top]:
                 problems.append(f"{module} imports {top} (allowed only in {THIRD_PARTY[top]})")
     assert problems == []
 
 
+def test_the_stages_and_the_reference_build_never_import_the_speed_machinery() -> None:
+    """`pipeline.build_site()` is the oracle for the incremental builder; it must share none of
+    its machinery, or a bug there would be in both sides of the comparison."""
+    for module, path in _modules().items():
+        if module.startswith("incremental") or _layer(module) > _layer("pipeline"):
+            continue
+        reached = {_kbgen_module(name) for name in _imports(path)}
+        assert not {m for m in reached if m and m.startswith("incremental")}, module
+
+
 def test_every_module_has_a_docstring() -> None:
-    for path in (REPO / "kbgen").glob("*.py"):
-        assert ast.get_docstring(ast.parse(path.read_text("utf-8"))), path.name
+    for path in _modules().values():
+        assert ast.get_docstring(ast.parse(path.read_text("utf-8"))), path

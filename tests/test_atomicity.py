@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, snapshot
 
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 
 PAGES = 200
 RUNS = 50

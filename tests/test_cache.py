@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import os
 import pickle
+import shutil
 from pathlib import Path
 
 import pytest
 from conftest import TODAY, article, snapshot
 
-import kbgen.cache
-from kbgen.cache import (
+import kbgen.incremental.cache
+from kbgen.config import MarkdownOptions
+from kbgen.incremental import Builder
+from kbgen.incremental.cache import (
     MAGIC,
     CacheCorrupt,
     CacheDir,
@@ -24,15 +28,17 @@ from kbgen.cache import (
     markup_key,
     open_entry,
     read_entry,
+    read_regular,
     seal,
+    seal_bytes,
     stamp_of,
     stamp_trusted,
     unseal,
+    unseal_bytes,
 )
-from kbgen.config import MarkdownOptions
 from kbgen.markup import MarkupEngine
 from kbgen.model import GlossaryTerm, Markup
-from kbgen.pipeline import Builder, BuildOptions, BuildResult
+from kbgen.pipeline import BuildOptions, BuildResult
 
 MECH = "status: established"
 
@@ -90,7 +96,7 @@ def test_valid_envelope_of_the_wrong_type_is_refused() -> None:
 
 
 def test_authenticated_payload_that_does_not_unpickle_is_refused() -> None:
-    from kbgen.cache import _mac
+    from kbgen.incremental.cache import _mac
 
     payload = b"\x80\x05cno_such_module\nNoSuchClass\n."
     with pytest.raises(CacheCorrupt, match="cannot unpickle"):
@@ -117,11 +123,11 @@ def test_forged_entry_from_outside_is_never_unpickled(tmp_path: Path) -> None:
 
 
 def test_cache_key_is_private_and_stable(tmp_path: Path) -> None:
-    from kbgen.cache import _load_or_create_key
+    from kbgen.incremental.cache import _load_or_create_key
 
     path = tmp_path / "kbgen" / "cache-key"
     first = _load_or_create_key(path)
-    assert len(first) == 32 and path.stat().st_mode & 0o777 == 0o600
+    assert len(first.secret) == 32 and path.stat().st_mode & 0o777 == 0o600
     assert _load_or_create_key(path) == first
 
 
@@ -281,6 +287,70 @@ def test_flushes_are_compacted_and_dead_packs_deleted(tmp_path: Path) -> None:
     assert fresh.get("k1") is None
 
 
+@pytest.mark.parametrize("folder", ["v1", "v1/markup", "v1/state", "v1/jinja"])
+def test_a_symlinked_folder_in_the_cache_is_an_error_and_never_written_through(
+    site: Path, tmp_path: Path, folder: str
+) -> None:
+    assert build(site).ok
+    before_site = snapshot(site / "site")
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "markup").mkdir(parents=True)
+    (elsewhere / "mine.pack").write_text("not kbgen's")
+    (elsewhere / "markup" / "mine.pack").write_text("not kbgen's")
+    shutil.rmtree(site / ".kbgen-cache")
+    link = site / ".kbgen-cache" / folder
+    link.parent.mkdir(parents=True, exist_ok=True)
+    link.symlink_to(elsewhere)
+    before = snapshot(elsewhere)
+    result = build(site)
+    assert [d.format() for d in result.diagnostics] == [
+        f"config.yaml: error: cannot use cache_dir '.kbgen-cache' (the default): not a real "
+        f"folder (a symlink or a file) ({link})\n"
+        "  hint: make the folder writable, delete it (it only holds the build cache), or point "
+        "cache_dir in config.yaml at a writable folder; nothing was built"
+    ]
+    assert snapshot(elsewhere) == before and snapshot(site / "site") == before_site
+
+
+def test_a_cache_dir_that_cannot_be_created_is_an_error_at_its_line(site: Path) -> None:
+    assert build(site).ok
+    before = snapshot(site / "site")
+    (site / "notes.txt").write_text("mine", "utf-8")
+    config = site / "config.yaml"
+    config.write_text("cache_dir: notes.txt/cache\n" + config.read_text("utf-8"), "utf-8")
+    result = build(site)
+    assert [d.format() for d in result.diagnostics] == [
+        "config.yaml:1:12: error: cannot use cache_dir 'notes.txt/cache': Not a directory\n"
+        "  hint: make the folder writable, delete it (it only holds the build cache), or point "
+        "cache_dir in config.yaml at a writable folder; nothing was built"
+    ]
+    assert snapshot(site / "site") == before
+    assert build(site, write=False).ok  # check reads no cache it cannot have
+
+
+def test_cache_reads_open_only_bounded_regular_files(tmp_path: Path) -> None:
+    target = tmp_path / "file"
+    target.write_bytes(b"data")
+    (tmp_path / "link").symlink_to(target)
+    os.mkfifo(tmp_path / "fifo")
+    with (tmp_path / "big").open("wb") as handle:
+        handle.truncate(100)
+    assert read_regular(target) == b"data"
+    assert read_regular(tmp_path / "link") is None
+    assert read_regular(tmp_path / "fifo") is None  # and does not block
+    assert read_regular(Path("/dev/zero")) is None
+    assert read_regular(tmp_path / "big", limit=99) is None
+    assert read_regular(tmp_path / "missing") is None
+
+
+def test_sealed_bytes_open_only_under_their_own_label() -> None:
+    sealed = seal_bytes("a", b"code")
+    assert unseal_bytes("a", sealed) == b"code"
+    assert unseal_bytes("b", sealed) is None
+    assert unseal_bytes("a", sealed[:-1] + b"x") is None
+    assert unseal_bytes("a", MAGIC + bytes(32) + b"a\0code") is None
+
+
 # -- builds with a damaged cache -------------------------------------------------------------
 
 
@@ -363,8 +433,8 @@ def test_state_from_another_generator_version_is_not_used(
     site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert build(site).ok
-    real = kbgen.cache.generator_id()
-    monkeypatch.setattr("kbgen.pipeline.generator_id", lambda: real + "|newer")
+    real = kbgen.incremental.cache.generator_id()
+    monkeypatch.setattr("kbgen.incremental.builder.generator_id", lambda: real + "|newer")
     result = build(site)
     assert result.ok and result.mode == "cold"
     assert result.converted == 2  # new generator: old conversions are not trusted either
@@ -419,7 +489,21 @@ def test_pending_conversions_are_written_in_bounded_batches(
 
 
 def test_lazy_entries_have_the_fingerprint_of_their_markup(tmp_path: Path) -> None:
-    from kbgen.deps import canonical
+    from kbgen.incremental.deps import canonical
 
     lazy = MarkupStore(stored_sample(tmp_path)).get_lazy("ab" * 32)
     assert canonical(lazy) == canonical(sample_markup())
+
+
+@pytest.mark.parametrize("module", ["markup.py", "incremental/cache.py"])
+def test_editing_any_kbgen_module_changes_the_generator_id(module: str) -> None:
+    # The stamp once covered only kbgen/incremental/: a fix to kbgen/markup.py was not
+    # seen and warm builds kept the old conversions.
+    path = Path(kbgen.incremental.cache.__file__).parent.parent / module
+    stat = path.stat()
+    before = kbgen.incremental.cache.generator_id()
+    try:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        assert kbgen.incremental.cache.generator_id() != before
+    finally:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))

@@ -109,3 +109,71 @@ def test_the_dependency_check_names_exactly_what_is_missing() -> None:
     message = missing_message({"markdown": "markdown", "kbgen_no_such_module": "no-such-dist"})
     assert message is not None
     assert message.startswith("error: kbgen needs the Python package no-such-dist, not installed")
+
+
+def test_serve_port_out_of_range_is_a_usage_error(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", extra=MECH)})
+    for port in ("70000", "-1"):
+        result = run_cli(root, "serve", "--port", port)
+        assert result.returncode == 2, result.stderr
+        assert "argument --port: " in result.stderr and "0-65535" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_new_with_a_very_long_title_makes_a_short_file_name(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", extra=MECH)})
+    title = "Ketamine and the long title " * 15  # 420 characters
+    result = run_cli(root, "new", "mechanism", title)
+    assert result.returncode == 0, result.stderr
+    (created,) = (root / "content/mechanism").glob("ketamine-*.md")
+    assert len(created.stem) <= 80 and not created.stem.endswith("-")
+    assert created.stem.startswith("ketamine-and-the-long-title-ketamine")
+    assert f'title: "{" ".join(title.split())}"' in created.read_text()
+
+
+def _tree_state(root) -> dict[str, tuple[int, int]]:
+    return {p.relative_to(root).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in root.rglob("*") if "site" not in p.relative_to(root).parts}
+
+
+def test_check_writes_nothing_into_the_project(make_site) -> None:
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", "See [[beta]].", extra=MECH),
+                      "content/mechanism/beta.md": article("Beta", "See [[alpha]].", extra=MECH)})
+    before = _tree_state(root)
+    assert run_cli(root, "check").returncode == 0
+    assert _tree_state(root) == before  # no .kbgen-cache either
+    assert run_cli(root, "build").returncode == 0
+    page = root / "content/mechanism/alpha.md"
+    page.write_text(page.read_text() + "\nA new paragraph to convert.\n")
+    before = _tree_state(root)
+    assert run_cli(root, "check").returncode == 0
+    assert _tree_state(root) == before  # the cache is read, never written
+
+
+def test_ctrl_c_after_the_swap_says_the_new_site_is_in_place(
+    make_site, monkeypatch, capsys
+) -> None:
+    from kbgen import cli, write
+
+    root = make_site({"content/mechanism/alpha.md": article("Alpha", "Old words.", extra=MECH)})
+    config = str(root / "config.yaml")
+    assert cli.main(["build", "-q", "--config", config]) == 0
+    (root / "content/mechanism/alpha.md").write_text(article("Alpha", "New words.", extra=MECH))
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C while the warnings print, after the swap
+
+    monkeypatch.setattr(cli, "print_diagnostics", interrupted)
+    capsys.readouterr()
+    assert cli.main(["build", "-q", "--config", config]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted; the new site was already in place in {root / 'site'}" in err
+    assert "left unchanged" not in err
+    assert "New words." in (root / "site/mechanism/alpha/index.html").read_text()
+
+    # Before the swap, the old message stays true.
+    (root / "content/mechanism/alpha.md").write_text(article("Alpha", "Newer.", extra=MECH))
+    monkeypatch.setattr(write, "_swap_in", interrupted)
+    assert cli.main(["build", "-q", "--config", config]) == 130
+    assert "the previous site was left unchanged" in capsys.readouterr().err
+    assert "New words." in (root / "site/mechanism/alpha/index.html").read_text()

@@ -60,9 +60,29 @@ def test_base_url_must_be_http_and_gets_a_trailing_slash(tmp_path: Path) -> None
     config, _ = load_config(project(tmp_path, "title: KB\nbase_url: https://kb.org\n" + SECTIONS))
     assert config is not None and config.base_url == "https://kb.org/"
     assert problems(tmp_path, "title: KB\nbase_url: kb.org\n" + SECTIONS) == [
-        "config.yaml:2:11: error: base_url must start with http:// or https://, not 'kb.org'\n"
-        "  hint: for example: https://kb.example.org/"
+        "config.yaml:2:11: error: base_url 'kb.org' must start with http:// or https://\n"
+        "  hint: page URLs are made by appending their paths to it: write the site's root, "
+        "for example https://kb.example.org/"
     ]
+
+
+def test_base_url_with_spaces_query_or_no_host_is_refused(tmp_path: Path) -> None:
+    for url, problem in (("'https://kb.org/my kb/'", "must not contain spaces"),
+                         ("https://kb.org/?q=1", "must not have a ?query or #fragment"),
+                         ("https://kb.org/#top", "must not have a ?query or #fragment"),
+                         ("https:///path/", "must name a host"),
+                         ("https://kb.org:99999/", "is not a valid URL")):
+        found = problems(tmp_path, f"title: KB\nbase_url: {url}\n" + SECTIONS)
+        assert len(found) == 1 and problem in found[0], (url, found)
+
+
+def test_language_must_be_a_language_tag(tmp_path: Path) -> None:
+    for good in ("en", "pt-BR", "zh-Hant-TW"):
+        config, _ = load_config(project(tmp_path, f"title: KB\nlanguage: {good}\n" + SECTIONS))
+        assert config is not None and config.language == good
+    for bad in ("'en\"><script>'", "english language", "e", "'-en'"):
+        found = problems(tmp_path, f"title: KB\nlanguage: {bad}\n" + SECTIONS)
+        assert len(found) == 1 and "must be a language tag" in found[0], (bad, found)
 
 
 def test_every_problem_is_reported_at_once_in_file_order(tmp_path: Path) -> None:
@@ -295,6 +315,41 @@ def test_output_refusal_from_the_command_line_has_no_file_position(root: Path) -
         "  hint: point --output at a new folder, or at one kbgen built before; nothing was "
         "deleted"
     )
+
+
+# -- cache folder --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("content", "is the source folder 'content'"),
+        ("templates", "is the source folder 'templates'"),
+        ("static/cache", "is inside the source folder 'static'"),
+        ("site/.cache", "is inside the output folder 'site'"),
+        (".", "is the project folder"),
+        ("notes.txt", "exists and is not a folder"),
+    ],
+)
+def test_cache_dir_in_or_around_a_source_or_output_folder_is_refused_at_its_line(
+    tmp_path: Path, target: str, problem: str
+) -> None:
+    (tmp_path / "kb").mkdir()
+    (tmp_path / "kb" / "notes.txt").write_text("mine", "utf-8")
+    found = problems(tmp_path, f"title: KB\ncache_dir: {target}\n" + SECTIONS)
+    assert found == [
+        f"config.yaml:2:12: error: refusing to use cache_dir '{target}': it {problem}\n"
+        "  hint: point cache_dir at a folder of its own, such as .kbgen-cache"
+    ]
+
+
+def test_a_cache_dir_containing_a_source_folder_is_refused(tmp_path: Path) -> None:
+    path = project(tmp_path, "title: KB\ncontent_dir: cache/content\ncache_dir: cache\n" + SECTIONS)
+    (path.parent / "cache" / "content").mkdir(parents=True)
+    _, diagnostics = load_config(path)
+    assert [d.message for d in diagnostics] == [
+        "refusing to use cache_dir 'cache': it contains the source folder 'cache/content'"
+    ]
 
 
 def test_readability_thresholds_are_optional_validated_numbers(tmp_path: Path) -> None:

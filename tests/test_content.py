@@ -23,8 +23,9 @@ import pytest
 from conftest import REPO, TODAY
 
 from kbgen.config import load_config
+from kbgen.incremental import Builder
 from kbgen.model import Page
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.pipeline import BuildOptions
 from kbgen.readability import ArticleReadability, measure_site
 from kbgen.resolve import SiteIndex
 

@@ -15,7 +15,8 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from conftest import REPO, TODAY
 
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 
 
 class _PageParser(HTMLParser):

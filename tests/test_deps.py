@@ -7,7 +7,7 @@ import pickle
 import random
 from collections.abc import Callable
 
-from kbgen.deps import (
+from kbgen.incremental.deps import (
     MISSING,
     DepGraph,
     DepKey,
@@ -35,7 +35,7 @@ def page(
         section="mechanism",
         slug=slug,
         meta=FrontMatter(title=title, summary="S", last_reviewed=dt.date(2026, 1, 1), tags=("a",)),
-        markup=Markup(html, (), frozenset({"h"}), links, (), ()),
+        markup=Markup(html, (), frozenset({"h"}), links, ()),
         body_line=5,
         digest=slug,
     )
@@ -92,7 +92,7 @@ def test_whole_sequences_and_methods_are_recorded_conservatively() -> None:
     proxy = PageProxy(page("alpha", links=(link,)), "alpha", recorder)
     assert len(proxy.markup.links) == 1
     assert [x.target for x in proxy.markup.links] == ["beta"]
-    proxy.signature()
+    proxy.observable()
     assert recorder.keys == {
         ("page", "alpha", "markup.links.#len"),
         ("page", "alpha", "markup.links"),

@@ -21,10 +21,11 @@ from hypothesis import strategies as st
 from kbgen.config import FieldSpec, MarkdownOptions, SectionSpec
 from kbgen.diagnostics import Severity
 from kbgen.frontmatter import parse_front_matter, split_front_matter
+from kbgen.incremental import Builder
 from kbgen.links import scan_positions
 from kbgen.load import decode_text
 from kbgen.markup import MarkupEngine
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.pipeline import BuildOptions
 from kbgen.yamlload import YamlReader
 
 FAST = settings(max_examples=300, deadline=None, database=None)

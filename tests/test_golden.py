@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, TODAY, snapshot
 
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 
 GOLDEN = REPO / "tests" / "fixtures" / "golden"
 COMPARED_SUFFIXES = (".html", ".xml", ".txt", ".json")

@@ -20,8 +20,9 @@ from conftest import MINIMAL_CONFIG, REPO, TODAY, article, snapshot
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from kbgen.cache import LazyMarkup
-from kbgen.pipeline import Builder, BuildOptions, BuildResult
+from kbgen.incremental import Builder
+from kbgen.incremental.cache import LazyMarkup
+from kbgen.pipeline import BuildOptions, BuildResult, build_site
 
 MECH = "status: established"
 ROUTE = "bioavailability: 30%"
@@ -96,11 +97,14 @@ def build(root: Path, output: Path | None = None, **options: object) -> BuildRes
 def full_build(
     root: Path, scratch: Path, **options: object
 ) -> tuple[BuildResult, dict[str, bytes]]:
-    """A clean build: no cache, an empty output folder."""
+    """The reference build, `pipeline.build_site()`, into an empty folder: it shares no cache,
+    state or recorded dependencies with `Builder`, so a dependency `Builder` failed to record
+    shows up as a difference."""
     output = scratch / "full-site"
     if output.exists():
         shutil.rmtree(output)
-    result = build(root, output, cache=False, **options)
+    options.setdefault("today", TODAY)
+    result = build_site(root / "config.yaml", BuildOptions(output=output, **options))  # type: ignore[arg-type]
     return result, snapshot(output) if output.exists() else {}
 
 
@@ -833,6 +837,48 @@ def test_a_watcher_build_after_a_failed_build_compares_with_the_last_good_one(
     _set_key(root / "content/routes/nasal.md", "draft", "false")
     fixed = builder.build(changed={root / "content/routes/nasal.md"}, trust_changed=True)
     assert fixed.ok and messages(fixed) == messages(full_build(root, tmp_path)[0])
+
+
+# -- the oracle's own check: a planted bug in the machinery ----------------------------------
+
+
+def test_oracle_catches_a_machinery_bug_that_a_machinery_only_comparison_misses(
+    site: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plant a bug in the dependency-recording view every `Builder` renders through (it hides
+    each page's last backlink). `Builder(cache=False)`, the oracle used before, renders
+    through the same view and so agrees with the buggy warm build; `build_site()` renders
+    without it and catches the bug."""
+    import dataclasses
+
+    import kbgen.incremental.rendering
+    from kbgen.incremental.deps import RecordingMapping
+
+    real = kbgen.incremental.rendering.recording_index
+
+    def buggy(index, recorder):  # type: ignore[no-untyped-def]
+        recorded = real(index, recorder)
+        trimmed = {key: links[:-1] for key, links in index.backlinks.items()}
+        return dataclasses.replace(
+            recorded, backlinks=RecordingMapping("backlinks", trimmed, recorder)
+        )
+
+    monkeypatch.setattr(kbgen.incremental.rendering, "recording_index", buggy)
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    edit(site, "content/mechanism/gamma.md", "Back to [[beta]].", "Back to [[beta]] again.")
+    warm = builder.build()
+    assert warm.ok and warm.mode == "warm"
+
+    old_oracle = scratch_output = tmp_path / "old-oracle"
+    old = Builder(
+        site / "config.yaml",
+        BuildOptions(today=TODAY, jobs=1, cache=False, output=scratch_output),
+    ).build()
+    assert old.ok and snapshot(site / "site") == snapshot(old_oracle)  # the old oracle: fooled
+
+    full, expected = full_build(site, tmp_path)
+    assert full.ok and snapshot(site / "site") != expected  # the reference build: not fooled
 
 
 def test_adding_and_removing_the_about_page_updates_every_footer(

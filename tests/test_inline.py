@@ -52,6 +52,15 @@ TRICKY = [
     "Text[^n] with *[HTML]: abbr def below\n\n*[HTML]: Hyper Text\n\n[^n]: Note.\n"
     "    more note\n\n[id]: https://e.org \"T\"\nand [x][id]\n",
     "| only | pipes |\n|---|---|\n\na | b\n--|--\nc | d\n\nnot | a table\n",
+    # more matches of one pattern in one text than BATCH_AFTER, and bracket runs longer
+    # than BRACKET_SCAN: the batched and table-driven paths
+    " ".join(["[link](https://e.org) *em* [[wiki]] `c` [@key] ![i](a.png) [x][r] &amp; "
+              "**s** <https://a.org> [short] _u_ [^1]"] * 100)
+    + "\n\n[r]: https://r.org\n[short]: https://s.org\n[^1]: Note.\n",
+    "[" * 300 + "text" + "]" * 150 + "(u) and [a](b) " * 3 + "\n",
+    "![" * 200 + " [a](b)" * 100 + " ]" * 50 + "\n",
+    "[[" * 100 + "w" + "]]" * 60 + " [x] " * 80 + "\n\n[x]: https://x.org\n",
+    "".join(f"[{'[' * (n % 5)}t{']' * (n % 7)}](u{n}) " for n in range(150)) + "\n",
 ]
 
 

@@ -37,7 +37,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO, TODAY, snapshot
 
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "invalid"
 CASES = sorted(p.name for p in CORPUS.iterdir() if p.is_dir())

@@ -9,13 +9,13 @@ import pytest
 
 from kbgen.config import Config, load_config
 from kbgen.discover import SourceFile
+from kbgen.incremental.loading import shrinking_chunks
 from kbgen.load import (
     MAX_PAGE_BYTES,
     decode_text,
     identify,
     load_page,
     read_source,
-    shrinking_chunks,
 )
 from kbgen.markup import MarkupEngine
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from kbgen.config import MarkdownOptions
 from kbgen.markup import MarkupEngine, pygments_css
 from kbgen.model import GlossaryTerm
@@ -51,13 +53,21 @@ def test_citations_numbered_by_first_use_with_backlink_ids() -> None:
     assert [(c.line, c.col) for c in markup.citations][:2] == [(10, 6), (10, 16)]
 
 
+def test_space_before_a_citation_marker_goes_inside_it() -> None:
+    # Search drops the markers; a space left outside them gave "dependence . The".
+    html = convert("Dependence [@a]. Then [[x]] [@b], and\n[@a; @b] at a line start.\n").html
+    assert "Dependence<sup class=\"cite\"> <a" in html
+    assert '</a><sup class="cite"> <a' in html  # after an element: its tail loses the space
+    without_markers = re.sub(r"<sup class=\"cite\">.*?</sup>", "", html)
+    assert re.search(r"\s[.,;:]", without_markers) is None, without_markers
+
+
 def test_glossary_marks_first_prose_use_only() -> None:
     markup = convert("## NMDA receptor\n\nThe NMDA receptors open. An NMDA receptor again.\n\n"
                      "`NMDA receptor` in code.\n")
     assert markup.html.count('<abbr class="term"') == 1
     assert '<abbr class="term" title="A glutamate receptor."><a href="\x1aPglossary#' \
         'term-nmda-receptor\x1a">NMDA receptors</a></abbr>' in markup.html
-    assert markup.glossary_terms == ("term-nmda-receptor",)
     assert "<h2" in markup.html and "<abbr" not in markup.html.split("</h2>")[0]
     off = convert("The NMDA receptor.\n", glossary_tooltips=False)
     assert "<abbr" not in off.html
@@ -102,3 +112,23 @@ def test_pygments_css_has_light_and_dark() -> None:
     css = pygments_css()
     assert ".highlight" in css and "[data-theme='dark'] .highlight" in css
     assert "prefers-color-scheme: dark" in css
+
+
+def test_heading_ids_never_take_an_id_the_page_template_uses() -> None:
+    markup = convert("## Main\n\nText.\n\n## Site nav\n\nText.\n\n## Search q\n\n## Main\n")
+    ids = [heading.id for heading in markup.toc]
+    assert ids == ["main_1", "site-nav_1", "search-q_1", "main_2"]
+    assert 'id="main"' not in markup.html
+
+
+def test_reserved_ids_cover_every_literal_id_in_the_shipped_templates() -> None:
+    import re
+    from pathlib import Path
+
+    from conftest import REPO
+
+    from kbgen.markup import RESERVED_IDS
+
+    found = {match for path in Path(REPO, "templates").rglob("*.html")
+             for match in re.findall(r'\bid="([^"{}]+)"', path.read_text("utf-8"))}
+    assert found and found <= RESERVED_IDS, found - RESERVED_IDS

@@ -13,7 +13,8 @@ import pytest
 from conftest import REPO, TODAY, article, run_cli, snapshot
 
 from kbgen.cli import ProgressBar
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 
 MECH = "status: established"
 
@@ -40,10 +41,11 @@ def build_in_subprocess(
         f"""
         import datetime, sys
         from pathlib import Path
-        import kbgen.load, kbgen.render
-        kbgen.load.PARALLEL_MIN = {load_min}
-        kbgen.render.RENDER_PARALLEL_MIN = {render_min}
-        from kbgen.pipeline import Builder, BuildOptions
+        import kbgen.incremental.loading, kbgen.incremental.rendering
+        kbgen.incremental.loading.PARALLEL_MIN = {load_min}
+        kbgen.incremental.rendering.RENDER_PARALLEL_MIN = {render_min}
+        from kbgen.incremental import Builder
+        from kbgen.pipeline import BuildOptions
         result = Builder(Path({str(root / "config.yaml")!r}), BuildOptions(
             output=Path({str(output)!r}), jobs={jobs}, cache=False,
             today=datetime.date({TODAY.year}, {TODAY.month}, {TODAY.day}))).build()
@@ -108,12 +110,13 @@ def test_failure_inside_a_worker_leaves_the_old_site_and_no_debris(
     script = textwrap.dedent(
         f"""
         from pathlib import Path
-        import kbgen.render
-        kbgen.render.RENDER_PARALLEL_MIN = 2
+        import kbgen.render, kbgen.incremental.rendering
+        kbgen.incremental.rendering.RENDER_PARALLEL_MIN = 2
         def broken(view, tag, file):
             raise RuntimeError("a bug while rendering")
         kbgen.render._tag_context = broken
-        from kbgen.pipeline import Builder, BuildOptions
+        from kbgen.incremental import Builder
+        from kbgen.pipeline import BuildOptions
         Builder(Path({str(root / "config.yaml")!r}),
                 BuildOptions(output=Path({str(output)!r}), jobs=2, cache=False)).build()
         """

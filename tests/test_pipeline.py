@@ -7,8 +7,9 @@ from pathlib import Path
 import pytest
 from conftest import TODAY, article, read_out, run_build, snapshot
 
-import kbgen.pipeline
-from kbgen.pipeline import Builder, BuildOptions
+import kbgen.incremental.builder
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 
 MECH = 'status: established'
 
@@ -82,16 +83,60 @@ def test_a_state_save_cut_short_is_still_owed(make_site, monkeypatch) -> None:
     root = make_site({"content/mechanism/alpha.md": article("Alpha", "Hi.", extra=MECH)})
     builder = Builder(root / "config.yaml", BuildOptions(defer_state=True, today=TODAY))
     assert builder.build().ok and builder.state_unsaved
-    write = kbgen.pipeline.save_state
+    write = kbgen.incremental.builder.save_state
 
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(kbgen.pipeline, "save_state", interrupted)
+    monkeypatch.setattr(kbgen.incremental.builder, "save_state", interrupted)
     with pytest.raises(KeyboardInterrupt):
         builder.save_state()
     assert builder.state_unsaved
-    monkeypatch.setattr(kbgen.pipeline, "save_state", write)
+    monkeypatch.setattr(kbgen.incremental.builder, "save_state", write)
     builder.save_state()  # what the shutdown path does
     assert not builder.state_unsaved
     assert run_build(root).mode == "unchanged"  # the next process starts warm
+
+
+# -- the reference build ---------------------------------------------------------------------
+
+
+def test_reference_build_writes_what_the_builder_writes_for_the_repository(
+    tmp_path: Path,
+) -> None:
+    from conftest import REPO
+
+    from kbgen.pipeline import build_site
+
+    reference = tmp_path / "reference"
+    builder = tmp_path / "builder"
+    options = {"today": TODAY, "search": False}
+    first = build_site(REPO / "config.yaml", BuildOptions(output=reference, **options))
+    second = Builder(
+        REPO / "config.yaml", BuildOptions(output=builder, cache=False, **options)
+    ).build()
+    assert first.ok and second.ok
+    assert [d.format() for d in first.diagnostics] == [d.format() for d in second.diagnostics]
+    assert snapshot(reference) == snapshot(builder)
+
+
+def test_reference_build_loads_through_any_mapper_with_the_same_output(
+    make_site, tmp_path: Path
+) -> None:
+    from concurrent.futures import ProcessPoolExecutor
+
+    from kbgen.pipeline import build_site
+
+    root = make_site({
+        f"content/mechanism/p{i}.md": article(f"P{i}", f"See [[p{(i + 1) % 6}]].", extra=MECH)
+        for i in range(6)
+    })
+    one = build_site(root / "config.yaml", BuildOptions(output=tmp_path / "one", today=TODAY))
+    with ProcessPoolExecutor(2) as pool:
+        many = build_site(
+            root / "config.yaml",
+            BuildOptions(output=tmp_path / "many", today=TODAY),
+            mapper=lambda load, files: pool.map(load, files, chunksize=2),
+        )
+    assert one.ok and many.ok
+    assert snapshot(tmp_path / "one") == snapshot(tmp_path / "many")

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from conftest import anchors, article, read_out, run_build
 
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 from kbgen.resolve import SiteIndex
 
 M = "status: established"

@@ -15,7 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kbgen import search
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 from kbgen.search import (
     CborSimple,
     SearchIndexError,
@@ -133,6 +134,29 @@ def test_filters_pages_and_what_is_indexed(make_site) -> None:
     # the skip link, navigation and footer ("Atom feed", "No tracking") are outside
     # data-pagefind-body
     assert not {"skip", "atom", "track", "tracking"} & words
+
+
+def _fragments(bundle: Path) -> dict[str, str]:
+    """url -> the text Pagefind indexed (and shows snippets from)."""
+    found = {}
+    for path in (bundle / "fragment").glob("*.pf_fragment"):
+        fragment = json.loads(gzip.decompress(path.read_bytes())[len(b"pagefind_dcd"):])
+        found[fragment["url"]] = fragment["content"]
+    return found
+
+
+def test_snippets_have_no_space_where_citation_markers_were(make_site) -> None:
+    refs = "a: {type: other, title: A, year: 2020}\nb: {type: other, title: B, year: 2021}\n"
+    body = ("Tolerance and dependence [@a; @b]. The risk [@a], mostly [@b]; see\n"
+            "[[m-other]] [@a]: done.\n")
+    root = make_site({
+        "content/mechanism/m-cited.md": article("Cited", body, extra="status: established"),
+        "content/mechanism/m-other.md": article("Other", "Plain.", extra="status: contested"),
+        "content/references.yaml": refs}, config=CONFIG)
+    result = run_build(root)
+    assert result.ok, result.diagnostics
+    text = _fragments(root / "site" / "pagefind")["/mechanism/m-cited/"]
+    assert "Tolerance and dependence. The risk, mostly; see Other: done." in text, text
 
 
 def test_build_without_search_writes_no_bundle(make_site) -> None:
@@ -293,3 +317,17 @@ def test_no_staging_debris_left_after_a_build(make_site) -> None:
     leftovers = [p.name for p in (root / "site").iterdir() if p.name.startswith(".pagefind")]
     assert leftovers == []
     assert os.listdir(root / "site" / "pagefind")
+
+
+def test_a_full_disk_is_named_when_pagefind_cannot_write(tmp_path: Path, tmpfs) -> None:
+    disk = tmpfs(tmp_path / "disk", 256)
+    site = disk / "site"
+    site.mkdir()
+    for n in range(3):
+        (site / f"p{n}.html").write_text(_page(f"Page {n}", "alpha"), "utf-8")
+    (disk / "filler").write_bytes(b"\0" * (os.statvfs(disk).f_bavail * 4096 - 4096))
+    with pytest.raises(search.SearchIndexError) as caught:
+        search.index_site(site)
+    assert "Pagefind could not write the search index" in str(caught.value)
+    assert f"the disk holding '{site}' is full" in str(caught.value)
+    assert "pagefind-entry.json" not in str(caught.value)

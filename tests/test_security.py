@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import shutil
+import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from conftest import REPO, article, run_build, run_cli
+from conftest import REPO, article, run_build, run_cli, snapshot
 
 from kbgen.config import MarkdownOptions
 from kbgen.markup import SANITIZE_TAGS, MarkupEngine, url_scheme_refused
@@ -441,3 +445,163 @@ def test_static_symlink_leaving_the_project_is_refused_and_not_copied(
     copied = (site / "static/css/alias.css").read_bytes()
     assert copied == (root / "static/css/site.css").read_bytes()
     assert not (site / "static/css/alias.css").is_symlink()
+
+
+# -- sanitizing fragment by fragment -------------------------------------------------------
+
+
+AFTER = "\n\n## After the HTML\n\nThe rest of the page.\n"
+
+
+@pytest.mark.parametrize(
+    ("raw", "col", "what"),
+    [
+        ("<p>a <!-- b</p>", 6, "an HTML comment '<!--' that is never closed with '-->'"),
+        ("<div>x <script>alert(1)</div>", 8, "a <script> element that is never closed with "
+         "</script>"),
+        ("<div><math><style>x</div>", 12, "a <style> element that is never closed with </style>"),
+    ],
+)
+@pytest.mark.parametrize("mode", ["sanitize", "allow"])
+def test_an_unclosed_comment_or_raw_text_element_is_an_error_at_its_position(
+    raw: str, col: int, what: str, mode: str
+) -> None:
+    markup = convert("Intro.\n\n" + raw + AFTER, raw_html=mode)
+    message = f"raw HTML opens {what}; it would hide the rest of the page"
+    assert (12, col, message) in messages(markup)
+    if raw.startswith("<p>"):  # the fragment ends where its block does: the rest is kept
+        assert 'id="after-the-html"' in markup.html and "The rest of the page." in markup.html
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "<p>kept <!-- a comment --> too</p>",
+        "<div><b>bold</b> <script>alert(1)</script></div>",
+        "Inline <b>bold</b>, <math><style>x</style></math> and <!-- c --> text.",
+        "Inline <span onclick='x'>unclosed span and <math><style> here.",
+    ],
+)
+def test_sanitizing_a_fragment_never_removes_what_follows_it(raw: str) -> None:
+    markup = convert("Intro.\n\n" + raw + AFTER, raw_html="sanitize")
+    assert markup.problems == ()
+    assert "The rest of the page." in markup.html
+    assert [heading.id for heading in markup.toc] == ["after-the-html"]
+    assert 'id="after-the-html"' in markup.html
+    for gone in ("<script", "alert(1)", "onclick", "<style", "<math", "<!--"):
+        assert gone not in markup.html, gone
+
+
+def test_a_removed_block_leaves_no_empty_paragraph() -> None:
+    html = convert("Intro.\n\n<script>alert(1)</script>\n\nEnd.\n", raw_html="sanitize").html
+    assert html.split() == ["<p>Intro.</p>", "<p>End.</p>"]
+
+
+# -- a contributed cache folder ------------------------------------------------------------
+
+HOSTILE_BUILD = """
+import json, sys
+from pathlib import Path
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
+import datetime as dt
+result = Builder(Path(sys.argv[1]), BuildOptions(today=dt.date(2026, 11, 21))).build()
+print(json.dumps({"ok": result.ok, "mode": result.mode, "converted": result.converted,
+                  "errors": [d.format() for d in result.diagnostics]}))
+"""
+
+
+class _Payload:
+    """Unpickling (or unmarshalling and running) this creates the marker file."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[object, tuple[str]]:
+        return exec, (f"open({str(self.marker)!r}, 'w').write('ran')",)
+
+
+def _forged(path: Path, marker: Path) -> bytes:
+    """A file of the right shape for its name whose payload runs code, with a made-up MAC."""
+    import marshal
+    import pickle
+
+    from jinja2.bccache import bc_magic
+
+    from kbgen.incremental.cache import MAGIC
+
+    evil = pickle.dumps(_Payload(marker), protocol=2)
+    code = marshal.dumps(compile(f"open({str(marker)!r}, 'w').write('ran')", "t", "exec"))
+    mac = bytes(32)
+    if path.name.startswith("__jinja2_"):  # Jinja2's own format: the checksum is a pickle
+        return bc_magic + evil + code
+    if path.suffix == ".sealed":
+        return MAGIC + mac + path.stem.encode() + b"\0" + bc_magic + evil + code
+    if path.parent.name == "state":
+        return MAGIC + (32 + len(evil)).to_bytes(8, "big") + mac + evil + mac + evil
+    return MAGIC + mac + evil if path.name == "index" else mac + evil  # index; a pack
+
+
+def _jinja_native_names(root: Path) -> list[Path]:
+    """Where Jinja2's FileSystemBytecodeCache would look: predictable from the checkout path."""
+    from hashlib import sha1
+
+    names = []
+    for template in sorted((root / "templates").rglob("*.html")):
+        name = template.relative_to(root / "templates").as_posix()
+        key = sha1(f"{name}|{template}".encode()).hexdigest()
+        names.append(root / ".kbgen-cache" / "v1" / "jinja" / f"__jinja2_{key}.cache")
+    return names
+
+
+def _plant(path: Path, kind: str, legit: bytes, marker: Path, outside: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if kind == "forged":
+        path.write_bytes(_forged(path, marker))
+    elif kind == "truncated":
+        path.write_bytes(legit[: len(legit) // 2] if legit else _forged(path, marker)[:40])
+    elif kind == "huge":  # sparse: 2 GiB on disk costs nothing, read it would
+        with path.open("wb") as handle:
+            handle.write(_forged(path, marker))
+            handle.truncate(2 << 30)
+    elif kind == "fifo":
+        os.mkfifo(path)
+    elif kind == "dev-zero":
+        path.symlink_to("/dev/zero")
+    elif kind == "outside":
+        target = outside / f"{len(list(outside.iterdir()))}.bin"
+        target.write_bytes(_forged(path, marker))
+        path.symlink_to(target)
+
+
+@pytest.mark.parametrize("kind", ["forged", "truncated", "huge", "fifo", "dev-zero", "outside"])
+def test_a_hostile_cache_folder_runs_nothing_and_the_build_is_cold_and_correct(
+    make_site, tmp_path: Path, kind: str
+) -> None:
+    root = make_site({
+        "content/mechanism/a.md": article("Alpha", "See [[b]]. Text with *emphasis*.", extra=MECH),
+        "content/routes/b.md": article("Beta", "Back to [[a]].",
+                                       extra="bioavailability: high"),
+    })
+    cache = root / ".kbgen-cache"
+    assert run_build(root).ok  # a real cache, to learn every file name kbgen reads
+    reference = snapshot(root / "site")
+    legit = {p: p.read_bytes() for p in cache.rglob("*") if p.is_file()}
+    namespaces = {p.parent.name for p in legit if p.parent.parent.name == "v1"}
+    assert namespaces == {"markup", "state", "jinja"}
+    shutil.rmtree(cache)
+    shutil.rmtree(root / "site")
+    marker, outside = tmp_path / "payload-ran", tmp_path / "outside"
+    outside.mkdir()
+    for path in dict.fromkeys([*legit, *_jinja_native_names(root)]):
+        _plant(path, kind, legit.get(path, b""), marker, outside)
+
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-c", HOSTILE_BUILD, str(root / "config.yaml")],
+                          env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert not marker.exists(), "a planted cache file ran code"
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["ok"], report["errors"]
+    assert report["mode"] == "cold" and report["converted"] == 2
+    assert snapshot(root / "site") == reference

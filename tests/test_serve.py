@@ -10,6 +10,7 @@ import contextlib
 import io
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -26,7 +27,8 @@ from conftest import MINIMAL_CONFIG, REPO, TODAY, article, run_build, snapshot
 
 import kbgen.serve
 from kbgen.diagnostics import Diagnostic, error, warning
-from kbgen.pipeline import Builder, BuildOptions
+from kbgen.incremental import Builder
+from kbgen.pipeline import BuildOptions
 from kbgen.serve import (
     CLIENT_URL,
     EVENTS_URL,
@@ -953,3 +955,66 @@ def test_cli_serve_of_a_site_big_enough_for_worker_processes(make_site) -> None:
     assert process.returncode == 0, err
     assert "already in use" not in err and "Traceback" not in err
     assert "Serving http" not in out  # _start_cli read the one and only such line
+
+
+def test_a_deleted_output_is_rebuilt_without_a_save(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(kbgen.serve, "OUTPUT_CHECK_S", 0.2, raising=False)
+    with running_session(project) as running:
+        assert running.get("/mechanism/alpha/").status == 200
+        shutil.rmtree(project / "site")  # rm -rf site/
+        assert wait_until(lambda: running.get("/mechanism/alpha/").status == 200)
+        assert "First version." in running.get("/mechanism/alpha/").text
+        (project / "site/mechanism/beta/index.html").unlink()  # one page
+        assert wait_until(lambda: running.get("/mechanism/beta/").status == 200)
+        assert "files deleted from the output folder" in running.out.getvalue()
+
+
+# --- shedding slow and excess clients -------------------------------------------------------
+
+
+def _trickle_until_closed(port: int, limit: float) -> float:
+    """Send a request one byte every 0.1 s (never finishing); seconds until the server hangs
+    up, or `limit` if it never does."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=limit) as sock:
+        for byte in (b"GET / HTTP/1.0\r\nX-Slow: " + b"a" * 1000):
+            if time.monotonic() - started > limit:
+                return limit
+            try:
+                sock.sendall(bytes([byte]))
+            except OSError:
+                break
+            readable, _, _ = select.select([sock], [], [], 0.1)
+            if readable and not sock.recv(4096, socket.MSG_PEEK):
+                break
+    return time.monotonic() - started
+
+
+def test_a_header_deadline_that_trickled_bytes_cannot_extend(served: Served) -> None:
+    served.context.header_deadline = 0.5
+    elapsed = _trickle_until_closed(served.port, limit=8.0)
+    assert elapsed < 5.0, "the slow client was never cut off"  # the deadline is 0.5 s
+    assert raw_request(served.port, "/").status == 200  # and the server answers on
+
+
+def test_connections_beyond_the_bound_get_503_and_the_rest_are_served(served: Served) -> None:
+    served.context.max_connections = 4
+    idle = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(4)]
+    try:
+        assert wait_until(lambda: served.context.active_handlers == 4)
+        refused = raw_request(served.port, "/")
+        assert refused.status == 503 and refused.headers["retry-after"] == "1"
+        assert served.context.refused == 1
+    finally:
+        for sock in idle:
+            sock.close()
+    assert wait_until(lambda: served.context.active_handlers == 0)
+    assert raw_request(served.port, "/").status == 200
+
+
+def test_the_listen_backlog_holds_a_burst_of_connections() -> None:
+    from kbgen.serve import PreviewServer
+
+    assert PreviewServer.request_queue_size >= 1024

@@ -142,3 +142,92 @@ def test_incremental_commit_that_fails_while_writing_touches_nothing(tmp_path: P
     with pytest.raises(ValueError):
         commit_incremental(site, manifest, {"a/index.html": b"A2"}, {})  # no bytes for new.html
     assert snapshot(site) == before
+
+
+# -- file system faults: a clear error, the previous site intact ---------------------------
+
+
+def _small_project(make_site) -> Path:
+    from conftest import article
+
+    mech = "status: established"
+    return make_site({
+        "content/mechanism/alpha.md": article("Alpha", "See [[beta]].", extra=mech),
+        "content/mechanism/beta.md": article("Beta", "See [[alpha]].", extra=mech),
+    })
+
+
+def test_a_full_disk_is_an_error_at_the_output_setting_and_keeps_the_site(
+    make_site, tmpfs
+) -> None:
+    from conftest import run_cli
+
+    root = _small_project(make_site)
+    disk = tmpfs(root / "disk", 400)
+    assert run_cli(root, "build", "--output", "disk/site").returncode == 0
+    before = snapshot(disk / "site")
+    (disk / "filler").write_bytes(b"\0" * (os.statvfs(disk).f_bavail * 4096 - 8192))
+    page = root / "content/mechanism/alpha.md"
+    page.write_text(page.read_text() + "\nMore words.\n" * 200)
+    result = run_cli(root, "build", "--jobs", "2", "--output", "disk/site")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "command line: error: cannot write the site: No space left on device" in result.stderr
+    assert "hint: free space on the disk that holds" in result.stderr
+    assert snapshot(disk / "site") == before
+    assert staging_folders(disk) == []
+
+
+def test_a_read_only_output_parent_is_an_error_and_keeps_the_site(make_site, tmpfs) -> None:
+    from conftest import run_cli
+
+    root = _small_project(make_site)
+    disk = tmpfs(root / "ro", 1024)
+    assert run_cli(root, "build", "--output", "ro/site").returncode == 0
+    before = snapshot(disk / "site")
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    (root / "content/mechanism/alpha.md").write_text(
+        (root / "content/mechanism/alpha.md").read_text() + "\nNew.\n")
+    result = run_cli(root, "build", "--output", "ro/site")
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert "error: cannot write the site: Read-only file system" in result.stderr
+    assert "make that folder writable" in result.stderr
+    assert snapshot(disk / "site") == before
+
+
+def test_an_output_folder_that_is_a_mount_point_is_replaced_in_place(
+    tmp_path: Path, tmpfs
+) -> None:
+    site = tmpfs(tmp_path / "site", 1024)
+    commit_full(outputs({"index.html": "old", "gone/index.html": "G"}), [], site)
+    result = commit_full(outputs({"index.html": "new", "a/index.html": "A"}), [], site)
+    assert os.path.ismount(site)
+    assert snapshot(site)["index.html"] == b"new" and "gone/index.html" not in snapshot(site)
+    assert result.removed == ("gone/index.html",)
+    assert sorted(p.name for p in site.iterdir()) == [MARKER_FILE, "a", "index.html"]
+    # serve's in-place updates work there too (their new files are staged inside)
+    unchanged = hashlib.sha256(b"A").hexdigest()
+    commit_incremental(site, {"index.html": "x", "a/index.html": unchanged},
+                       {"index.html": b"changed"}, {})
+    assert (site / "index.html").read_bytes() == b"changed"
+
+
+def test_an_exchange_refused_as_busy_falls_back_to_moving_the_entries(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    from kbgen import write
+
+    site = tmp_path / "site"
+    commit_full(outputs({"index.html": "old"}), [], site)
+
+    def busy(a: Path, b: Path) -> bool:
+        raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(a))
+
+    monkeypatch.setattr(write, "_exchange", busy)
+    commit_full(outputs({"index.html": "new"}), [], site)
+    assert (site / "index.html").read_text() == "new"
+    assert staging_folders(tmp_path) == [] and sorted(os.listdir(site)) == [
+        MARKER_FILE, "index.html"]

@@ -146,7 +146,7 @@ def test_deep_nesting_is_refused_without_recursion() -> None:
     ],
 )
 def test_syntax_errors_name_the_mistake_at_a_file_position(
-    text: str, location: str, message: str, hint: str
+    any_parser: str, text: str, location: str, message: str, hint: str
 ) -> None:
     node, problems = compose(text, offset=1)
     assert node is None and len(problems) == 1
@@ -164,4 +164,53 @@ def test_wrong_shapes_are_described() -> None:
     assert [d.message for d in reader.diagnostics] == [
         "front matter must be a mapping of 'key: value' lines, not a list",
         "'tags' must be a list, not the value 'just text'",
+    ]
+
+
+@pytest.fixture(params=["libyaml", "python"])
+def any_parser(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test with the C parser (when PyYAML has libyaml) and with the pure-Python one,
+    as a PyYAML built without libyaml would: diagnostics must not depend on which."""
+    if request.param == "python":
+        monkeypatch.setattr("kbgen.yamlload._Loader", yaml.SafeLoader)
+    elif not getattr(yaml, "__with_libyaml__", False):  # pragma: no cover
+        pytest.skip("this PyYAML has no libyaml")
+    return str(request.param)
+
+
+def _nested_lists(levels: int) -> str:
+    """`a:` then `levels` block lists, each item one level deeper (libyaml stops at 1,000)."""
+    return "a:\n" + "".join(" " * (2 * level) + "-\n" for level in range(levels))
+
+
+@pytest.mark.parametrize(
+    ("text", "location"),
+    [
+        ("a: " + "[" * 100_000 + "]" * 100_000, f"1:{3 + MAX_DEPTH}"),
+        ("a: " + "{b: " * 5_000 + "}" * 5_000, f"1:{4 + 4 * (MAX_DEPTH - 1)}"),
+        (_nested_lists(2_000), f"{MAX_DEPTH + 1}:{2 * (MAX_DEPTH - 1) + 1}"),
+    ],
+    ids=["flow-lists", "flow-mappings", "block-lists"],
+)
+def test_depth_limit_is_kbgens_whatever_the_parser(
+    any_parser: str, text: str, location: str
+) -> None:
+    """PyYAML 6.0.4's libyaml refuses 1,000 levels with its own message, reading ahead: kbgen's
+    50-level diagnostic comes first anyway, with kbgen's position and hint."""
+    node, problems = compose(text)
+    assert node is None
+    assert problems == [
+        f"f.yaml:{location}: error: YAML is nested more than {MAX_DEPTH} levels deep\n"
+        "  hint: flatten the structure; front matter and data files need only a few levels"
+    ]
+
+
+def test_other_syntax_errors_keep_the_c_parsers_diagnostic(any_parser: str) -> None:
+    """The pure-Python re-read only adds kbgen's own checks; a plain syntax error is reported
+    as before (and a depth below the limit with an error after it is a syntax error)."""
+    text = "a: " + "[" * (MAX_DEPTH - 1) + "x, @y\n"
+    _, problems = compose(text, offset=1)
+    assert problems == [
+        f"f.yaml:2:{6 + MAX_DEPTH}: error: invalid YAML: a value cannot start with '@'\n"
+        '  hint: quote the value, e.g. "@..."'
     ]

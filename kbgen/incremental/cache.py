@@ -19,10 +19,10 @@ then the payload (a pickle); each pack entry is checksummed the same way. A trun
 bit-flipped, foreign or outdated entry fails the check, or fails to unpickle, or holds the
 wrong type; in every case it is ignored and the build does the work again. It is never
 trusted and never a crash.
-Pickle is only ever read back from an entry whose HMAC-SHA256 verifies under a per-user
-secret kept outside the project (`~/.cache/kbgen/cache-key`, mode 0600), so a cache folder
-that arrives with the project (committed, or in a pull request) is ignored, not unpickled;
-the version line guards against format changes.
+Pickle is only ever read back from an entry whose HMAC-SHA256 verifies under a secret kept
+outside the project (`KBGEN_CACHE_KEY`, else `~/.cache/kbgen/cache-key`, mode 0600), so a
+cache folder that arrives with the project (committed, or in a pull request) is ignored, not
+unpickled; the version line guards against format changes.
 Writes go to a temporary file that is renamed into place, so a killed build leaves either no
 entry or a complete one, and concurrent builds (serve plus a CLI build) cannot tear a file.
 """
@@ -41,10 +41,11 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from stat import S_ISDIR, S_ISREG
 from typing import TypeVar
 
 from kbgen import __version__
-from kbgen.diagnostics import Diagnostic
+from kbgen.diagnostics import Diagnostic, warning
 from kbgen.model import (
     Backlink,
     CiteRef,
@@ -108,12 +109,15 @@ def _library_stamp(name: str) -> str:
 def _source_stamp() -> str:
     """Size and mtime of kbgen's own modules: editing kbgen (without bumping its version,
     as in development) must not reuse conversions or graphs made by the old code."""
-    package = Path(__file__).parent
+    # kbgen/, not this file's folder: since the move into kbgen/incremental/ the stamp saw
+    # only this package, and an edit to kbgen/markup.py reused the old conversions.
+    package = Path(__file__).parent.parent
     stamps = []
-    for entry in sorted(os.scandir(package), key=lambda e: e.name):
-        if entry.name.endswith((".py", ".js", ".css")):
-            stat = entry.stat()
-            stamps.append(f"{entry.name}:{stat.st_size}:{stat.st_mtime_ns}")
+    for path in sorted(package.rglob("*")):
+        if path.suffix in (".py", ".js", ".css") and "__pycache__" not in path.parts:
+            stat = path.stat()
+            rel = path.relative_to(package).as_posix()
+            stamps.append(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:16]
 
 
@@ -232,6 +236,25 @@ def unseal(data: bytes, expected: type[T]) -> T:
     return _open(data[len(MAGIC) :], expected)
 
 
+def seal_bytes(label: str, data: bytes) -> bytes:
+    """Bytes another library will deserialise (Jinja2's marshalled bytecode) in an envelope
+    authenticated with the cache key, bound to `label` (which template it is)."""
+    payload = label.encode("utf-8", "surrogatepass") + b"\x00" + data
+    return MAGIC + _mac(payload) + payload
+
+
+def unseal_bytes(label: str, envelope: bytes) -> bytes | None:
+    """The inverse of seal_bytes; None unless authentic and sealed under this label."""
+    if not envelope.startswith(MAGIC):
+        return None
+    try:
+        payload = _verify(envelope[len(MAGIC) :])
+    except CacheCorrupt:
+        return None
+    prefix = label.encode("utf-8", "surrogatepass") + b"\x00"
+    return payload[len(prefix) :] if payload.startswith(prefix) else None
+
+
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a file so readers see either the old file or the complete new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,11 +269,49 @@ def write_atomic(path: Path, data: bytes) -> None:
         raise
 
 
+MAX_FILE_BYTES = 1 << 30  #: a cache file larger than this is not read (a planted huge file)
+
+
+def read_regular(path: Path, limit: int = MAX_FILE_BYTES) -> bytes | None:
+    """The bytes of `path` if it is a regular file of at most `limit` bytes, else None.
+
+    Cache folders can arrive with a contribution, so nothing in them is opened blindly: a
+    symlink (to /dev/zero, or to a file outside the project), a FIFO (open would block), a
+    device or a file too large to hold is a miss. The type is checked with lstat before
+    opening (so no device is ever opened) and again on the open descriptor (O_NOFOLLOW, so
+    a swap in between cannot smuggle in a link), and no more than the stat'ed size is read.
+    """
+    try:
+        before = os.lstat(path)
+        if not S_ISREG(before.st_mode) or before.st_size > limit:
+            return None
+        descriptor = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        info = os.fstat(descriptor)
+        if (info.st_dev, info.st_ino) != (before.st_dev, before.st_ino) or info.st_size > limit:
+            return None
+        chunks: list[bytes] = []
+        remaining = info.st_size + 1  # one byte more: a file that grew is not the one stat'ed
+        while remaining > 0:
+            chunk = os.read(descriptor, min(remaining, 1 << 24))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            remaining -= len(chunk)
+        data = b"".join(chunks)
+        return data if len(data) == info.st_size else None
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
+
+
 def read_entry(path: Path, expected: type[T]) -> T | None:
     """The value stored at `path`, or None if it is absent, unreadable or corrupt."""
-    try:
-        data = path.read_bytes()
-    except OSError:
+    data = read_regular(path)
+    if data is None:
         return None
     try:
         return unseal(data, expected)
@@ -329,23 +390,49 @@ class CacheDir:
         return self.root / f"v{FORMAT}"
 
     def ensure(self) -> None:
-        """Create the folder, marked as a cache for backup tools and ignored by git."""
-        if self.base.is_dir():
-            return
-        self.base.mkdir(parents=True, exist_ok=True)
+        """Create the folders, the root marked as a cache for backup tools and ignored by git.
+
+        Raises OSError if the root cannot be created or written, or if a folder of kbgen's
+        own layout inside it (`v1/`, `markup/`, `state/`, `jinja/`) exists as anything but a
+        real folder: a symlink planted in a contributed cache would otherwise have the build
+        write, and delete old packs, wherever it points.
+        """
+        if not self.root.is_dir() or not os.access(self.root, os.W_OK | os.X_OK):
+            self.root.mkdir(parents=True, exist_ok=True)
+            if not os.access(self.root, os.W_OK | os.X_OK):
+                raise PermissionError(13, "cache folder is not writable", str(self.root))
+        for folder in (self.base, *(self.base / name for name in SUBFOLDERS)):
+            _real_folder(folder)
         tag = self.root / "CACHEDIR.TAG"
-        if not tag.exists():
-            tag.write_text(
-                "Signature: 8a477f597d28d172789f06886806bc55\n"
-                "# kbgen's build cache; deleting it only makes the next build cold.\n",
-                "utf-8",
+        if not os.path.lexists(tag):
+            write_atomic(
+                tag,
+                b"Signature: 8a477f597d28d172789f06886806bc55\n"
+                b"# kbgen's build cache; deleting it only makes the next build cold.\n",
             )
         ignore = self.root / ".gitignore"
-        if not ignore.exists():
-            ignore.write_text("*\n", "utf-8")
+        if not os.path.lexists(ignore):
+            write_atomic(ignore, b"*\n")
+
+    def folder(self, name: str) -> Path:
+        """`v1/<name>`, created if missing; OSError unless it is a real folder (see ensure)."""
+        self.ensure()
+        return self.base / name
 
     def state_path(self, variant: str) -> Path:
         return self.base / "state" / variant
+
+
+SUBFOLDERS = ("markup", "state", "jinja")
+
+
+def _real_folder(path: Path) -> None:
+    """Make `path` (one level) unless it exists; OSError if it is not a real directory."""
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(path)
+    info = os.lstat(path)
+    if not S_ISDIR(info.st_mode):
+        raise NotADirectoryError(20, "not a real folder (a symlink or a file)", str(path))
 
 
 Location = tuple[str, int, int]  #: (pack file name, offset, length) of one entry
@@ -424,10 +511,7 @@ class MarkupStore:
     def _pack_data(self, pack: str) -> bytes | None:
         assert self.cache is not None
         if pack not in self._packs:
-            try:
-                self._packs[pack] = (self.cache.base / "markup" / pack).read_bytes()
-            except OSError:
-                self._packs[pack] = None
+            self._packs[pack] = read_regular(self.cache.base / "markup" / pack)
         return self._packs[pack]
 
     def _disk_index(self) -> dict[str, Location]:
@@ -486,9 +570,7 @@ class MarkupStore:
         if self.cache is None:
             return
         with self._lock, contextlib.suppress(OSError):
-            self.cache.ensure()
-            folder = self.cache.base / "markup"
-            folder.mkdir(parents=True, exist_ok=True)
+            folder = self.cache.folder("markup")
             index = self._merged_index(folder)
             if self._pending:
                 index.update(self._write_pack(folder, self._pending))
@@ -532,13 +614,11 @@ class MarkupStore:
         if len(packs) <= self.MAX_PACKS and live_bytes * 2 >= total:
             return index
         entries: dict[str, bytes] = {}
-        for key, (name, offset, length) in index.items():
-            try:
-                with open(folder / name, "rb") as handle:
-                    handle.seek(offset)
-                    entries[key] = handle.read(length)
-            except OSError:
-                continue
+        for name in sorted(packs):  # one pack in memory at a time
+            data = read_regular(folder / name)
+            for key, (pack, offset, length) in index.items():
+                if pack == name and data is not None and offset + length <= len(data):
+                    entries[key] = data[offset : offset + length]
         return self._write_pack(folder, entries) if entries else {}
 
     def _delete_unused_packs(self, folder: Path, index: dict[str, Location]) -> None:
@@ -568,7 +648,7 @@ def save_state(cache: CacheDir, variant: str, head: object, body: object) -> Non
     head_bytes = _envelope(head)
     data = MAGIC + len(head_bytes).to_bytes(8, "big") + head_bytes + _envelope(body)
     with contextlib.suppress(OSError):
-        cache.ensure()
+        cache.folder("state")
         write_atomic(cache.state_path(variant), data)
 
 
@@ -576,11 +656,8 @@ def load_state(
     cache: CacheDir, variant: str, head_type: type[T], body_type: type[B]
 ) -> tuple[T, Callable[[], B | None]] | None:
     """(head, a function returning the body) for a valid state file, else None."""
-    try:
-        data = cache.state_path(variant).read_bytes()
-    except OSError:
-        return None
-    if not data.startswith(MAGIC):
+    data = read_regular(cache.state_path(variant))
+    if data is None or not data.startswith(MAGIC):
         return None
     start = len(MAGIC) + 8
     size = int.from_bytes(data[len(MAGIC) : start], "big")
@@ -615,11 +692,28 @@ def _verify(envelope: Envelope) -> Envelope:
     return payload
 
 
-# Entries are authenticated with HMAC-SHA256 under a secret kept outside the project (per
-# user, created on first use), not a bare checksum: a cache file that arrives with the project
-# (a contributed `.kbgen-cache/` in a pull request) fails verification and is never unpickled.
+# Entries are authenticated with HMAC-SHA256 under a secret kept outside the project, not a
+# bare checksum: a cache file that arrives with the project (a contributed `.kbgen-cache/` in a
+# pull request) fails verification and is never unpickled. The secret comes from
+# KBGEN_CACHE_KEY (a CI secret: a restored cache folder is then readable on a fresh runner),
+# else from a per-user key file (created on first use), else, when neither can be had, from a
+# key made for this run alone (with a notice). It is resolved once per process, before any
+# worker starts, and handed to every worker (`adopt_key`), so what workers seal the parent
+# can open. docs/publishing.md has the threat model of each source.
+KEY_ENV = "KBGEN_CACHE_KEY"
+MIN_ENV_KEY_CHARS = 32  #: `python -c "import secrets; print(secrets.token_hex(32))"` gives 64
+_KEY_BYTES = 32
 _KEY_LOCK = threading.Lock()
-_KEY: list[bytes] = []
+_KEY: list[CacheKey] = []
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    """The HMAC secret of this run, where it came from, and why it is not the usual one."""
+
+    secret: bytes = dataclasses.field(repr=False)
+    source: str  #: KEY_ENV, the key file's path, or "this run only"
+    notice: Diagnostic | None = None  #: a warning for the user, when the cache cannot last
 
 
 def cache_key_path() -> Path:
@@ -627,34 +721,105 @@ def cache_key_path() -> Path:
     return Path(base) / "kbgen" / "cache-key"
 
 
-def _secret() -> bytes:
+def cache_key() -> CacheKey:
+    """This process's key, resolved on first use (from the environment, then the key file)."""
     with _KEY_LOCK:
         if not _KEY:
-            _KEY.append(_load_or_create_key(cache_key_path()))
+            _KEY.append(resolve_key(os.environ.get(KEY_ENV, ""), cache_key_path()))
         return _KEY[0]
 
 
-def _load_or_create_key(path: Path) -> bytes:
-    try:
-        key = path.read_bytes()
-        if len(key) == 32:
-            return key
-    except OSError:
-        pass
-    key = secrets.token_bytes(32)
+def key_notice() -> Diagnostic | None:
+    """The warning about this process's key (it will not last, or KBGEN_CACHE_KEY is unusable),
+    if a key was needed at all."""
+    with _KEY_LOCK:
+        return _KEY[0].notice if _KEY else None
+
+
+def adopt_key(key: CacheKey) -> None:
+    """Use `key` in this process (a worker takes its parent's, so both seal alike)."""
+    with _KEY_LOCK:
+        _KEY[:] = [key]
+
+
+def resolve_key(from_env: str, path: Path) -> CacheKey:
+    """The key from KBGEN_CACHE_KEY's value if set (empty counts as unset: an undefined CI
+    secret expands to ""), else from the key file at `path`."""
+    if from_env:
+        if len(from_env) >= MIN_ENV_KEY_CHARS:
+            digest = hashlib.sha256(b"kbgen cache key\0" + from_env.encode("utf-8")).digest()
+            return CacheKey(digest, KEY_ENV)
+        fallback = _load_or_create_key(path)
+        problem = _key_notice(
+            KEY_ENV,
+            f"{KEY_ENV} is set but has only {len(from_env)} characters; it is ignored and "
+            f"the key in {fallback.source} is used",
+            f"use a random secret of at least {MIN_ENV_KEY_CHARS} characters, e.g. the output "
+            'of: python -c "import secrets; print(secrets.token_hex(32))"',
+        )
+        return dataclasses.replace(fallback, notice=fallback.notice or problem)
+    return _load_or_create_key(path)
+
+
+def _load_or_create_key(path: Path) -> CacheKey:
+    """The key stored at `path` (mode 0600), made and stored if absent or damaged; a key for
+    this run alone, with a notice, if it cannot be stored."""
+    existing = _read_key(path)
+    if existing is not None:
+        return CacheKey(existing, str(path))
+    key = secrets.token_bytes(_KEY_BYTES)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _store_key(path, key)
+    except OSError as exc:
+        return CacheKey(
+            key,
+            "this run only",
+            _key_notice(
+                str(path),
+                f"the build cache key cannot be stored here ({exc.strerror or exc}); this "
+                "run uses a key of its own, so the next run cannot reuse its cache",
+                f"make {path.parent} writable, point XDG_CACHE_HOME at a writable folder "
+                f"outside the project, or set {KEY_ENV} (see docs/publishing.md)",
+            ),
+        )
+    # Another process may have stored its key at the same moment: the file decides.
+    stored = _read_key(path)
+    return CacheKey(stored if stored is not None else key, str(path))
+
+
+def _read_key(path: Path) -> bytes | None:
+    try:
+        key = path.read_bytes()
+    except OSError:
+        return None
+    return key if len(key) == _KEY_BYTES else None
+
+
+def _store_key(path: Path, key: bytes) -> None:
+    """Write `key` to `path` whole: a new file, or one replacing a damaged (truncated) key.
+    A temporary file renamed into place, so a reader never sees a partial key."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(key)
-    except FileExistsError:  # another process created it first: use theirs
+        try:
+            os.link(temporary, path)  # atomic, and never over a key another process stored
+        except OSError:
+            if _read_key(path) is None:  # damaged (or no hard links here): replace it
+                os.replace(temporary, path)
+    finally:
         with contextlib.suppress(OSError):
-            existing = path.read_bytes()
-            if len(existing) == 32:
-                return existing
-    except OSError:
-        pass  # no writable home: a per-process key (the cache then lasts one process)
-    return key
+            os.unlink(temporary)
+
+
+def _key_notice(where: str, message: str, hint: str) -> Diagnostic:
+    return warning(where, None, None, message, hint)
+
+
+def _secret() -> bytes:
+    return cache_key().secret
 
 
 def _mac(payload: bytes | memoryview) -> bytes:
@@ -670,3 +835,31 @@ def _open(envelope: bytes, expected: type[T]) -> T:
     if not isinstance(value, expected):
         raise CacheCorrupt(f"holds {type(value).__name__}, expected {expected.__name__}")
     return value
+
+
+class SealedBytecodeStore:
+    """Compiled Jinja2 templates, authenticated: nothing is unmarshalled unless kbgen sealed it.
+
+    Jinja2's own FileSystemBytecodeCache pickle-loads a file's header and marshal-loads its
+    code, then runs it, with no check; its file names (`__jinja2_<sha1 of the template's
+    name and path>.cache`) are predictable, so a contributed cache folder could run code.
+    Here each entry is a sealed envelope (HMAC under the per-user key, bound to the
+    template's bucket key), read only from a regular file of bounded size; anything else is
+    a miss and the template is compiled again. Writing is best effort, like the rest of the
+    cache. (`render.Renderer` adapts it to Jinja2's BytecodeCache.)
+    """
+
+    MAX_BYTES = 16 << 20  #: compiled templates are kilobytes; a bigger file is not ours
+
+    def __init__(self, cache: CacheDir) -> None:
+        self.cache = cache
+
+    def load(self, key: str) -> bytes | None:
+        data = read_regular(self.cache.base / "jinja" / f"{key}.sealed", self.MAX_BYTES)
+        return unseal_bytes(key, data) if data is not None else None
+
+    def store(self, key: str, data: bytes) -> None:
+        with contextlib.suppress(OSError):
+            folder = self.cache.folder("jinja")
+            write_atomic(folder / f"{key}.sealed", seal_bytes(key, data))
+

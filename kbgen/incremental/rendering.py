@@ -1,0 +1,301 @@
+"""Rendering many nodes for the incremental builder: recorded, streamed, in parallel.
+
+Input: the `SiteIndex`, `Config` and `Renderer` of one build, and which nodes to render.
+Output: `NodeResult`s (each node's files, streamed into a sink or kept in memory), template
+diagnostics, and, with `template_digests` given, what each node read from the index (one
+`DepBatch` per group of nodes) for the dependency graph. The jobs are the render stage's own
+(`render.page_jobs`), so the bytes are the reference build's; only the view differs, and it
+records reads without changing what they return.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import hashlib
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import cast
+
+from kbgen.config import Config
+from kbgen.diagnostics import Diagnostic
+from kbgen.incremental.deps import (
+    DepBatch,
+    DepBatchBuilder,
+    DepKey,
+    Fingerprinter,
+    Recorder,
+    RecordingMapping,
+    recording_index,
+    template_keys,
+)
+from kbgen.model import OutputFile
+from kbgen.render import (
+    Renderer,
+    RenderJob,
+    Router,
+    SiteView,
+    TemplateProblem,
+    merge_repeated,
+    page_jobs,
+    unique_outputs,
+)
+from kbgen.resolve import SiteIndex
+
+RENDER_PARALLEL_MIN = 200  #: fewer nodes than this render faster in-process than with a pool
+Sink = Callable[[str, bytes], tuple[str, bool]]  #: (rel, bytes) -> (digest, changed)
+
+
+@dataclass
+class NodeResult:
+    node: str
+    files: tuple[tuple[str, str], ...]  #: (output rel, sha256) of each file written
+    data: dict[str, bytes]  #: rel -> bytes, when kept in memory (no sink)
+    changed: tuple[str, ...]  #: rels the sink reported as different from the old site
+
+
+@dataclass
+class RenderResult:
+    nodes: list[NodeResult]
+    diagnostics: list[Diagnostic]
+    workers: int
+
+
+DepsConsumer = Callable[[DepBatch, Mapping[str, tuple[tuple[str, str], ...]]], None]
+
+
+class RenderSession:
+    """All render jobs of one build, with the view they share.
+
+    `render` renders a subset of nodes: in this process, or forked into `workers` processes
+    that inherit the index and the compiled templates (each renders a share of the nodes and
+    streams its files into the `sink`, so no process holds the whole site in memory). With
+    `template_digests` given, each node's reads are recorded and handed to `on_deps` (one
+    `DepBatch` per group of nodes, with fingerprints when workers computed them).
+    Output bytes never depend on the number of workers.
+    """
+
+    def __init__(
+        self,
+        index: SiteIndex,
+        config: Config,
+        renderer: Renderer,
+        extra_jobs: Iterable[RenderJob] = (),
+        template_digests: Mapping[str, str] | None = None,
+        closures: dict[str, frozenset[str] | None] | None = None,
+    ) -> None:
+        self.view = SiteView(index, config, Router(config.directory_urls))
+        self.renderer = renderer
+        renderer.timed_out.clear()  # a render that was stopped may finish with new data
+        self.template_digests = template_digests
+        self.jobs, self.diagnostics = unique_outputs([*page_jobs(self.view), *extra_jobs], config)
+        #: template -> the templates it includes, transitively; the caller may keep this
+        #: between builds while no template changes (working it out parses every template)
+        self.closures = closures if closures is not None else {}
+        self._closure_keys: dict[str, set[DepKey]] = {}
+
+    def wanted(self) -> dict[str, tuple[str, ...] | None]:
+        """Node -> the files it writes (None when only rendering can tell)."""
+        return {job.node: (job.file,) if job.file is not None else None for job in self.jobs}
+
+    def fingerprinter(self) -> Fingerprinter:
+        return Fingerprinter(self.view.index, self.view._files, self.template_digests or {})
+
+    def render(
+        self,
+        nodes: Collection[str] | None = None,
+        *,
+        sink: Sink | None = None,
+        workers: int = 1,
+        progress: Callable[[int, int], None] | None = None,
+        on_deps: DepsConsumer | None = None,
+    ) -> RenderResult:
+        chosen = [i for i, job in enumerate(self.jobs) if nodes is None or job.node in nodes]
+        if workers > 1 and len(chosen) >= RENDER_PARALLEL_MIN:
+            result = self._render_forked(chosen, sink, workers, progress, on_deps)
+            if result is not None:
+                return dataclasses.replace(result, diagnostics=merge_repeated(result.diagnostics))
+        results, diagnostics, batch = self._render_some(chosen, sink, progress=progress)
+        if on_deps is not None and batch is not None:
+            on_deps(batch, {n.node: n.files for n in results})
+        return RenderResult(results, merge_repeated(diagnostics), 1)
+
+    def _render_forked(
+        self,
+        chosen: list[int],
+        sink: Sink | None,
+        workers: int,
+        progress: Callable[[int, int], None] | None,
+        on_deps: DepsConsumer | None,
+    ) -> RenderResult | None:
+        from kbgen.incremental.loading import shrinking_chunks, worker_pool  # same pool policy
+
+        global _FORKED
+        for name in {self.jobs[i].template for i in chosen} - {None}:
+            self._template_keys(str(name))  # parse templates once, before the workers fork
+            self.renderer.preload(str(name))
+        chunks = shrinking_chunks(chosen, workers, smallest=8, largest=128)
+        # This process renders too, beside `workers - 1` forked helpers: it would otherwise
+        # sit idle, and every helper ends up with a private copy of most of the site it
+        # reads (reference counts write to the pages it shares with this process), the
+        # largest part of a big build's peak memory. Chunks are claimed from a shared
+        # counter, so whoever is free takes the next one.
+        # Listing pages (home, sections, tags, site files) each read many pages and come
+        # last in the job list; handed out first, they do not leave one process working
+        # alone at the end.
+        lists = [not all(self.jobs[i].template == "article.html" for i in c) for c in chunks]
+        claims = _ChunkClaims(sorted(range(len(chunks)), key=lambda number: not lists[number]))
+        done: dict[int, ChunkResult] = {}
+        results: list[NodeResult] = []
+        diagnostics: list[Diagnostic] = []
+        passed = 0  #: chunks handed on in order: results, diagnostics and deps stay ordered
+
+        def pass_on_finished() -> None:
+            nonlocal passed
+            while passed in done:
+                part, problems, batch = done.pop(passed)
+                passed += 1
+                results.extend(part)
+                diagnostics.extend(problems)
+                if on_deps is not None and batch is not None:
+                    on_deps(batch, {n.node: n.files for n in part})
+                if progress is not None:
+                    progress(len(results), len(chosen))
+
+        _FORKED = (self, sink, chunks, claims)
+        try:
+            with worker_pool(workers - 1, _no_setup, (), require_fork=True) as pool:
+                if pool is None:
+                    return None
+                helped = pool.imap_unordered(_render_claimed, range(len(chunks)))
+                while (number := claims.claim()) is not None:
+                    done[number] = self._render_some(chunks[number], sink, with_fingerprints=True)
+                    _collect(helped, done, wait=False)
+                    pass_on_finished()
+                _collect(helped, done, wait=True)  # what the helpers are still rendering
+                pass_on_finished()
+        finally:
+            _FORKED = None
+        return RenderResult(results, diagnostics, workers)
+
+    def _render_some(
+        self,
+        indices: list[int],
+        sink: Sink | None,
+        *,
+        with_fingerprints: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> tuple[list[NodeResult], list[Diagnostic], DepBatch | None]:
+        recording = self.template_digests is not None
+        deps = DepBatchBuilder() if recording else None
+        results: list[NodeResult] = []
+        diagnostics: list[Diagnostic] = []
+        for count, i in enumerate(indices, start=1):
+            job = self.jobs[i]
+            recorder = Recorder() if recording else None
+            view = self._recording_view(recorder) if recorder is not None else self.view
+            try:
+                outputs = job.outputs(view, self.renderer)
+            except TemplateProblem as problem:
+                diagnostics.append(problem.diagnostic)
+                if problem.diagnostic.message.startswith("template syntax error"):
+                    break  # the same error would repeat for every page
+                continue
+            if recorder is not None and deps is not None:
+                if job.template is not None:
+                    recorder.keys |= self._template_keys(job.template)
+                deps.add(job.node, recorder.keys)
+            results.append(_node_result(job.node, outputs, sink))
+            if progress is not None:
+                progress(count, len(indices))
+        if deps is None:
+            return results, diagnostics, None
+        return results, diagnostics, deps.batch(self.fingerprinter() if with_fingerprints else None)
+
+    def _recording_view(self, recorder: Recorder) -> SiteView:
+        view = copy.copy(self.view)  # a shallow copy: __post_init__ does not run again
+        view.index = recording_index(self.view.index, recorder)
+        view._files = cast(dict[str, str], RecordingMapping("files", self.view._files, recorder))
+        return view
+
+    def _template_keys(self, name: str) -> set[DepKey]:
+        found = self._closure_keys.get(name)
+        if found is None:
+            if name not in self.closures:
+                self.closures[name] = self.renderer.template_closure(name)
+            found = template_keys(self.closures[name])
+            self._closure_keys[name] = found
+        return found
+
+
+def _node_result(node: str, outputs: list[OutputFile], sink: Sink | None) -> NodeResult:
+    files: list[tuple[str, str]] = []
+    data: dict[str, bytes] = {}
+    changed: list[str] = []
+    for output in outputs:
+        if sink is not None:
+            digest, is_new = sink(output.rel, output.data)
+            if is_new:
+                changed.append(output.rel)
+        else:
+            digest = hashlib.sha256(output.data).hexdigest()
+            data[output.rel] = output.data
+        files.append((output.rel, digest))
+    return NodeResult(node, tuple(files), data, tuple(changed))
+
+
+# Forked render workers find their session here (inherited from the parent at fork time).
+ChunkResult = tuple[list[NodeResult], list[Diagnostic], DepBatch | None]
+
+
+class _ChunkClaims:
+    """A counter shared with forked processes: each chunk is handed out once, in `order`."""
+
+    def __init__(self, order: list[int]) -> None:
+        import multiprocessing
+
+        self.order = order  #: chunk numbers in the order they are handed out
+        self._next = multiprocessing.get_context("fork").Value("i", 0)
+
+    def claim(self) -> int | None:
+        with self._next.get_lock():
+            position = int(self._next.value)
+            if position >= len(self.order):
+                return None
+            self._next.value = position + 1
+            return self.order[position]
+
+
+#: what forked render helpers inherit: the session, the sink, the chunks and their claims
+_FORKED: tuple[RenderSession, Sink | None, list[list[int]], _ChunkClaims] | None = None
+
+
+def _no_setup() -> None:
+    return None
+
+
+def _render_claimed(_task: int) -> tuple[int, ChunkResult] | None:
+    """One pool task: render the next unclaimed chunk, if any is left."""
+    assert _FORKED is not None, "render worker without a session"
+    session, sink, chunks, claims = _FORKED
+    number = claims.claim()
+    if number is None:
+        return None
+    return number, session._render_some(chunks[number], sink, with_fingerprints=True)
+
+
+def _collect(
+    helped: Iterator[tuple[int, ChunkResult] | None], done: dict[int, ChunkResult], wait: bool
+) -> None:
+    """Move the helpers' finished chunks into `done`: those ready now, or (`wait`) all."""
+    import multiprocessing
+
+    while True:
+        try:
+            finished = helped.next(timeout=None if wait else 0)  # type: ignore[attr-defined]
+        except (multiprocessing.TimeoutError, StopIteration):
+            return
+        if finished is not None:
+            done[finished[0]] = finished[1]
+
+
