@@ -609,7 +609,7 @@ def _fields(check: _Validator, node: yaml.Node) -> tuple[FieldSpec, ...]:
                 sub["type"][1],
                 f"field type must be one of {', '.join(FIELD_TYPES)}, not '{kind}'",
                 did_you_mean(kind, FIELD_TYPES)
-                or "dates and lists are not field types; use text for anything else",
+                or "dates are not field types; use text, or table for a list of records",
             )
             continue
         values = _enum_values(check, sub, key_node, name) if kind == "enum" else ()
