@@ -278,3 +278,10 @@ def test_a_cache_dir_containing_a_source_folder_is_refused(tmp_path: Path) -> No
     assert [d.message for d in diagnostics] == [
         "refusing to use cache_dir 'cache': it contains the source folder 'cache/content'"
     ]
+
+
+def test_render_time_limit_defaults_to_30_seconds_and_is_validated(tmp_path: Path) -> None:
+    config, _ = load_config(project(tmp_path, "title: KB\n" + SECTIONS))
+    assert config is not None and config.render_time_limit == 30
+    found = problems(tmp_path, "title: KB\nrender_time_limit: 0\n" + SECTIONS)
+    assert len(found) == 1 and found[0].startswith("config.yaml:2:20: error: ")
