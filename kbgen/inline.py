@@ -187,15 +187,19 @@ class FastInlineProcessor(InlineProcessor):
         pattern's start does. (Old-style patterns never get here: they are not batched.)
         """
         regex = pattern.getCompiledRegExp()
+        handler: Any = pattern  # a new-style InlineProcessor: handleMatch(match, data)
         pieces: list[str] = []
         done = 0
+        start: int | None = None
+        end: int | None = None
         while True:
             for match in regex.finditer(data, position):
-                node, start, end = pattern.handleMatch(match, data)  # type: ignore[call-arg]
+                node, start, end = handler.handleMatch(match, data)
                 if start is not None and end is not None:
                     break
             else:
                 break
+            assert start is not None and end is not None
             position = max(end, position + 1)
             if node is None:
                 continue
