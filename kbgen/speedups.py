@@ -243,18 +243,19 @@ class FastInlineProcessor(InlineProcessor):
         pattern's start does. (Old-style patterns never get here: they are not batched.)
         """
         regex = pattern.getCompiledRegExp()
+        handler: Any = pattern  # a new-style InlineProcessor: handleMatch(match, data)
         pieces: list[str] = []
         done = 0
+        start: int | None = None
+        end: int | None = None
         while True:
             for match in regex.finditer(data, position):
-                found: tuple[Any, int | None, int | None] = pattern.handleMatch(  # type: ignore[call-arg, assignment]
-                    match, data
-                )
-                node, start, end = found
+                node, start, end = handler.handleMatch(match, data)
                 if start is not None and end is not None:
                     break
             else:
                 break
+            assert start is not None and end is not None
             position = max(end, position + 1)
             if node is None:
                 continue

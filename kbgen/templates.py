@@ -112,29 +112,37 @@ class Watchdog:
 
     A template can loop for ever (`range(10**9)`, a recursive macro); a build must fail
     with a message instead. Signals only reach the main thread, and serve renders in
-    others, so one watchdog thread per process holds each render's deadline and, once it
-    passes, raises RenderTimeout in the rendering thread (CPython's
-    PyThreadState_SetAsyncExc: delivered between bytecodes, so a single long C call is
-    stopped when it returns). A render that finishes first cancels its deadline; one that
-    races the watchdog clears the pending exception on the way out.
+    others, so a watchdog thread holds each render's deadline and, once it passes, raises
+    RenderTimeout in the rendering thread (CPython's PyThreadState_SetAsyncExc: delivered
+    between bytecodes, so a single long C call is stopped when it returns). A render that
+    finishes first cancels its deadline; one that races the watchdog clears the pending
+    exception on the way out. One per process (`WATCHDOG`); its thread ends when no render
+    has run for a second, and starts again with the next.
     """
+
+    IDLE_S = 1.0
 
     def __init__(self) -> None:
         self._lock = threading.Condition()
         self._deadlines: dict[int, tuple[float, list[bool]]] = {}  #: thread -> (due, fired)
-        self._pid = 0  #: the process whose watchdog thread is running (threads do not fork)
+        self._running = False
+        self._pid = os.getpid()
 
     @contextlib.contextmanager
     def limit(self, seconds: float) -> Iterator[None]:
         thread = threading.get_ident()
         fired = [False]
-        if self._pid != os.getpid():  # first use in this process: a forked copy has no
-            # watchdog thread, and its lock may have been copied while held
-            self._lock, self._deadlines = threading.Condition(), {}
+        if self._pid != os.getpid():  # a forked copy: no watchdog thread, and the lock may
+            # have been copied while held
+            self._lock, self._deadlines, self._running = threading.Condition(), {}, False
             self._pid = os.getpid()
-            watcher = threading.Thread(target=self._watch, args=(self._lock,), daemon=True)
-            watcher.start()
         with self._lock:
+            if not self._running:
+                self._running = True
+                threading.Thread(
+                    target=self._watch, args=(self._lock,), name="kbgen-render-watchdog",
+                    daemon=True,
+                ).start()
             self._deadlines[thread] = (time.monotonic() + seconds, fired)
             self._lock.notify()
         try:
@@ -156,7 +164,16 @@ class Watchdog:
                         fired[0] = True
                         _async_raise(thread, RenderTimeout)
                 pending = [due for due, fired in self._deadlines.values() if not fired[0]]
-                lock.wait(min(pending) - now if pending else None)
+                if not self._deadlines and not lock.wait(self.IDLE_S) and not self._deadlines:
+                    self._running = False
+                    return
+                if pending:
+                    lock.wait(min(pending) - now)
+                elif self._deadlines:
+                    lock.wait(self.IDLE_S)
+
+
+WATCHDOG = Watchdog()
 
 
 def _async_raise(thread: int, exception: type[BaseException] | None) -> None:
@@ -187,7 +204,7 @@ class Renderer:
         )
         self.env.filters["date"] = format_date
         self._cycles: dict[str, Diagnostic | None] = {}
-        self._watchdog = Watchdog()
+        self._watchdog = WATCHDOG
         #: template -> where its render was stopped, this build (RenderSession empties it)
         self.timed_out: dict[str, tuple[str, int | None]] = {}
 

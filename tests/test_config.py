@@ -372,3 +372,10 @@ def test_readability_thresholds_are_optional_validated_numbers(tmp_path: Path) -
     ]
     assert problems(tmp_path, "title: KB\nreadability: 8\n" + SECTIONS)[0].startswith(
         "config.yaml:2:14: error: 'readability' must be a mapping")
+
+
+def test_render_time_limit_defaults_to_30_seconds_and_is_validated(tmp_path: Path) -> None:
+    config, _ = load_config(project(tmp_path, "title: KB\n" + SECTIONS))
+    assert config is not None and config.render_time_limit == 30
+    found = problems(tmp_path, "title: KB\nrender_time_limit: 0\n" + SECTIONS)
+    assert len(found) == 1 and found[0].startswith("config.yaml:2:20: error: ")

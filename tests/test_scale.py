@@ -22,17 +22,22 @@ MECH = "status: established"
 SECONDS = 10.0
 MEGABYTES = 1024
 
+# CPU seconds of the build (one process, jobs=1), not wall time: the bound is about the
+# work, and this machine is shared. Peak memory is VmHWM, the high-water mark of this
+# process's own address space (ru_maxrss would include pytest's, inherited over fork).
 MEASURED_BUILD = """
-import json, resource, sys, time
+import json, re, sys, time
 import datetime as dt
 from pathlib import Path
 from kbgen.incremental import Builder
 from kbgen.pipeline import BuildOptions
-started = time.process_time()  # CPU time: a busy machine does not inflate it
+started, wall = time.process_time(), time.perf_counter()
 result = Builder(Path(sys.argv[1]), BuildOptions(today=dt.date(2026, 11, 21), jobs=1)).build()
+status = Path("/proc/self/status").read_text()
 print(json.dumps({
     "seconds": time.process_time() - started,
-    "megabytes": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "wall": time.perf_counter() - wall,
+    "megabytes": int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1)) / 1024,
     "errors": [d.format() for d in result.diagnostics if d.severity.value == "error"],
 }))
 """
@@ -61,6 +66,7 @@ def test_a_pathological_page_builds_in_bounded_time_and_memory(
         "content/mechanism/b.md": article("Beta", "Back to [[a]].", extra=MECH),
     })
     report = measured_build(root)
+    print(name, report)  # seen with -s: the numbers behind the bounds
     assert report["errors"] == []
     assert report["seconds"] < SECONDS, report  # type: ignore[operator]
     assert report["megabytes"] < MEGABYTES, report  # type: ignore[operator]
