@@ -284,9 +284,9 @@ def retitle_unlisted(
 ) -> BuildResult:
     """Build with sections too big for sidebars (NAV_LIMIT 1), retitle one article, build
     again through the same Builder; the result must equal a full build."""
-    import kbgen.render
+    import kbgen.routes
 
-    monkeypatch.setattr(kbgen.render, "NAV_LIMIT", 1)
+    monkeypatch.setattr(kbgen.routes, "NAV_LIMIT", 1)
     builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
     assert builder.build().ok
     edit(site, rel, f"title: {old}", f"title: {new}")
