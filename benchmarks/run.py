@@ -37,6 +37,7 @@ import json
 import os
 import platform
 import re
+import shlex
 import shutil
 import signal
 import statistics
@@ -57,6 +58,7 @@ EDIT_SLUG_INDEX = 0  #: the article edited: the first one the generator plans
 #: peer -> (virtualenv, packages from requirements-peers.txt it needs)
 PEER_VENVS = {
     "hugo": ("hugo", ("hugo",)),
+    "hugo+pagefind": ("hugo", ("hugo",)),
     "mkdocs": ("mkdocs", ("mkdocs", "mkdocs-material", "markdown")),
     "mkdocs-material": ("mkdocs", ("mkdocs", "mkdocs-material", "markdown")),
     "pelican": ("pelican", ("pelican", "markdown")),
@@ -66,6 +68,7 @@ FLAVOR = {
     "kbgen+search": "kb",
     "bare-loop": "kb",  #: bare_loop.py: the floor of any Python-Markdown generator
     "hugo": "hugo",
+    "hugo+pagefind": "hugo",
     "mkdocs": "mkdocs",
     "mkdocs-material": "mkdocs-material",
     "pelican": "pelican",
@@ -75,6 +78,7 @@ OUTPUT = {
     "kbgen+search": "site",
     "bare-loop": "site",
     "hugo": "public",
+    "hugo+pagefind": "public",
     "mkdocs": "site",
     "mkdocs-material": "site",
     "pelican": "output",
@@ -217,6 +221,18 @@ class Tool:
             (folder / "config.yaml").write_text(config, "utf-8")
 
 
+def pagefind_binary() -> Path:
+    """The Pagefind binary kbgen+search runs (so both search rows use the same one)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from kbgen.search import pagefind_binary as find
+
+    found = find()
+    if found is None:
+        raise SystemExit("hugo+pagefind needs Pagefind: pip install 'pagefind[bin]'")
+    return found
+
+
 def tools(selected: list[str]) -> dict[str, Tool]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     if any(name.startswith("kbgen") for name in selected):
@@ -241,6 +257,16 @@ def tools(selected: list[str]) -> dict[str, Tool]:
         venv = WORK / "venvs" / PEER_VENVS[name][0] / "bin"
         if name == "hugo":
             command = [str(venv / "hugo"), "--quiet", "--logLevel", "error"]
+        elif name == "hugo+pagefind":
+            # Hugo, then the Pagefind binary kbgen+search runs, over Hugo's whole output
+            # (Hugo's pages have no data-pagefind-body, so Pagefind indexes each <body>).
+            hugo = shlex.quote(str(venv / "hugo"))
+            pagefind = shlex.quote(str(pagefind_binary()))
+            script = (
+                f"{hugo} --quiet --logLevel error && "
+                f"{pagefind} --site public --output-path public/pagefind --quiet"
+            )
+            command = ["sh", "-c", script]
         elif name.startswith("mkdocs"):
             command = [str(venv / "mkdocs"), "build", "--quiet"]
         else:
@@ -313,13 +339,19 @@ def version_of(tool: Tool) -> str:
         processes = len(os.sched_getaffinity(0))
         return f"bare loop (Python-Markdown {markdown.__version__}, {processes} processes)"
     python = str(WORK / "venvs" / PEER_VENVS[tool.name][0] / "bin" / "python")
+    package = tool.name.split("+")[0]
+    if tool.name == "hugo+pagefind":
+        done = subprocess.run(
+            [str(pagefind_binary()), "--version"], capture_output=True, text=True, check=False
+        )
+        return f"hugo {version_of(Tool('hugo', [])).split()[-1]} + {done.stdout.strip()}"
     done = subprocess.run(
-        [python, "-c", f"import importlib.metadata as m; print(m.version({tool.name!r}))"],
+        [python, "-c", f"import importlib.metadata as m; print(m.version({package!r}))"],
         capture_output=True,
         text=True,
         check=False,
     )
-    return f"{tool.name} {done.stdout.strip() or '?'}"
+    return f"{package} {done.stdout.strip() or '?'}"
 
 
 # -- the corpus and its edits ------------------------------------------------------------------
@@ -499,8 +531,11 @@ def table(pages: int, results: dict[str, Result], limit: float) -> list[str]:
             + " | ".join(cells)
             + f" | {megabytes(result.peaks)} | {megabytes(result.sizes)} |"
         )
-    for base in ("hugo", "mkdocs"):
+    for base in ("hugo", "hugo+pagefind", "mkdocs"):
         if base not in results:
+            continue
+        if base == "hugo+pagefind":  # search against search, measure by measure
+            lines += ["", *_search_ratios(results)]
             continue
         lines += ["", f"Ratios to {base}'s cold build (lower is better):", ""]
         lines += [
@@ -521,13 +556,52 @@ def table(pages: int, results: dict[str, Result], limit: float) -> list[str]:
     return lines
 
 
+def _search_ratios(results: dict[str, Result]) -> list[str]:
+    """kbgen+search over hugo+pagefind for the same measure (the issue's comparison)."""
+    if "kbgen+search" not in results:
+        return []
+    ours, peer = results["kbgen+search"], results["hugo+pagefind"]
+    cells = [ratio(ours.median(m), peer.median(m)) for m in MEASURES]
+    peaks = [statistics.median(r.peaks) if r.peaks else None for r in (ours, peer)]
+    return [
+        "kbgen+search / hugo+pagefind, the same measure (lower is better):",
+        "",
+        "| cold | no change | body edit | title edit | peak memory |",
+        "|---|---|---|---|---|",
+        "| " + " | ".join(cells) + f" | {ratio(peaks[0], peaks[1])} |",
+    ]
+
+
+SearchRow = tuple[str, str, float | None, float]
+
+
+def _search_targets(all_results: dict[int, dict[str, Result]]) -> list[SearchRow]:
+    """Issue #17's rows: (label, target, measured ratio or GB, bound)."""
+    rows: list[SearchRow] = []
+    wanted = ((1000, "body edit", 0.2), (10000, "body edit", 0.1), (1000, "cold", 1.3))
+    for pages, measure, bound in wanted:
+        results = all_results.get(pages, {})
+        if "kbgen+search" in results and "hugo+pagefind" in results:
+            ours = results["kbgen+search"].median(measure)
+            peer = results["hugo+pagefind"].median(measure)
+            value = None if ours is None or not peer else ours / peer
+            label = f"{pages:,} articles, kbgen+search {measure} / hugo+pagefind {measure}"
+            rows.append((label, f"<= {bound}x", value, bound))
+    large = all_results.get(10000, {})
+    if "kbgen+search" in large and large["kbgen+search"].peaks:
+        gigabytes = statistics.median(large["kbgen+search"].peaks) / 1e9
+        rows.append(("10,000 articles, kbgen+search peak memory (GB)", "<= 1.0", gigabytes, 1.0))
+    return rows
+
+
 def targets(all_results: dict[int, dict[str, Result]]) -> list[str]:
     """The issue's targets, checked against this run."""
     lines = ["## Targets", "", "| measure | target | measured | met |", "|---|---|---|---|"]
 
     def row(label: str, target: str, value: float | None, bound: float) -> None:
         met = "-" if value is None else ("yes" if value <= bound else "**no**")
-        shown = "-" if value is None else f"{value:.2f}x"
+        unit = "" if "(GB)" in label else "x"
+        shown = "-" if value is None else f"{value:.2f}{unit}"
         lines.append(f"| {label} | {target} | {shown} | {met} |")
 
     small = all_results.get(1000)
@@ -559,6 +633,8 @@ def targets(all_results: dict[int, dict[str, Result]]) -> list[str]:
     ):
         value = statistics.median(large["kbgen"].peaks) / statistics.median(large["hugo"].peaks)
         row("10,000 articles, peak memory / Hugo's", "<= 0.2x", value, 0.2)
+    for label, target, value, bound in _search_targets(all_results):
+        row(label, target, value, bound)
     if small and large and "kbgen" in small and "kbgen" in large:
         for label, get in (
             ("cold time", lambda r: r.median("cold")),

@@ -45,9 +45,9 @@ TAGS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel"
         "juliet", "kilo", "lima", "mike", "november"]
 
 
-def _files() -> dict[str, str]:
+def _files(tags: list[str] = TAGS) -> dict[str, str]:
     files = {}
-    for n, tag in enumerate(TAGS):
+    for n, tag in enumerate(tags):
         status = ["established", "contested", "preclinical"][n % 3]
         files[f"content/mechanism/m-{tag}.md"] = article(
             f"Mechanism {tag}", f"The zeppelin {tag} hypothesis, see [[i-{tag}]].",
@@ -331,3 +331,86 @@ def test_a_full_disk_is_named_when_pagefind_cannot_write(tmp_path: Path, tmpfs) 
     assert "Pagefind could not write the search index" in str(caught.value)
     assert f"the disk holding '{site}' is full" in str(caught.value)
     assert "pagefind-entry.json" not in str(caught.value)
+
+
+# -- the index after edits is the index a full build gives ------------------------------------
+
+#: query words: every tag and title word, the edited and the deleted page's own words
+QUERY_WORDS = [*TAGS, "zeppelin", "hypothesis", "treatment", "mechanism", "indication",
+               "shared", "quasar", "walrus", "nebula", "glossary", "bibliography"]
+
+
+def _word_pages(bundle: Path) -> dict[str, set[int]]:
+    """stemmed word -> the page numbers it is indexed for, read from every index chunk."""
+    found: dict[str, set[int]] = {}
+    for path in (bundle / "index").glob("*.pf_index"):
+        chunk = _read(path)
+        assert isinstance(chunk, list) and isinstance(chunk[0], list)
+        for word, pages, *_ in chunk[0]:
+            number = 0
+            for page in pages:  # page numbers are stored as differences
+                number += page[0]
+                found.setdefault(word, set()).add(number)
+    return found
+
+
+def _answers(bundle: Path) -> dict[str, set[str]]:
+    """query word -> URLs of the pages indexed under a stem of it or a word it begins
+    (Pagefind stems words and matches the last query word as a prefix)."""
+    meta = _meta(bundle)
+    urls = {}
+    for number, (fragment_hash, _) in enumerate(meta[1]):  # type: ignore[misc,arg-type]
+        fragment = bundle / "fragment" / f"{fragment_hash}.pf_fragment"
+        urls[number] = json.loads(gzip.decompress(fragment.read_bytes())[12:])["url"]
+    words = _word_pages(bundle)
+    return {
+        q: {urls[n] for w, pages in words.items() if q.startswith(w) or w.startswith(q)
+            for n in pages}
+        for q in QUERY_WORDS
+    }
+
+
+def test_index_after_each_edit_equals_a_full_index(make_site, tmp_path: Path) -> None:
+    root = make_site(_files(TAGS[:5]), config=CONFIG)
+    serving = Builder(root / "config.yaml", BuildOptions(today=TODAY))  # serve keeps one
+    assert serving.build().ok
+    steps = [
+        {  # a body edit, and a title edit that the linking page's text follows
+            "content/mechanism/m-alpha.md": article(
+                "Mechanism alpha", "The quasar hypothesis.", tags="[alpha]",
+                extra="status: contested"),
+            "content/indications/i-bravo.md": article(
+                "Indication walrus", "Zeppelin treatment bravo.", tags="[bravo]",
+                extra="status: approved\nevidence: low"),
+        },
+        {  # a new page and a deleted one
+            "content/mechanism/m-nebula.md": article(
+                "Mechanism nebula", "A nebula page.", tags="[nebula]",
+                extra="status: preclinical"),
+            "content/mechanism/m-charlie.md": None,
+        },
+    ]
+    for n, step in enumerate(steps):
+        for rel, text in step.items():
+            if text is None:
+                (root / rel).unlink()
+            else:
+                (root / rel).write_text(text, "utf-8")
+        assert serving.build().ok
+        served = root / "site" / "pagefind"
+        built = run_build(root, output=tmp_path / f"built-{n}")  # a fresh `kbgen build`
+        full = run_build(root, output=tmp_path / f"full-{n}", cache=False)
+        assert built.ok and full.ok
+        expected = _answers(tmp_path / f"full-{n}" / "pagefind")
+        answers = _answers(served)
+        assert answers == expected, n
+        assert _answers(tmp_path / f"built-{n}" / "pagefind") == expected, n
+        # and the bundles are the same bytes, so every query, filter and order agree
+        assert snapshot(served) == snapshot(tmp_path / f"full-{n}" / "pagefind"), n
+        if n == 0:
+            assert answers["quasar"] == {"/mechanism/m-alpha/"}
+            assert "/mechanism/m-alpha/" not in answers["zeppelin"]  # the old body is gone
+            assert answers["walrus"] == {"/indications/i-bravo/", "/mechanism/m-bravo/"}
+    assert answers["nebula"] == {"/mechanism/m-nebula/"}
+    assert "/mechanism/m-charlie/" not in set().union(*answers.values())
+    assert "/mechanism/m-delta/" in answers["zeppelin"]  # the test is not vacuous
