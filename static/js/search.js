@@ -116,7 +116,8 @@
         label.appendChild(count);
         fieldset.appendChild(label);
       });
-      if (Object.keys(values).length > 8) {
+      // long lists fold away; sections are the main way to narrow a search, so they stay open
+      if (name !== "section" && Object.keys(values).length > 8) {
         var details = el("details", "filter-more");
         if (selected[name].length) details.open = true;
         details.appendChild(el("summary", "", f[1] + " (" + Object.keys(values).length + ")"));
