@@ -203,7 +203,8 @@ class Renderer:
             bytecode_cache=bytecode_cache,
         )
         self.env.filters["date"] = format_date
-        self._cycles: dict[str, Diagnostic | None] = {}
+        #: template -> why it recursed without end (found after a RecursionError, this build)
+        self._cycles: dict[str, Diagnostic] = {}
         self._watchdog = WATCHDOG
         #: template -> where its render was stopped, this build (RenderSession empties it)
         self.timed_out: dict[str, tuple[str, int | None]] = {}
@@ -211,20 +212,24 @@ class Renderer:
     def render(self, template_name: str, context: Mapping[str, Any], for_page: str) -> str:
         """The page's HTML; TemplateProblem for any template error, a template that extends
         or includes itself, or a render longer than `render_time_limit` seconds."""
-        cycle = self._cycle(template_name)
-        if cycle is not None:
-            message = f"{cycle.message} (needed for {for_page})"  # merged across pages
-            raise TemplateProblem(dataclasses.replace(cycle, message=message))
-        timed_out = self.timed_out.get(template_name)
-        if timed_out is None:
+        cycle = self._cycles.get(template_name)
+        if cycle is None and template_name not in self.timed_out:
             try:
                 with self._watchdog.limit(self.config.render_time_limit):
                     return self._render(template_name, context, for_page)
+            except RecursionError:
+                # Only now look for a template that extends or includes itself: parsing
+                # every template on every build would cost more than the render it guards.
+                cycle = self._cycle(template_name) or self._too_deep(template_name)
+                self._cycles[template_name] = cycle
             except RenderTimeout as exc:
                 # Later pages of this build with the same template fail at once: a loop
                 # that never ends would otherwise cost the limit once per page.
-                timed_out = self.timed_out[template_name] = self._template_frame(exc)
-        path, line = timed_out
+                self.timed_out[template_name] = self._template_frame(exc)
+        if cycle is not None:
+            message = f"{cycle.message} (needed for {for_page})"  # merged across pages
+            raise TemplateProblem(dataclasses.replace(cycle, message=message))
+        path, line = self.timed_out[template_name]
         raise TemplateProblem(
             error(
                 path or f"templates/{template_name}",
@@ -241,7 +246,7 @@ class Renderer:
         try:
             template = self.env.get_template(template_name)
             return template.render(context)
-        except RenderTimeout:
+        except (RenderTimeout, RecursionError):
             raise
         except jinja2.TemplateSyntaxError as exc:
             raise TemplateProblem(
@@ -313,12 +318,19 @@ class Renderer:
         with contextlib.suppress(jinja2.TemplateError):
             self.env.get_template(name)
 
+    def _too_deep(self, name: str) -> Diagnostic:
+        return error(
+            f"templates/{name}",
+            None,
+            None,
+            f"templates/{name} recursed too deeply to render",
+            "look for a macro or include that calls itself without an end",
+        )
+
     def _cycle(self, name: str) -> Diagnostic | None:
         """An error if `name` reaches itself through extends/include/import (Jinja2 would
         recurse until the stack runs out, which took minutes), at the line that closes it."""
-        if name not in self._cycles:
-            self._cycles[name] = self._find_cycle([name], {})
-        return self._cycles[name]
+        return self._find_cycle([name], {})
 
     def _find_cycle(self, chain: list[str], done: dict[str, bool]) -> Diagnostic | None:
         current = chain[-1]
