@@ -34,6 +34,7 @@ from kbgen import links
 from kbgen.citations import doi_url, pmc_url, pubmed_url
 from kbgen.config import ColumnSpec, Config, SectionSpec
 from kbgen.diagnostics import Diagnostic, error
+from kbgen.knowledge_map import KnowledgeMap, MapNode, build_map, neighbourhood
 from kbgen.model import OutputFile, Page, Reference, slugify
 from kbgen.resolve import HOME_KEY, SiteIndex, page_key
 
@@ -735,6 +736,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
                 for b in index.backlinks.get(key, ())
             ],
             "related": [view.page_link(k, file) for k in index.related.get(key, ())],
+            "knowledge_map": knowledge_map(view, key, file),
             "previous": view.page_link(previous, file) if previous else None,
             "next": view.page_link(following, file) if following else None,
             "breadcrumbs": [
@@ -752,6 +754,34 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
         view, page, file, [index.references[k] for k in cited if k in index.references]
     )
     return context
+
+
+def knowledge_map(view: SiteView, key: str, file: str) -> KnowledgeMap:
+    """The page's neighbourhood drawn as a map (knowledge_map.py); what it reads from the
+    index (links, backlinks, related, the neighbours' titles and sections) is recorded, so
+    it is redrawn only when one of those changes."""
+    index = view.index
+    page = index.pages[key]
+    around = neighbourhood(
+        key,
+        sorted(k for k in index.outbound.get(key, frozenset()) if k in index.pages),
+        [b.source_slug for b in index.backlinks.get(key, ())],
+        [k for k in index.related.get(key, ()) if k in index.pages],
+    )
+    positions = {spec.id: n for n, spec in enumerate(view.config.sections)}
+    nodes = []
+    for other, relations in around.items():
+        neighbour = index.pages[other]
+        nodes.append(
+            MapNode(
+                other,
+                neighbour.meta.title,
+                view.router.href(file, view.file_of(other)),
+                positions.get(str(neighbour.section), len(positions)),
+                relations,
+            )
+        )
+    return build_map(page.meta.title, nodes, [spec.title for spec in view.config.sections])
 
 
 def plain_description(page: Page) -> str:
