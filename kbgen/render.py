@@ -31,6 +31,7 @@ import jinja2
 import jinja2.meta
 
 from kbgen import links
+from kbgen.charts import Chart, ChartRow, section_charts
 from kbgen.citations import doi_url, pmc_url, pubmed_url
 from kbgen.config import ColumnSpec, Config, SectionSpec
 from kbgen.diagnostics import Diagnostic, error
@@ -433,8 +434,12 @@ class SiteView:
             return []
         views = []
         for field_spec in spec.fields:
-            if field_spec.name not in page.meta.fields or field_spec.type == "table":
-                continue  # tables are not key facts: see table_views
+            if (
+                field_spec.name not in page.meta.fields
+                or field_spec.type == "table"  # tables are not key facts: see table_views
+                or not field_spec.show  # chart data (charts.py)
+            ):
+                continue
             value = page.meta.fields[field_spec.name]
             views.append(
                 {
@@ -916,9 +921,10 @@ def _section_context(
             "fields": [
                 {"name": f.name, "label": f.label, "type": f.type}
                 for f in spec.fields
-                if f.type != "table"  # a list per article: no cell in the comparison
+                if f.type != "table" and f.show  # a list per article: no cell in the comparison
             ],
             "articles": articles,
+            "charts": charts_of_section(view, spec, file),
             "breadcrumbs": [{"title": "Home", "url": router.href(file, "index.html")}],
             "page": {
                 "title": title,
@@ -928,6 +934,26 @@ def _section_context(
         }
     )
     return context
+
+
+def charts_of_section(view: SiteView, spec: SectionSpec, file: str) -> list[Chart]:
+    """The charts its schema's number fields allow (charts.py), from its articles' values."""
+    numeric = frozenset(f.name for f in spec.fields if f.type == "number")
+    if not numeric:
+        return []  # most sections: nothing read, nothing drawn
+    rows = []
+    for key in view.index.articles_by_section.get(spec.id, ()):
+        fields = view.index.pages[key].meta.fields
+        effect = fields.get("trial_effect", "")
+        rows.append(
+            ChartRow(
+                view.index.pages[key].meta.title,
+                view.router.href(file, view.file_of(key)),
+                {n: float(v) for n in sorted(numeric) if isinstance(v := fields.get(n), float)},
+                effect if isinstance(effect, str) else "",
+            )
+        )
+    return section_charts(rows, numeric)
 
 
 def _home_context(view: SiteView, page: Page | None, file: str) -> dict[str, Any]:
