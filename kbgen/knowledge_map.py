@@ -181,9 +181,13 @@ def _edge(node: MapNode, x: int, y: int) -> str:
 
 def _node(node: MapNode, x: int, y: int) -> str:
     label = _short(node.title)
-    tooltip = f"<title>{html.escape(node.title)}</title>" if label != node.title else ""
+    # a shortened label: the full title names the link and shows as its tooltip; otherwise
+    # the label itself is the link's name (no aria-label: the bytes are on every article)
+    named = label != node.title
+    name = f' aria-label="{_attr(node.title)}"' if named else ""
+    tooltip = f"<title>{html.escape(node.title)}</title>" if named else ""
     return (
-        f'<a href="{_attr(node.url)}" aria-label="{_attr(node.title)}">{tooltip}'
+        f'<a href="{_attr(node.url)}"{name}>{tooltip}'
         f'<use href="#km-k{node.shape}" class="km-s{node.shape}" x="{x}" y="{y}"/>'
         f'<text x="{x + NODE_R + 6}" y="{y + 5}">'
         f"{html.escape(label)}</text></a>"

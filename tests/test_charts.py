@@ -2,6 +2,7 @@
 (`show`, `minimum`, `maximum`): drawn from the data, validated at file:line:col, and
 redrawn with only the pages that read the changed field."""
 
+# ruff: noqa: E501 (the schema lines below read best one field a line)
 from __future__ import annotations
 
 from pathlib import Path

@@ -89,7 +89,9 @@ def test_map_nodes_are_links_named_by_their_full_titles(built_site: Path) -> Non
     assert svg is not None
     links = anchors(svg.group(0))
     assert links
-    titles = {attrs["aria-label"] for _, _, attrs in links}
+    # the accessible name: aria-label where the drawn label is shortened, else the label
+    titles = {attrs.get("aria-label", text) for _, text, attrs in links}
+    assert all(not text.endswith("…") or "aria-label" in attrs for _, text, attrs in links)
     assert "Ketamine-assisted psychotherapy" in titles  # longer than a label: shortened text
     assert "Treatment-resistant depression" not in titles  # the current page is no link
     assert 'aria-current="page"' in svg.group(0)
@@ -169,3 +171,15 @@ def test_maps_are_the_same_bytes_across_builds_and_jobs(make_site, tmp_path: Pat
     assert sum(1 for found in maps[0].values() if found) == 60
     assert maps[0] == maps[1] == maps[2]
     assert outputs[0] == outputs[1] == outputs[2]
+
+
+def test_the_map_keeps_the_median_article_within_its_weight_budget(built_site: Path) -> None:
+    """Issue #18: the pictures may add at most 15 KB to the median article; the map's
+    markup is most of that (its CSS, about 2 KB, is shared and cached)."""
+    sizes = sorted(
+        len(found.group(0).encode())
+        for path in built_site.glob("*/*/index.html")
+        if (found := MAP_RE.search(path.read_text("utf-8")))
+    )
+    assert len(sizes) >= 40
+    assert sizes[len(sizes) // 2] < 11_000, sizes
