@@ -32,12 +32,13 @@ MAX_NODES = 40  #: more neighbours than this are listed, not drawn (a hub page s
 WIDTH = 380  #: viewBox width: narrow enough that a 360 px phone shows the labels at ~12 px
 CENTRE_X = 28  #: the current page sits at the left, its neighbours fan out to its right
 ARC_X = 90  #: horizontal radius of the fan
-ROW = 24  #: vertical distance between neighbours
+ROW = 24  #: vertical distance between neighbours with one-line labels
+LINE = 15  #: the extra height of a two-line label
 TOP = 34  #: room above the fan for the current page's title
 MARGIN = 16
 NODE_R = 8
 CENTRE_R = 13
-LABEL_CHARS = 30  #: longer titles are shortened on the drawing (the link keeps the full name)
+LABEL_CHARS = 30  #: longer titles wrap onto a second line
 #: one shape per section (by its position in config.yaml), so sections differ without colour;
 #: the last one is for pages outside every section (home, standalone pages)
 SHAPES = (
@@ -105,20 +106,36 @@ def shape_path(shape: int) -> str:
     return SHAPES[min(shape, len(SHAPES) - 1)]
 
 
-def layout(count: int) -> tuple[tuple[int, int], ...]:
-    """(x, y) of `count` nodes on a half-ellipse right of the centre at (CENTRE_X, 0).
+def layout(lines: Sequence[int]) -> tuple[tuple[int, int], ...]:
+    """(x, y) of nodes whose labels take `lines` lines, on a half-ellipse right of the
+    centre at (CENTRE_X, 0).
 
-    Rows are evenly spaced from top to bottom, so labels never overlap; the middle rows sit
-    furthest right, the first and last closer to the centre, so each line has its own angle.
+    Rows run from top to bottom, a two-line label's row LINE units taller, so labels never
+    overlap; the middle rows sit furthest right, the first and last closer to the centre,
+    so each line has its own angle.
     """
-    half = (count - 1) / 2
-    height = max(half, 0.5) * ROW + ROW  # a little beyond the last row: no vertical line
+    heights = [ROW + LINE * (n - 1) for n in lines]
+    total = sum(heights) - (heights[0] + heights[-1]) / 2 if heights else 0
+    reach = max(total / 2, ROW / 2) + ROW  # a little beyond the last row: no vertical line
     placed = []
-    for row in range(count):
-        y = (row - half) * ROW
-        bow = math.sqrt(max(0.0, 1 - (y / height) ** 2))
+    y = -total / 2
+    for n, height in enumerate(heights):
+        if n:
+            y += (heights[n - 1] + height) / 2
+        bow = math.sqrt(max(0.0, 1 - (y / reach) ** 2))
         placed.append((CENTRE_X + round(30 + ARC_X * bow), round(y)))
     return tuple(placed)
+
+
+def label_lines(title: str) -> tuple[str, ...]:
+    """A title in at most two lines of LABEL_CHARS, broken at a space; the words are all
+    kept (the drawn text is the link's accessible name, so it must be the whole title)."""
+    if len(title) <= LABEL_CHARS:
+        return (title,)
+    cut = title.rfind(" ", 0, LABEL_CHARS + 1)
+    if cut <= 0:
+        return (title,)
+    return (title[: cut + 1], title[cut + 1 :])
 
 
 def build_map(title: str, nodes: Sequence[MapNode], legend_titles: Sequence[str]) -> KnowledgeMap:
@@ -136,8 +153,9 @@ def build_map(title: str, nodes: Sequence[MapNode], legend_titles: Sequence[str]
 
 
 def _svg(title: str, nodes: Sequence[MapNode], shapes: Sequence[int]) -> str:
-    positions = layout(len(nodes))
-    half = round(max(len(nodes) - 1, 1) * ROW / 2)
+    labels = [label_lines(node.title) for node in nodes]
+    positions = layout([len(label) for label in labels])
+    half = max(max(abs(y) for _, y in positions), ROW // 2) + LINE
     top = -half - MARGIN - TOP
     height = 2 * half + 2 * MARGIN + TOP
     parts = [
@@ -150,8 +168,8 @@ def _svg(title: str, nodes: Sequence[MapNode], shapes: Sequence[int]) -> str:
     ]
     for node, (x, y) in zip(nodes, positions, strict=True):
         parts.append(_edge(node, x, y))
-    for node, (x, y) in zip(nodes, positions, strict=True):
-        parts.append(_node(node, x, y))
+    for node, label, (x, y) in zip(nodes, labels, positions, strict=True):
+        parts.append(_node(node, label, x, y))
     parts.append(
         f'<g class="km-here" aria-current="page"><circle cx="{CENTRE_X}" cy="0" r="{CENTRE_R}"/>'
         f'<text x="4" y="{top + 20}">{html.escape(_short(title, LABEL_CHARS + 12))}</text></g>'
@@ -179,18 +197,20 @@ def _edge(node: MapNode, x: int, y: int) -> str:
     return f'<polyline class="{kind}" points="{x1} {y1} {mid} {x2} {y2}"{markers}/>'
 
 
-def _node(node: MapNode, x: int, y: int) -> str:
-    label = _short(node.title)
-    # a shortened label: the full title names the link and shows as its tooltip; otherwise
-    # the label itself is the link's name (no aria-label: the bytes are on every article)
-    named = label != node.title
-    name = f' aria-label="{_attr(node.title)}"' if named else ""
-    tooltip = f"<title>{html.escape(node.title)}</title>" if named else ""
+def _node(node: MapNode, label: Sequence[str], x: int, y: int) -> str:
+    # the text is the whole title, so it names the link (no aria-label to disagree with it);
+    # a second line keeps the space that ends the first, so the name reads as the title
+    lx = x + NODE_R + 6
+    if len(label) == 1:
+        text = f'<text x="{lx}" y="{y + 5}">{html.escape(label[0])}</text>'
+    else:
+        text = (
+            f'<text x="{lx}" y="{y - 2}">{html.escape(label[0])}'
+            f'<tspan x="{lx}" dy="{LINE}">{html.escape(label[1])}</tspan></text>'
+        )
     return (
-        f'<a href="{_attr(node.url)}"{name}>{tooltip}'
-        f'<use href="#km-k{node.shape}" class="km-s{node.shape}" x="{x}" y="{y}"/>'
-        f'<text x="{x + NODE_R + 6}" y="{y + 5}">'
-        f"{html.escape(label)}</text></a>"
+        f'<a href="{_attr(node.url)}">'
+        f'<use href="#km-k{node.shape}" class="km-s{node.shape}" x="{x}" y="{y}"/>{text}</a>'
     )
 
 

@@ -13,6 +13,7 @@ from urllib.parse import urljoin
 from conftest import REPO, anchors, article, read_out, run_build, run_cli, snapshot
 
 from kbgen.knowledge_map import (
+    LINE,
     LINKED_FROM,
     LINKS_TO,
     MAX_NODES,
@@ -20,6 +21,7 @@ from kbgen.knowledge_map import (
     ROW,
     MapNode,
     build_map,
+    label_lines,
     layout,
     neighbourhood,
 )
@@ -89,12 +91,19 @@ def test_map_nodes_are_links_named_by_their_full_titles(built_site: Path) -> Non
     assert svg is not None
     links = anchors(svg.group(0))
     assert links
-    # the accessible name: aria-label where the drawn label is shortened, else the label
-    titles = {attrs.get("aria-label", text) for _, text, attrs in links}
-    assert all(not text.endswith("…") or "aria-label" in attrs for _, text, attrs in links)
-    assert "Ketamine-assisted psychotherapy" in titles  # longer than a label: shortened text
+    # the drawn text is the whole title (wrapped, never cut), so it is the accessible name
+    titles = {text for _, text, _ in links}
+    assert "Enantiomers: esketamine and arketamine" in titles  # two lines, one name
+    assert not any("…" in text or "aria-label" in attrs for _, text, attrs in links)
     assert "Treatment-resistant depression" not in titles  # the current page is no link
     assert 'aria-current="page"' in svg.group(0)
+
+
+def test_long_titles_wrap_at_a_space_and_keep_every_word() -> None:
+    assert label_lines("Oral ketamine") == ("Oral ketamine",)
+    lines = label_lines("Enantiomers: esketamine and arketamine")
+    assert len(lines) == 2 and "".join(lines) == "Enantiomers: esketamine and arketamine"
+    assert all(len(line) <= 31 for line in lines)
 
 
 def test_neighbourhood_merges_relations_and_leaves_out_the_page() -> None:
@@ -124,12 +133,19 @@ def test_same_neighbourhood_in_any_order_gives_the_same_bytes() -> None:
 
 def test_layout_gives_every_node_its_own_row_inside_the_drawing() -> None:
     for count in (1, 2, 7, 30, MAX_NODES):
-        points = layout(count)
+        points = layout([1] * count)
         ys = [y for _, y in points]
         assert len(set(ys)) == count
         assert all(b - a == ROW for a, b in itertools.pairwise(ys))
+        assert abs(ys[0] + ys[-1]) <= 1  # centred on the current page
         assert all(isinstance(v, int) for point in points for v in point)
         assert all(50 < x < 200 for x, _ in points)
+
+
+def test_a_two_line_label_gets_a_taller_row() -> None:
+    ys = [y for _, y in layout([1, 2, 1])]
+    assert ys[1] - ys[0] > ROW and ys[2] - ys[1] > ROW
+    assert abs((ys[2] - ys[0]) - (2 * ROW + LINE)) <= 1
 
 
 def test_a_hub_page_draws_at_most_max_nodes_and_lists_them_all() -> None:
