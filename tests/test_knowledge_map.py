@@ -199,3 +199,21 @@ def test_the_map_keeps_the_median_article_within_its_weight_budget(built_site: P
     )
     assert len(sizes) >= 40
     assert sizes[len(sizes) // 2] < 11_000, sizes
+
+
+def test_an_edit_redraws_only_the_maps_that_show_what_changed(make_site) -> None:
+    """A body edit that keeps the links redraws no other map; a new title redraws the maps
+    of its neighbours (in this small site every page re-renders anyway: the navigation lists
+    every title)."""
+    root = make_site(_ring_site(12))
+    assert run_build(root).ok
+    page = root / "content/mechanism/p0.md"
+    page.write_text(page.read_text() + "\nA new paragraph without links.\n")
+    result = run_build(root)
+    assert {n for n in result.rendered if n.startswith("page:")} == {"page:p0"}
+    page.write_text(page.read_text().replace("title: Page 0", "title: Page zero"))
+    result = run_build(root)
+    redrawn = {n for n in result.rendered if n.startswith("page:")}
+    # p0 links to p1 and p7 and lists p3; p11 and p5 link to it; p9 lists it as related
+    assert {"page:p1", "page:p7", "page:p3", "page:p11", "page:p5", "page:p9"} <= redrawn
+    assert "Page zero" in read_out(root, "mechanism/p1/index.html").split("knowledge-map")[1]
