@@ -26,7 +26,7 @@ from dataclasses import dataclass
 LINKS_TO = "links-to"  #: the current page links to it
 LINKED_FROM = "linked-from"  #: it links to the current page
 RELATED = "related"  #: listed in the current page's `related:`
-RELATION_LABELS = {LINKS_TO: "linked from this page", LINKED_FROM: "links here", RELATED: "related"}
+RELATION_LABELS = {LINKS_TO: "this page links to it", LINKED_FROM: "links here", RELATED: "related"}
 
 MAX_NODES = 40  #: more neighbours than this are listed, not drawn (a hub page stays legible)
 WIDTH = 380  #: viewBox width: narrow enough that a 360 px phone shows the labels at ~12 px
