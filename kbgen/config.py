@@ -61,6 +61,10 @@ class FieldSpec:
     values: tuple[str, ...] = ()  #: allowed values, in display/sort order (enum only)
     required: bool = True
     columns: tuple[ColumnSpec, ...] = ()  #: the record's columns (table only)
+    #: False: data for a chart (charts.py) only, not a key fact or a section-table column
+    show: bool = True
+    minimum: float | None = None  #: the smallest value allowed (number only)
+    maximum: float | None = None  #: the largest value allowed (number only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +158,7 @@ TOP_LEVEL_KEYS = (
     "readability",
 )
 SECTION_KEYS = ("id", "title", "description", "order", "fields")
-FIELD_KEYS = ("label", "type", "values", "required", "columns")
+FIELD_KEYS = ("label", "type", "values", "required", "columns", "show", "minimum", "maximum")
 COLUMN_KEYS = ("label", "type", "values", "required")
 MARKDOWN_KEYS = ("raw_html", "toc_depth", "glossary_tooltips")
 FEED_KEYS = ("entries",)
@@ -628,8 +632,43 @@ def _fields(check: _Validator, node: yaml.Node) -> tuple[FieldSpec, ...]:
                 "remove 'columns', or set type: table",
             )
         required = check.boolean(sub, "required", True)
-        fields.append(FieldSpec(name, label, kind, values, required, columns))
+        show = check.boolean(sub, "show", True)
+        bounds = _number_bounds(check, sub, name, kind)
+        if bounds is None:
+            continue
+        fields.append(FieldSpec(name, label, kind, values, required, columns, show, *bounds))
     return tuple(fields)
+
+
+def _number_bounds(
+    check: _Validator, sub: Mapping[str, tuple[yaml.Node, yaml.Node]], name: str, kind: str
+) -> tuple[float | None, float | None] | None:
+    """A number field's `minimum` and `maximum` (None: unbounded); None when they are wrong."""
+    found: list[float | None] = []
+    for key in ("minimum", "maximum"):
+        if key not in sub:
+            found.append(None)
+            continue
+        if kind != "number":
+            check.reader.fail(
+                sub[key][0],
+                f"'{key}' is only for number fields; '{name}' is a {kind} field",
+                f"remove '{key}', or set type: number",
+            )
+            return None
+        value = check.reader.read_number(sub[key][1], f"'{key}'")
+        if value is None:
+            return None
+        found.append(value)
+    low, high = found
+    if low is not None and high is not None and low > high:
+        check.reader.fail(
+            sub["maximum"][1],
+            f"'maximum' ({high:g}) is below 'minimum' ({low:g}) in field '{name}'",
+            "swap the two values",
+        )
+        return None
+    return low, high
 
 
 def _enum_values(

@@ -299,6 +299,30 @@ def _tag_problems(
     return problems
 
 
+def _bounded(
+    reader: YamlReader, node: yaml.Node, spec: FieldSpec, value: float | None
+) -> float | None:
+    """`value` when it lies within the field's minimum and maximum; else reported, None."""
+    if value is None:
+        return None
+    low, high = spec.minimum, spec.maximum
+    if (low is not None and value < low) or (high is not None and value > high):
+        allowed = " to ".join(f"{b:g}" for b in (low, high) if b is not None)
+        reader.fail(
+            node,
+            f"'{spec.name}' must be {_range_words(low, high)}, not {value:g}",
+            f"check the figure against its source (allowed: {allowed})",
+        )
+        return None
+    return value
+
+
+def _range_words(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f"between {low:g} and {high:g}"
+    return f"at least {low:g}" if low is not None else f"at most {high:g}"
+
+
 def _typed_fields(
     reader: YamlReader,
     items: Mapping[str, tuple[yaml.Node, yaml.Node]],
@@ -325,7 +349,7 @@ def _typed_fields(
         node = items[name][1]
         value: FieldValue | None
         if spec.type == "number":
-            value = reader.read_number(node, f"'{name}'")
+            value = _bounded(reader, node, spec, reader.read_number(node, f"'{name}'"))
         elif spec.type == "boolean":
             value = reader.read_bool(node, f"'{name}'")
         elif spec.type == "table":

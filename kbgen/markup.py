@@ -103,6 +103,9 @@ RESERVED_IDS = frozenset(
         "search-filters", "search-status", "search-keys", "related-title", "backlinks-title",
         "references-title", "articles-title", "recent-title", "sections-title",
         "comparison-title", "comparison-caption", "kbgen-errors", "in-short-title",
+        # the pictures (knowledge_map.py, charts.py): their headings, SVG defs and figures
+        "map-title", "charts-title", "km-arrow", "ch-hatch", "chart-timing",
+        "chart-bioavailability", "chart-trial-rates",
     }
 )
 MAX_QUOTE_DEPTH = 100  #: blockquote levels

@@ -22,9 +22,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from kbgen.charts import Chart, ChartRow, section_charts
 from kbgen.config import Config, SectionSpec
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.feeds import cited_references, json_ld, plain_description, site_files
+from kbgen.knowledge_map import KnowledgeMap, MapNode, build_map, neighbourhood
 from kbgen.model import OutputFile, Page
 from kbgen.resolve import HOME_KEY, SiteIndex, page_key
 from kbgen.routes import Router, SiteView
@@ -213,6 +215,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
                 for b in index.backlinks.get(key, ())
             ],
             "related": [view.page_link(k, file) for k in index.related.get(key, ())],
+            "knowledge_map": knowledge_map(view, key, file),
             "previous": view.page_link(previous, file) if previous else None,
             "next": view.page_link(following, file) if following else None,
             "breadcrumbs": [
@@ -241,6 +244,34 @@ def _index_letter(term: str) -> str:
     """The glossary heading a term is listed under: its first letter, or '#'."""
     first = unicodedata.normalize("NFKD", term[:1]).encode("ascii", "ignore").decode().upper()
     return first if first.isalpha() else "#"
+
+
+def knowledge_map(view: SiteView, key: str, file: str) -> KnowledgeMap:
+    """The page's neighbourhood drawn as a map (knowledge_map.py); what it reads from the
+    index (links, backlinks, related, the neighbours' titles and sections) is recorded, so
+    it is redrawn only when one of those changes."""
+    index = view.index
+    page = index.pages[key]
+    around = neighbourhood(
+        key,
+        sorted(k for k in index.outbound.get(key, frozenset()) if k in index.pages),
+        [b.source_slug for b in index.backlinks.get(key, ())],
+        [k for k in index.related.get(key, ()) if k in index.pages],
+    )
+    positions = {spec.id: n for n, spec in enumerate(view.config.sections)}
+    nodes = []
+    for other, relations in around.items():
+        neighbour = index.pages[other]
+        nodes.append(
+            MapNode(
+                other,
+                neighbour.meta.title,
+                view.router.href(file, view.file_of(other)),
+                positions.get(str(neighbour.section), len(positions)),
+                relations,
+            )
+        )
+    return build_map(page.meta.title, nodes, [spec.title for spec in view.config.sections])
 
 
 def _section_context(
@@ -276,9 +307,10 @@ def _section_context(
             "fields": [
                 {"name": f.name, "label": f.label, "type": f.type}
                 for f in spec.fields
-                if f.type != "table"  # a list per article: no cell in the comparison
+                if f.type != "table" and f.show  # a list per article: no cell in the comparison
             ],
             "articles": articles,
+            "charts": charts_of_section(view, spec, file),
             "breadcrumbs": [{"title": "Home", "url": router.href(file, "index.html")}],
             "page": {
                 "title": title,
@@ -288,6 +320,26 @@ def _section_context(
         }
     )
     return context
+
+
+def charts_of_section(view: SiteView, spec: SectionSpec, file: str) -> list[Chart]:
+    """The charts its schema's number fields allow (charts.py), from its articles' values."""
+    numeric = frozenset(f.name for f in spec.fields if f.type == "number")
+    if not numeric:
+        return []  # most sections: nothing read, nothing drawn
+    rows = []
+    for key in view.index.articles_by_section.get(spec.id, ()):
+        fields = view.index.pages[key].meta.fields
+        effect = fields.get("trial_effect", "")
+        rows.append(
+            ChartRow(
+                view.index.pages[key].meta.title,
+                view.router.href(file, view.file_of(key)),
+                {n: float(v) for n in sorted(numeric) if isinstance(v := fields.get(n), float)},
+                effect if isinstance(effect, str) else "",
+            )
+        )
+    return section_charts(rows, numeric)
 
 
 def _home_context(view: SiteView, page: Page | None, file: str) -> dict[str, Any]:

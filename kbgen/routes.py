@@ -221,8 +221,12 @@ class SiteView:
             return []
         views = []
         for field_spec in spec.fields:
-            if field_spec.name not in page.meta.fields or field_spec.type == "table":
-                continue  # tables are not key facts: see table_views
+            if (
+                field_spec.name not in page.meta.fields
+                or field_spec.type == "table"  # tables are not key facts: see table_views
+                or not field_spec.show  # chart data (charts.py)
+            ):
+                continue
             value = page.meta.fields[field_spec.name]
             views.append(
                 {

@@ -15,7 +15,7 @@ LAYERS = [
     {"__init__", "environment", "model", "diagnostics", "links"},
     {"yamlload", "speedups"},
     {"config"},
-    {"discover", "frontmatter", "markup", "citations", "glossary"},
+    {"discover", "frontmatter", "markup", "citations", "glossary", "knowledge_map", "charts"},
     {"load", "resolve"},
     {"routes", "templates"},
     {"feeds"},

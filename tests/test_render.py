@@ -326,8 +326,9 @@ def _assets(html: str) -> list[str]:
 
 def test_typical_article_stays_light_with_its_css_and_js(built_site: Path) -> None:
     """The page-weight budget, on what a phone downloads (gzip, as static hosts serve it) and on
-    the raw bytes: median article with its CSS and JS under 25 KB compressed and 70 KB raw.
-    (The raw budget was 60 KB for 340-word articles; articles now run to ~650 words.)"""
+    the raw bytes: median article with its CSS and JS under 25 KB compressed and 80 KB raw.
+    (The raw budget was 60 KB for 340-word articles; articles now run to ~650 words, and
+    issue #18 allows the knowledge map 15 KB on top of the 63.7 KB measured before it.)"""
     import gzip
 
     sections = ("mechanism", "indications", "administration", "side-effects", "safety",
@@ -346,7 +347,7 @@ def test_typical_article_stays_light_with_its_css_and_js(built_site: Path) -> No
     typical_raw = statistics.median(raw.values())
     typical_compressed = statistics.median(compressed.values())
     assert typical_compressed < 25_000, f"median article, gzip: {typical_compressed:.0f} bytes"
-    assert typical_raw < 70_000, f"median article with CSS and JS: {typical_raw:.0f} bytes"
+    assert typical_raw < 80_000, f"median article with CSS and JS: {typical_raw:.0f} bytes"
 
 
 # -- template mistakes: once, where they are ---------------------------------------------------

@@ -13,6 +13,7 @@ AXE = Path(__file__).resolve().parents[1] / "node_modules" / "axe-core" / "axe.m
 PAGES = {
     "home": "/",
     "section": "/administration/",
+    "side-effects": "/side-effects/",  # the trial-rate chart
     "article": "/administration/intranasal-esketamine/",
     "indication": "/indications/treatment-resistant-depression/",
     "tag": "/tags/esketamine/",

@@ -40,3 +40,36 @@ def test_article_screenshot(browser: Browser, site_url: str, artifacts_dir: Path
             assert toc["y"] < body["y"]
     finally:
         context.close()
+
+
+#: the pictures of issue #18: an article's knowledge map and the two section charts
+PICTURES = [
+    ("map", "/administration/intravenous/", ".knowledge-map"),
+    ("routes-chart", "/administration/", ".charts"),
+    ("side-effects-chart", "/side-effects/", ".charts"),
+]
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("width", [375, 1280])
+@pytest.mark.parametrize(("name", "route", "selector"), PICTURES)
+def test_picture_screenshot(browser: Browser, site_url: str, artifacts_dir: Path,
+                            width: int, scheme: str, name: str, route: str,
+                            selector: str) -> None:
+    """Each picture drawn within the viewport's width, saved for a person to look at."""
+    context = browser.new_context(viewport={"width": width, "height": 900},
+                                  color_scheme=scheme)
+    try:
+        page = context.new_page()
+        page.goto(site_url + route)
+        page.wait_for_load_state("load")
+        picture = page.locator(selector).first
+        picture.scroll_into_view_if_needed()
+        path = artifacts_dir / f"{name}-{width}-{scheme}.png"
+        picture.screenshot(path=str(path))
+        assert path.stat().st_size > 5_000
+        # (the page itself may scroll sideways: the routes intro has a wide Markdown table)
+        box = picture.bounding_box()
+        assert box and box["width"] <= width
+    finally:
+        context.close()
