@@ -188,8 +188,6 @@ def build_site(
             glossary,
             config,
             options.drafts,
-            references_path=config.rel(config.content_dir / "references.yaml"),
-            glossary_path=config.rel(config.content_dir / "glossary.yaml"),
             unloadable={f.rel for f in tree.pages} - {page.rel for page in pages},
         )
         diagnostics += resolution.diagnostics

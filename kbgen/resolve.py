@@ -141,8 +141,8 @@ def resolve_site(
     glossary: Sequence[GlossaryTerm],
     config: Config,
     show_drafts: bool,
-    references_path: str = "content/references.yaml",
-    glossary_path: str = "content/glossary.yaml",
+    references_path: str | None = None,
+    glossary_path: str | None = None,
     previous: Resolution | None = None,
     unloadable: Iterable[str] = (),
 ) -> Resolution:
@@ -154,8 +154,13 @@ def resolve_site(
     it cites, and nothing else (references, glossary, settings, the set of files) changed.
 
     `unloadable`: content rels of page files that could not be loaded (their own errors are
-    reported); a link to one is not reported again as a link to nothing.
+    reported); a link to one is not reported again as a link to nothing. The data files'
+    paths (for messages) default to where the config puts them.
     """
+    if references_path is None:
+        references_path = config.rel(config.content_dir / "references.yaml")
+    if glossary_path is None:
+        glossary_path = config.rel(config.content_dir / "glossary.yaml")
     all_pages = sorted(pages, key=lambda p: p.rel)
     settings = (
         config.digest,

@@ -318,8 +318,6 @@ class Builder:
                 glossary,
                 config,
                 options.drafts,
-                references_path=config.rel(config.content_dir / "references.yaml"),
-                glossary_path=config.rel(config.content_dir / "glossary.yaml"),
                 previous=base,
                 unloadable=loaded.records.keys() - {page.rel for page in loaded.pages},
             )
