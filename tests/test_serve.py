@@ -1,4 +1,4 @@
-"""kbgen.serve: a real server on port 0, real files, raw HTTP, a real event-stream client.
+"""kbgen/serve/: a real server on port 0, real files, raw HTTP, a real event-stream client.
 
 The helpers here (`raw_request`, `EventStream`, `running_session`) are shared with
 test_serve_load.py and tests/browser/test_livereload.py.
@@ -25,29 +25,22 @@ from pathlib import Path
 import pytest
 from conftest import MINIMAL_CONFIG, REPO, TODAY, article, run_build, snapshot
 
-import kbgen.serve
+import kbgen.serve.loop
 from kbgen.diagnostics import Diagnostic, error, warning
 from kbgen.incremental import Builder
 from kbgen.pipeline import BuildOptions
-from kbgen.serve import (
-    CLIENT_URL,
-    EVENTS_URL,
-    PreviewSession,
-    ReloadHub,
+from kbgen.serve.command import PreviewSession, ServeOptions, ServeStartError
+from kbgen.serve.handler import CLIENT_URL, EVENTS_URL, ServeContext, inject_client
+from kbgen.serve.reload import ReloadHub, overlay_payload
+from kbgen.serve.safety import (
     Resolution,
-    SearchRefresher,
-    ServeContext,
-    ServeOptions,
-    ServerThread,
-    ServeStartError,
     allowed_hosts,
     host_allowed,
-    index_in_subprocess,
-    inject_client,
     origin_allowed,
-    overlay_payload,
     resolve_request,
 )
+from kbgen.serve.search_refresh import SearchRefresher, index_in_subprocess
+from kbgen.serve.server import PreviewServer, ServerThread
 
 MECH = "status: established"
 TIMEOUT = 10.0  # every wait in these tests is bounded by this
@@ -868,7 +861,7 @@ def test_build_state_is_saved_when_idle_and_on_close_not_after_each_save(
             p.stat().st_mtime_ns for p in sorted(project.glob("**/state/*"))
         ]
         # The builder loop saves it once no change has arrived for a while.
-        monkeypatch.setattr(kbgen.serve, "STATE_SAVE_QUIET_S", 0.0)
+        monkeypatch.setattr(kbgen.serve.loop, "STATE_SAVE_QUIET_S", 0.0)
         stop = threading.Event()
         loop = threading.Thread(target=session.run, args=(stop,), daemon=True)
         loop.start()
@@ -960,7 +953,7 @@ def test_cli_serve_of_a_site_big_enough_for_worker_processes(make_site) -> None:
 def test_a_deleted_output_is_rebuilt_without_a_save(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(kbgen.serve, "OUTPUT_CHECK_S", 0.2, raising=False)
+    monkeypatch.setattr(kbgen.serve.loop, "OUTPUT_CHECK_S", 0.2)
     with running_session(project) as running:
         assert running.get("/mechanism/alpha/").status == 200
         shutil.rmtree(project / "site")  # rm -rf site/
@@ -1015,6 +1008,4 @@ def test_connections_beyond_the_bound_get_503_and_the_rest_are_served(served: Se
 
 
 def test_the_listen_backlog_holds_a_burst_of_connections() -> None:
-    from kbgen.serve import PreviewServer
-
     assert PreviewServer.request_queue_size >= 1024

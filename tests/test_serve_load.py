@@ -15,7 +15,7 @@ from pathlib import Path
 from conftest import article
 from test_serve import MECH, TIMEOUT, raw_request, running_session, wait_until
 
-from kbgen.serve import CLIENT_URL
+from kbgen.serve.handler import CLIENT_URL
 
 CLIENTS = 50
 REQUESTS = 2000

@@ -7,6 +7,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,16 @@ def test_readme_commands_install_from_the_lock() -> None:
         assert f"pip install -q --require-hashes -r {lock} && " in command
         assert ".venv/bin/pip install -q --no-deps -e . && " in command
         assert (REPO / lock).is_file()
+
+
+def test_every_kbgen_package_is_listed_for_setuptools() -> None:
+    """A subpackage missing from pyproject's `packages` is left out of a wheel (a plain
+    `pip install .`); the editable install the tests use would never notice."""
+    settings = tomllib.loads((REPO / "pyproject.toml").read_text("utf-8"))
+    listed = set(settings["tool"]["setuptools"]["packages"])
+    found = {".".join(init.parent.relative_to(REPO).parts)
+             for init in (REPO / "kbgen").rglob("__init__.py")}
+    assert found == listed
 
 
 def test_lock_files_pin_every_package_with_hashes() -> None:
