@@ -148,7 +148,7 @@ def event_paths(event: FileSystemEvent) -> list[Path]:
 
 
 def collect_burst(
-    changes: queue.Queue[Path],
+    changes: queue.Queue[Path | None],
     first_timeout: float,
     quiet: float = QUIET_PERIOD_S,
     max_burst: float = MAX_BURST_S,
@@ -157,11 +157,14 @@ def collect_burst(
     """Wait up to `first_timeout` for a change, then drain until `quiet` passes with none.
 
     Returns the set of changed paths (empty if nothing arrived in time). A burst never lasts
-    longer than `max_burst`, so a long stream of changes still rebuilds now and then.
+    longer than `max_burst`, so a long stream of changes still rebuilds now and then. A
+    `None` in the queue (`Watcher.wake`) ends the wait at once with what has arrived.
     """
     try:
         first = changes.get(timeout=first_timeout)
     except queue.Empty:
+        return set()
+    if first is None:
         return set()
     batch = {first}
     deadline = clock() + max_burst
@@ -170,9 +173,12 @@ def collect_burst(
         if remaining <= 0:
             return batch
         try:
-            batch.add(changes.get(timeout=min(quiet, remaining)))
+            later = changes.get(timeout=min(quiet, remaining))
         except queue.Empty:
             return batch
+        if later is None:
+            return batch
+        batch.add(later)
 
 
 class _Enqueue(FileSystemEventHandler):
@@ -215,7 +221,7 @@ class Watcher:
         self.poll = poll
         self.quiet = quiet
         self._factory = observer_factory
-        self._changes: queue.Queue[Path] = queue.Queue()
+        self._changes: queue.Queue[Path | None] = queue.Queue()  #: None: see wake()
         self._lock = threading.Lock()
         self._observer: BaseObserver | None = None
         self._watched: dict[Path, ObservedWatch] = {}
@@ -286,6 +292,11 @@ class Watcher:
         self.stop()
         self.roots = roots
         self._start_observer()
+
+    def wake(self) -> None:
+        """Make a waiting `next_batch` return now (from another thread): so that whoever
+        stops the builder loop need not wait out its timeout."""
+        self._changes.put(None)
 
     def next_batch(self, timeout: float) -> set[Path]:
         """The next burst of changed source paths; empty if none arrived within `timeout`."""

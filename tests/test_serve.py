@@ -181,8 +181,7 @@ def running_session(root: Path, **options: object) -> Iterator[Running]:
     session = PreviewSession(root / "config.yaml", ServeOptions(**settings),  # type: ignore[arg-type]
                              out=out, err=err)
     session.start()
-    stop = threading.Event()
-    loop = threading.Thread(target=session.run, args=(stop,), daemon=True)
+    loop = threading.Thread(target=session.run, daemon=True)
     loop.start()
     assert session.server is not None
     running = Running(session, out, err, session.server.port, root)
@@ -191,7 +190,7 @@ def running_session(root: Path, **options: object) -> Iterator[Running]:
     finally:
         for opened in running.streams:
             opened.close()
-        stop.set()
+        session.stop_loop()  # wakes the loop: no waiting out its idle timeout
         loop.join(TIMEOUT)
         session.close()
 
@@ -862,13 +861,13 @@ def test_build_state_is_saved_when_idle_and_on_close_not_after_each_save(
         ]
         # The builder loop saves it once no change has arrived for a while.
         monkeypatch.setattr(kbgen.serve.loop, "STATE_SAVE_QUIET_S", 0.0)
-        stop = threading.Event()
-        loop = threading.Thread(target=session.run, args=(stop,), daemon=True)
+        monkeypatch.setattr(kbgen.serve.loop, "BATCH_WAIT_S", 0.05)  # its idle wake-ups
+        loop = threading.Thread(target=session.run, daemon=True)
         loop.start()
         deadline = time.monotonic() + 10
         while session.builder.state_unsaved and time.monotonic() < deadline:
             time.sleep(0.05)
-        stop.set()
+        session.stop_loop()
         loop.join(timeout=10)
         assert not session.builder.state_unsaved
         edited.write_text(article("Alpha", "Edited again.", extra=MECH), "utf-8")
@@ -896,13 +895,12 @@ def test_warm_start_warms_up_before_the_first_save(project: Path) -> None:
     try:
         second.start()
         assert second.last_result is not None and second.last_result.mode == "unchanged"
-        stop = threading.Event()
-        loop = threading.Thread(target=second.run, args=(stop,), daemon=True)
+        loop = threading.Thread(target=second.run, daemon=True)
         loop.start()
         deadline = time.monotonic() + 20
         while second.last_result.mode == "unchanged" and time.monotonic() < deadline:
             time.sleep(0.05)
-        stop.set()
+        second.stop_loop()
         loop.join(timeout=10)
         assert second.last_result.mode == "warm" and second.last_result.rendered == frozenset()
         edited = project.resolve() / ALPHA
@@ -954,6 +952,7 @@ def test_a_deleted_output_is_rebuilt_without_a_save(
     project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(kbgen.serve.loop, "OUTPUT_CHECK_S", 0.2)
+    monkeypatch.setattr(kbgen.serve.loop, "BATCH_WAIT_S", 0.05)  # the idle loop's wake-ups
     with running_session(project) as running:
         assert running.get("/mechanism/alpha/").status == 200
         shutil.rmtree(project / "site")  # rm -rf site/

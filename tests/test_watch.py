@@ -117,6 +117,22 @@ def test_collect_burst_returns_empty_when_nothing_happens() -> None:
     assert time.monotonic() - started < 1
 
 
+def test_wake_returns_a_waiting_batch_at_once() -> None:
+    """`Watcher.wake` is how the builder loop is stopped: a `next_batch` waiting out a long
+    timeout returns empty, and a burst being drained ends with what has arrived."""
+    watcher = Watcher(ROOTS)
+    woken: list[set[Path]] = []
+    waiting = threading.Thread(target=lambda: woken.append(watcher.next_batch(60)))
+    waiting.start()
+    watcher.wake()
+    waiting.join(10)
+    assert woken == [set()]
+    changes: queue.Queue[Path | None] = queue.Queue()
+    changes.put(Path("a"))
+    changes.put(None)
+    assert collect_burst(changes, first_timeout=1, quiet=60, max_burst=60) == {Path("a")}
+
+
 def test_collect_burst_ends_a_never_ending_stream_at_max_burst() -> None:
     changes: queue.Queue[Path] = queue.Queue()
     feeder = _feed(changes, [f"f{i}" for i in range(60)], gap=0.02)  # 1.2 s of events

@@ -175,10 +175,16 @@ class PreviewSession:
 
     # -- the builder loop (kbgen/serve/loop.py)
 
-    def run(self, stop: threading.Event | None = None) -> None:
-        """Rebuild after every burst of saves until `stop` is set (or Ctrl-C)."""
+    def run(self) -> None:
+        """Rebuild after every burst of saves until `stop_loop()` (or Ctrl-C)."""
         assert self.loop is not None, "start() first"
-        self.loop.run(stop)
+        self.loop.run()
+
+    def stop_loop(self) -> None:
+        """Make `run` return (from another thread: tests, an embedding program); `close`
+        then takes the rest down."""
+        assert self.loop is not None, "start() first"
+        self.loop.stop()
 
     def rebuild(self, changed: set[Path]) -> BuildResult | None:
         assert self.loop is not None, "start() first"

@@ -28,7 +28,7 @@ from kbgen.serve.reload import ReloadHub
 from kbgen.serve.search_refresh import SearchRefresher
 from kbgen.watch import ChangeKind, Watcher, WatchRoots, classify, describe
 
-BATCH_WAIT_S = 0.5  #: the builder loop wakes this often (Ctrl-C, stop requests)
+BATCH_WAIT_S = 0.5  #: the idle builder loop wakes this often (its output and pause checks)
 STATE_SAVE_QUIET_S = 3.0  #: seconds without changes before a deferred build state is saved
 #: how often an idle `serve` checks that the output folder still holds every file it built
 #: (a deleted site or page is rebuilt; ~10 ms for 10,000 files)
@@ -78,19 +78,27 @@ class RebuildLoop:
         self._err = err  #: where a crashed build's traceback goes
         self.last_result: BuildResult | None = None
         self._shown_warnings: frozenset[Diagnostic] = frozenset()
+        self._stopping = threading.Event()  #: set by stop(), from another thread
 
     def first_build(self) -> None:
         self._rebuild(None, "first build")
 
-    def run(self, stop: threading.Event | None = None) -> None:
-        """Rebuild after every burst of saves until `stop` is set (or Ctrl-C)."""
+    def stop(self) -> None:
+        """Make `run` return once the build under way (if any) is done; from another thread.
+
+        The watcher is woken, so the loop stops now rather than at its next wake-up."""
+        self._stopping.set()
+        self.watcher.wake()
+
+    def run(self) -> None:
+        """Rebuild after every burst of saves until `stop()` (or Ctrl-C)."""
         if self.last_result is not None and self.last_result.mode == "unchanged":
             # A warm start skipped loading and resolving the pages; do it now, while the
             # writer reads the page, so their first save costs what the later ones do.
             self._rebuild(None, "warm-up", announce=False, warm_up=True)
         quiet_since = output_checked = time.monotonic()
         unchecked = False  #: rebuilds since the last full check relied on the watcher alone
-        while stop is None or not stop.is_set():
+        while not self._stopping.is_set():
             changed = self.watcher.next_batch(BATCH_WAIT_S)
             if changed:
                 self.rebuild(changed)
