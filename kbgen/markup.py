@@ -47,7 +47,7 @@ from markdown.treeprocessors import Treeprocessor
 from pygments.formatters import HtmlFormatter
 
 from kbgen import links, speedups
-from kbgen.config import MarkdownOptions
+from kbgen.config_types import MarkdownOptions
 from kbgen.model import CiteRef, GlossaryTerm, Heading, LinkKind, LinkRef, Markup
 
 BLOCK_TAGS = frozenset(

@@ -13,7 +13,11 @@ from conftest import REPO
 
 LAYERS = [
     {"__init__", "environment", "model", "diagnostics", "links"},
-    {"yamlload", "speedups"},
+    {"yamlload", "speedups", "config_types"},
+    # config.yaml: the schema and path safety, then sections (read with the schema's
+    # Validator), then the loader that puts a Config together
+    {"config_schema", "config_paths"},
+    {"config_sections"},
     {"config"},
     {"discover", "frontmatter", "markup", "citations", "glossary", "knowledge_map", "charts"},
     {"load", "resolve"},
@@ -40,7 +44,10 @@ THIRD_PARTY = {
     "pygments": {"markup", "speedups", "incremental.cache"},
     "nh3": {"markup", "incremental.cache"},
     "jinja2": {"templates", "diagnostics"},
-    "yaml": {"yamlload", "config", "frontmatter", "citations", "glossary", "diagnostics"},
+    "yaml": {
+        "yamlload", "config", "config_schema", "config_sections", "frontmatter", "citations",
+        "glossary", "diagnostics",
+    },
     "watchdog": {"watch"},
     "pagefind": {"search"},
     "pagefind_bin": {"search"},

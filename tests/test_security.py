@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from conftest import REPO, article, run_build, run_cli, snapshot
 
-from kbgen.config import MarkdownOptions
+from kbgen.config_types import MarkdownOptions
 from kbgen.markup import SANITIZE_TAGS, MarkupEngine, url_scheme_refused
 from kbgen.model import GlossaryTerm
 

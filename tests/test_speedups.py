@@ -14,7 +14,7 @@ from markdown.extensions.codehilite import CodeHiliteExtension
 from markdown.inlinepatterns import InlineProcessor as InlinePattern
 from markdown.treeprocessors import InlineProcessor
 
-from kbgen.config import MarkdownOptions
+from kbgen.config_types import MarkdownOptions
 from kbgen.markup import MarkupEngine
 from kbgen.model import GlossaryTerm
 from kbgen.speedups import FastInlineProcessor, start_strings
