@@ -101,16 +101,13 @@ def _fields(check: Validator, node: yaml.Node) -> tuple[FieldSpec, ...]:
         if sub is None:
             continue
         check.unknown_keys(sub, FIELD_KEYS, f"field '{name}'")
-        label = check.text(sub, "label", default=name.replace("_", " ").capitalize()) or name
-        kind = check.text(sub, "type", default="text") or "text"
-        if kind not in FIELD_TYPES:
-            reader.fail(
-                sub["type"][1],
-                f"field type must be one of {', '.join(FIELD_TYPES)}, not '{kind}'",
-                did_you_mean(kind, FIELD_TYPES)
-                or "dates are not field types; use text, or table for a list of records",
-            )
+        typed = _label_and_type(
+            check, sub, name, "field", FIELD_TYPES,
+            "dates are not field types; use text, or table for a list of records",
+        )
+        if typed is None:
             continue
+        label, kind = typed
         values = _enum_values(check, sub, key_node, name) if kind == "enum" else ()
         if values is None:
             continue
@@ -133,6 +130,24 @@ def _fields(check: Validator, node: yaml.Node) -> tuple[FieldSpec, ...]:
             continue
         fields.append(FieldSpec(name, label, kind, values, required, columns, show, *bounds))
     return tuple(fields)
+
+
+def _label_and_type(
+    check: Validator, sub: Items, name: str, what: str, types: tuple[str, ...], hint: str
+) -> tuple[str, str] | None:
+    """A field's or column's `label` (default: its name, capitalised) and `type` (default:
+    text); None when the type is not one of `types` (reported, with `hint` when no known type
+    is close)."""
+    label = check.text(sub, "label", default=name.replace("_", " ").capitalize()) or name
+    kind = check.text(sub, "type", default="text") or "text"
+    if kind not in types:
+        check.reader.fail(
+            sub["type"][1],
+            f"{what} type must be one of {', '.join(types)}, not '{kind}'",
+            did_you_mean(kind, types) or hint,
+        )
+        return None
+    return label, kind
 
 
 def _number_bounds(
@@ -217,15 +232,12 @@ def _columns(
         if spec is None:
             continue
         check.unknown_keys(spec, COLUMN_KEYS, where)
-        label = check.text(spec, "label", default=name.replace("_", " ").capitalize()) or name
-        kind = check.text(spec, "type", default="text") or "text"
-        if kind not in COLUMN_TYPES:
-            reader.fail(
-                spec["type"][1],
-                f"column type must be one of {', '.join(COLUMN_TYPES)}, not '{kind}'",
-                did_you_mean(kind, COLUMN_TYPES) or "use text for anything else",
-            )
+        typed = _label_and_type(
+            check, spec, name, "column", COLUMN_TYPES, "use text for anything else"
+        )
+        if typed is None:
             continue
+        label, kind = typed
         values = (
             _enum_values(check, spec, column_key, f"{field_name}.{name}") if kind == "enum" else ()
         )
