@@ -18,7 +18,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from kbgen.config import RESERVED_SECTION_IDS, Config
+from kbgen.config_sections import RESERVED_SECTION_IDS
+from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
 
 DATA_FILES = ("references.yaml", "glossary.yaml")

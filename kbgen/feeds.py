@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 from kbgen.citations import doi_url
-from kbgen.config import Config
+from kbgen.config_types import Config
 from kbgen.model import OutputFile, Page, Reference
 from kbgen.routes import GENERATED_ROUTES, PREVIEWS_FILE, SiteView, tag_slug
 

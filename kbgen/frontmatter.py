@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import yaml
 
-from kbgen.config import ColumnSpec, FieldSpec, SectionSpec
+from kbgen.config_types import ColumnSpec, FieldSpec, SectionSpec
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
 from kbgen.model import MAX_SLUG_LENGTH, CiteRef, FieldValue, FrontMatter, TableValue, slugify
 from kbgen.yamlload import YamlReader

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING
 
-from kbgen.config import Config
+from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.discover import SourceFile
 from kbgen.frontmatter import SplitPage, parse_front_matter, split_front_matter

@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from kbgen.config import Config, load_config
+from kbgen.config import load_config
+from kbgen.config_types import Config
 from kbgen.diagnostics import (
     Diagnostic,
     has_errors,

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 
-from kbgen.config import Config, ReadabilityOptions
+from kbgen.config_types import Config, ReadabilityOptions
 from kbgen.diagnostics import Diagnostic, warning
 from kbgen.model import Page
 from kbgen.resolve import SiteIndex

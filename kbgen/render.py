@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kbgen.charts import Chart, ChartRow, section_charts
-from kbgen.config import Config, SectionSpec
+from kbgen.config_types import Config, SectionSpec
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.feeds import cited_references, json_ld, plain_description, site_files
 from kbgen.knowledge_map import KnowledgeMap, MapNode, build_map, neighbourhood

@@ -19,7 +19,7 @@ from typing import Any
 
 from kbgen import links
 from kbgen.citations import doi_url, pmc_url, pubmed_url
-from kbgen.config import ColumnSpec, Config, SectionSpec
+from kbgen.config_types import ColumnSpec, Config, SectionSpec
 from kbgen.model import Page, Reference, slugify
 from kbgen.resolve import SiteIndex
 

@@ -28,7 +28,7 @@ import jinja2
 import jinja2.meta
 import jinja2.nodes
 
-from kbgen.config import Config
+from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, error
 
 

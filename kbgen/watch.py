@@ -43,7 +43,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from kbgen.config import Config
+from kbgen.config_types import Config
 from kbgen.discover import DATA_FILES, is_ignored_name
 
 logger = logging.getLogger(__name__)

@@ -36,7 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from kbgen import __version__
-from kbgen.config import MARKER_FILE
+from kbgen.config_paths import MARKER_FILE
 
 if TYPE_CHECKING:
     import ctypes

@@ -13,8 +13,17 @@ from conftest import REPO
 
 LAYERS = [
     {"__init__", "environment", "model", "diagnostics", "links"},
-    {"yamlload", "speedups"},
+    {"yamlload", "speedups", "config_types"},
+    # config.yaml: the schema and path safety, then sections (read with the schema's
+    # Validator), then the loader that puts a Config together
+    {"config_schema", "config_paths"},
+    {"config_sections"},
     {"config"},
+    # markup.py's parts, below the engine that puts them together
+    {"markup_state", "markup_context"},
+    {"markup_urls", "markup_glossary", "markup_limits"},
+    {"markup_rawhtml"},
+    {"markup_capture"},
     {"discover", "frontmatter", "markup", "citations", "glossary", "knowledge_map", "charts"},
     {"load", "resolve"},
     {"routes", "templates"},
@@ -41,11 +50,17 @@ LAYERS = [
 ]
 THIRD_PARTY = {
     # incremental/cache.py reads these libraries' versions for its cache key
-    "markdown": {"markup", "speedups", "incremental.cache"},
+    "markdown": {
+        "markup", "markup_capture", "markup_glossary", "markup_rawhtml", "speedups",
+        "incremental.cache",
+    },
     "pygments": {"markup", "speedups", "incremental.cache"},
-    "nh3": {"markup", "incremental.cache"},
+    "nh3": {"markup_rawhtml", "incremental.cache"},
     "jinja2": {"templates", "diagnostics"},
-    "yaml": {"yamlload", "config", "frontmatter", "citations", "glossary", "diagnostics"},
+    "yaml": {
+        "yamlload", "config", "config_schema", "config_sections", "frontmatter", "citations",
+        "glossary", "diagnostics",
+    },
     "watchdog": {"watch"},
     "pagefind": {"search"},
     "pagefind_bin": {"search"},

@@ -13,7 +13,7 @@ import pytest
 from conftest import TODAY, article, snapshot
 
 import kbgen.incremental.cache
-from kbgen.config import MarkdownOptions
+from kbgen.config_types import MarkdownOptions
 from kbgen.incremental import Builder
 from kbgen.incremental.cache import (
     MAGIC,

@@ -7,13 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from kbgen.config import (
-    MARKER_FILE,
-    MAX_REVIEW_INTERVAL_DAYS,
-    OutputSetting,
-    check_output_dir,
-    load_config,
-)
+from kbgen.config import load_config
+from kbgen.config_paths import MARKER_FILE, check_output_dir
+from kbgen.config_schema import MAX_REVIEW_INTERVAL_DAYS
+from kbgen.config_types import OutputSetting
 
 SECTIONS = """\
 sections:

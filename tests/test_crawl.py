@@ -1,7 +1,9 @@
 """Every link in the built repository site resolves (issue: knowledge graph, acceptance 1).
 
-Builds the real content/ once, then parses every HTML file and checks that each href/src that
-points inside the site names an existing file and each #fragment exists in its target.
+Reads the session's build of the real content/ (`built_site` in conftest.py, with the same
+build options this module once repeated for itself), then parses every HTML file and checks
+that each href/src that points inside the site names an existing file and each #fragment
+exists in its target.
 """
 
 from __future__ import annotations
@@ -12,8 +14,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-import pytest
-from conftest import REPO, TODAY
+from conftest import TODAY
 
 from kbgen.incremental import Builder
 from kbgen.pipeline import BuildOptions
@@ -35,15 +36,6 @@ class _PageParser(HTMLParser):
                                          ("canonical", "alternate") and name == "href"
                                          and str(values[name]).startswith("http")):
                 self.urls.append(str(values[name]))
-
-
-@pytest.fixture(scope="module")
-def built_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    output = tmp_path_factory.mktemp("crawl") / "site"
-    result = Builder(REPO / "config.yaml",
-                     BuildOptions(output=output, today=TODAY)).build()
-    assert result.ok, [d.format() for d in result.diagnostics]
-    return output
 
 
 def _parse(path: Path) -> _PageParser:

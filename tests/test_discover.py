@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from kbgen.config import Config, load_config
+from kbgen.config import load_config
+from kbgen.config_types import Config
 from kbgen.diagnostics import sorted_diagnostics
 from kbgen.discover import is_ignored_name, scan
 

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from kbgen.config import ColumnSpec, FieldSpec, SectionSpec
+from kbgen.config_types import ColumnSpec, FieldSpec, SectionSpec
 from kbgen.frontmatter import parse_front_matter, split_front_matter
 from kbgen.model import FrontMatter
 

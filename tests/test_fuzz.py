@@ -18,7 +18,7 @@ from conftest import REPO, TODAY, snapshot
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kbgen.config import FieldSpec, MarkdownOptions, SectionSpec
+from kbgen.config_types import FieldSpec, MarkdownOptions, SectionSpec
 from kbgen.diagnostics import Severity
 from kbgen.frontmatter import parse_front_matter, split_front_matter
 from kbgen.incremental import Builder

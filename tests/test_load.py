@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from kbgen.config import Config, load_config
+from kbgen.config import load_config
+from kbgen.config_types import Config
 from kbgen.discover import SourceFile
 from kbgen.incremental.loading import shrinking_chunks
 from kbgen.load import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from kbgen.config import MarkdownOptions
+from kbgen.config_types import MarkdownOptions
 from kbgen.markup import MarkupEngine, pygments_css
 from kbgen.model import GlossaryTerm
 

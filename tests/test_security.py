@@ -1,7 +1,7 @@
 """Trust model: hostile content cannot get script into a page, run code, or read files.
 
 * raw HTML is escaped by default; `markdown.raw_html: sanitize` cleans it with nh3 and the
-  allowlist in kbgen/markup.py; `allow` passes it through (a documented opt-in);
+  allowlist in kbgen/markup_rawhtml.py; `allow` passes it through (a documented opt-in);
 * `javascript:`, `vbscript:`, `file:` and non-image `data:` URLs are refused in links and
   images, also when obfuscated, in every raw_html mode (a diagnostic, not silent removal);
 * attributes our extensions write (link titles, image alt, code-fence language, wikilink
@@ -25,8 +25,10 @@ from pathlib import Path
 import pytest
 from conftest import REPO, article, run_build, run_cli, snapshot
 
-from kbgen.config import MarkdownOptions
-from kbgen.markup import SANITIZE_TAGS, MarkupEngine, url_scheme_refused
+from kbgen.config_types import MarkdownOptions
+from kbgen.markup import MarkupEngine
+from kbgen.markup_rawhtml import SANITIZE_TAGS
+from kbgen.markup_urls import url_scheme_refused
 from kbgen.model import GlossaryTerm
 
 MECH = "status: established"

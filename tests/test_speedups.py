@@ -14,7 +14,7 @@ from markdown.extensions.codehilite import CodeHiliteExtension
 from markdown.inlinepatterns import InlineProcessor as InlinePattern
 from markdown.treeprocessors import InlineProcessor
 
-from kbgen.config import MarkdownOptions
+from kbgen.config_types import MarkdownOptions
 from kbgen.markup import MarkupEngine
 from kbgen.model import GlossaryTerm
 from kbgen.speedups import FastInlineProcessor, start_strings
@@ -199,7 +199,7 @@ def test_an_engine_without_shortcuts_is_the_stock_one_with_the_same_output() -> 
 
 
 def test_without_shortcuts_a_paragraph_crowded_with_brackets_is_refused_not_converted() -> None:
-    from kbgen.markup import STOCK_BRACKET_LIMIT
+    from kbgen.markup_limits import STOCK_BRACKET_LIMIT
 
     crowded = "Intro.\n\n" + "[x](u) " * (STOCK_BRACKET_LIMIT + 1) + "\n\nAfter.\n"
     stock = MarkupEngine(MarkdownOptions(), GLOSSARY, shortcuts=False)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import snapshot
 
-from kbgen.config import MARKER_FILE
+from kbgen.config_paths import MARKER_FILE
 from kbgen.model import OutputFile
 from kbgen.write import (
     StaticFile,

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import kbgen
 from kbgen import search
-from kbgen.config import Config
+from kbgen.config_types import Config
 from kbgen.serve.reload import ReloadHub
 from kbgen.write import _pid_alive
 
