@@ -23,9 +23,10 @@ LAYERS = [
     {"write", "search", "readability"},
     {"pipeline"},
     # the speed machinery, behind one door: above the stages and the reference build
+    {"incremental.policy"},  # the rebuild policy table: imports no kbgen module
     {"incremental.cache"},
     {"incremental.deps"},
-    {"incremental.loading"},
+    {"incremental.loading", "incremental.resolving"},
     {"incremental.rendering"},  # shares loading's worker-pool policy
     {"incremental.builder"},
     {"incremental"},

@@ -92,12 +92,13 @@ from kbgen.write import (
 # changed never needs them (nor Jinja2, Markdown or Pygments), and it should be quick.
 if TYPE_CHECKING:
     from kbgen.incremental.rendering import RenderSession
+    from kbgen.incremental.resolving import TrackedResolution
     from kbgen.render import RenderJob
-    from kbgen.resolve import Resolution, SiteIndex
+    from kbgen.resolve import SiteIndex
     from kbgen.templates import Renderer
 
 
-STATE_FORMAT = 2
+STATE_FORMAT = 3
 
 
 FileState = tuple[Stamp | None, str]  #: (stamp, sha256) of a template, static or data file
@@ -134,7 +135,7 @@ class StateBody:
     closures: dict[str, frozenset[str] | None]  #: template -> templates it includes
     #: the knowledge graph of that build (in memory with its pages, saved without them),
     #: for an incremental resolve
-    resolution: Resolution | None = None
+    resolution: TrackedResolution | None = None
 
 
 class BuildState:
@@ -306,13 +307,13 @@ class Builder:
         with timer.stage("load"):
             loaded = self._load(config, cache, generator, inputs, glossary, jobs)
             diagnostics += loaded.diagnostics
-        from kbgen.resolve import resolve_site
+        from kbgen.incremental.resolving import resolve_tracked
 
         with timer.stage("resolve"):
             # The resolution saved with `previous` is the one to update: the planner
             # compares against the fingerprints that same build recorded.
             base = previous.body.resolution if previous and previous.body else None
-            resolution = resolve_site(
+            resolution = resolve_tracked(
                 loaded.pages,
                 references,
                 glossary,
@@ -818,7 +819,7 @@ class Builder:
         so that the next process (a `kbgen build`, a new `serve`) starts warm."""
         if self._unsaved is None or self._state is None or self._state.body is None:
             return
-        from kbgen.resolve import portable
+        from kbgen.incremental.resolving import portable
 
         cache, variant = self._unsaved
         body = self._state.body
