@@ -25,9 +25,10 @@ LAYERS = [
     # the speed machinery, behind one door: above the stages and the reference build
     {"incremental.policy"},  # the rebuild policy table: imports no kbgen module
     {"incremental.cache"},
+    {"incremental.workers"},  # the worker-pool policy the load and the render share
     {"incremental.deps"},
     {"incremental.loading", "incremental.resolving"},
-    {"incremental.rendering"},  # shares loading's worker-pool policy
+    {"incremental.rendering"},
     {"incremental.builder"},
     {"incremental"},
     {"watch"},

@@ -70,6 +70,7 @@ from kbgen.incremental.cache import (
 )
 from kbgen.incremental.deps import DepGraph, Fingerprinter, GraphUpdate
 from kbgen.incremental.loading import LoadContext, PageLoader, SourceRecord, load_pages
+from kbgen.incremental.workers import PoolFactory, process_pool
 from kbgen.model import GlossaryTerm, Markup, OutputFile, Page
 from kbgen.pipeline import (
     BuildOptions,
@@ -189,9 +190,12 @@ class _Inputs:
 class Builder:
     """Builds one project repeatedly, redoing only the work its changes require."""
 
-    def __init__(self, config_path: Path, options: BuildOptions) -> None:
+    def __init__(
+        self, config_path: Path, options: BuildOptions, pools: PoolFactory = process_pool
+    ) -> None:
         self.config_path = config_path
         self.options = options
+        self.pools = pools  #: makes the worker pools of the load and the render (workers.py)
         self.index: SiteIndex | None = None
         self._state: BuildState | None = None  #: the last successful build (this variant)
         self._records: tuple[str, int, dict[str, SourceRecord]] | None = None
@@ -427,6 +431,7 @@ class Builder:
                 sink=_discard,
                 workers=self.options.jobs or available_cpus(),
                 progress=self._progress("render"),
+                pools=self.pools,
             )
         result.rendered = frozenset(n.node for n in rendered.nodes)
         result.diagnostics = rendered.diagnostics
@@ -456,6 +461,7 @@ class Builder:
                     sink=staging.put,
                     workers=self.options.jobs or available_cpus(),
                     progress=self._progress("render"),
+                pools=self.pools,
                     on_deps=update.add,
                 )
             result.rendered = frozenset(n.node for n in rendered.nodes)
@@ -504,6 +510,7 @@ class Builder:
                 plan.dirty,
                 workers=self.options.jobs or available_cpus(),
                 progress=self._progress("render"),
+                pools=self.pools,
                 on_deps=update.add,
             )
         result.rendered = frozenset(n.node for n in rendered.nodes)
@@ -752,6 +759,7 @@ class Builder:
             jobs=jobs,
             progress=self._progress("load"),
             known_pages=known_pages,
+            pools=self.pools,
         )
         # Records depend only on the files, so they help the next build even if this fails.
         self._records = (config.digest, inputs.scanned_ns, outcome.records)
