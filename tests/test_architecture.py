@@ -29,6 +29,10 @@ LAYERS = [
     {"incremental.deps"},
     {"incremental.loading", "incremental.resolving"},
     {"incremental.rendering"},
+    {"incremental.state"},  # the build state kept between builds
+    {"incremental.inputs"},  # this build's files and digests
+    {"incremental.plan"},  # what changed (named as the policy names it), what to render
+    {"incremental.writing"},
     {"incremental.builder"},
     {"incremental"},
     {"watch"},

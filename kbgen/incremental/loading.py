@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -143,6 +143,18 @@ class PageLoader:
             self.converted += 1
         diagnostics += markup_problems(file.shown, markup)
         return SourceRecord(stamp, digest, today, outline, tuple(diagnostics), key), markup
+
+
+class ReadOnlyMarkups(MarkupStore):
+    """For `check`, which promises to write nothing: conversions the cache folder holds are
+    read as usual, new ones are kept in memory only, and the folder is never created."""
+
+    def put(self, key: str, markup: Markup, envelope: bytes | None = None) -> None:
+        with self._lock:
+            self._memory[key] = markup
+
+    def flush(self, live_keys: Iterable[str] | None = None) -> None:
+        return
 
 
 register_fast_pickling(PageOutline, SourceRecord, SourceFile, LoadContext)

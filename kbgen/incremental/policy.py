@@ -22,8 +22,9 @@ from types import MappingProxyType
 class Change(enum.Enum):
     """A kind of change since the last successful build (the value: how the docs name it)."""
 
+    NO_STATE = "no usable state of a last build (the first build; the cache deleted or damaged)"
     GENERATOR = "kbgen itself (its version or code)"
-    CONFIG = "config.yaml (or --drafts)"
+    CONFIG = "`config.yaml` (or `--drafts`)"
     OUTPUT_REPLACED = "the output folder is not the one the last build wrote"
     DATE = "the date (review-overdue warnings)"
     PAGE_BODY = "an article's body (same front matter, headings, link targets and citations)"
@@ -31,8 +32,8 @@ class Change(enum.Enum):
     PAGE_LINKS = "the pages a page links to, or the reference keys it cites"
     PAGE_ADDED = "a new page file (or a renamed one)"
     PAGE_DELETED = "a deleted page file (or one that no longer loads)"
-    REFERENCES = "references.yaml"
-    GLOSSARY = "glossary.yaml"
+    REFERENCES = "`references.yaml`"
+    GLOSSARY = "`glossary.yaml`"
     TEMPLATE = "a template or partial"
     STATIC = "a static file"
     OUTPUT_MISSING = "files deleted from the output folder"
@@ -40,47 +41,68 @@ class Change(enum.Enum):
 
 
 class Effect(enum.Flag):
-    """Work a change calls for (the docstrings say which code carries it out)."""
+    """Work a change calls for.
+
+    The Builder decides by reading FULL_REBUILD, RELOAD_ALL, COPY_STATIC, REINDEX_SEARCH and
+    RESTAGE here, and the incremental resolve RESOLVE_CHANGED / RESOLVE_ALL. RELOAD_PAGES and
+    RENDER_DEPENDANTS are what every warm build does anyway, reaching exactly the files whose
+    stamp or digest changed and the nodes whose recorded reads changed; they are in the table
+    so that it tells the whole story.
+    """
 
     NONE = 0
-    #: render every node into a fresh staging folder and swap it in (Builder, cold path)
+    #: render every node into a fresh staging folder and swap it in (builder: a cold build)
     FULL_REBUILD = enum.auto()
     #: re-read the page files whose stamp or digest changed (loading.load_pages)
     RELOAD_PAGES = enum.auto()
     #: load every page again, reusing no record of the last build: its conversions were
-    #: made with another glossary or for another day (Builder._load)
+    #: made with another glossary, its warnings for another day (builder: the load)
     RELOAD_ALL = enum.auto()
-    #: look up only the changed pages' links again, in the saved knowledge graph
-    #: (resolving.resolve_tracked)
+    #: look up only the edited pages' links again, in the saved knowledge graph (resolving)
     RESOLVE_CHANGED = enum.auto()
-    #: resolve the whole site again (resolving.resolve_tracked)
+    #: resolve the whole site again (resolving)
     RESOLVE_ALL = enum.auto()
     #: render the nodes whose recorded reads or template closure changed (plan.plan_renders)
     RENDER_DEPENDANTS = enum.auto()
-    #: copy the static files whose digest changed or whose copy is gone (writing.warm_write)
+    #: copy the static files whose digest changed or whose copy is gone (writing.Writer.warm)
     COPY_STATIC = enum.auto()
     #: run Pagefind again if search is on and an HTML page's bytes changed (writing)
     REINDEX_SEARCH = enum.auto()
-    #: assemble the new site in a staging folder and swap it in, even under `serve`
-    #: (the search index is made or dropped) (writing.warm_write)
+    #: assemble the new site in a staging folder and swap it in, even under `serve`, as
+    #: the search index is made or dropped (writing.Writer.warm)
     RESTAGE = enum.auto()
 
 
-_PAGE_EDIT = Effect.RELOAD_PAGES | Effect.RENDER_DEPENDANTS | Effect.REINDEX_SEARCH
+#: How docs/incremental-builds.md names each effect.
+EFFECT_WORDS: Mapping[Effect, str] = MappingProxyType({
+    Effect.FULL_REBUILD: "full rebuild",
+    Effect.RELOAD_PAGES: "reload changed pages",
+    Effect.RELOAD_ALL: "reload every page",
+    Effect.RESOLVE_CHANGED: "re-resolve the edited pages' links",
+    Effect.RESOLVE_ALL: "re-resolve the site",
+    Effect.RENDER_DEPENDANTS: "re-render dependants",
+    Effect.COPY_STATIC: "copy static files",
+    Effect.REINDEX_SEARCH: "re-index search",
+    Effect.RESTAGE: "restage the site",
+})
+
+_PAGE_REBUILT = Effect.RENDER_DEPENDANTS | Effect.REINDEX_SEARCH
+_PAGE_EDIT = Effect.RELOAD_PAGES | _PAGE_REBUILT
 
 #: The policy. Read top to bottom: a change of the kind on the left causes the work on the right.
 POLICY: Mapping[Change, Effect] = MappingProxyType({
+    Change.NO_STATE: Effect.FULL_REBUILD,
     Change.GENERATOR: Effect.FULL_REBUILD,
     Change.CONFIG: Effect.FULL_REBUILD,
     Change.OUTPUT_REPLACED: Effect.FULL_REBUILD,
-    Change.DATE: Effect.RELOAD_ALL | Effect.RESOLVE_CHANGED | _PAGE_EDIT,
+    Change.DATE: Effect.RELOAD_ALL | Effect.RESOLVE_CHANGED | _PAGE_REBUILT,
     Change.PAGE_BODY: Effect.RESOLVE_CHANGED | _PAGE_EDIT,
     Change.PAGE_SEEN: Effect.RESOLVE_ALL | _PAGE_EDIT,
     Change.PAGE_LINKS: Effect.RESOLVE_ALL | _PAGE_EDIT,
     Change.PAGE_ADDED: Effect.RESOLVE_ALL | _PAGE_EDIT,
     Change.PAGE_DELETED: Effect.RESOLVE_ALL | _PAGE_EDIT,
     Change.REFERENCES: Effect.RESOLVE_ALL | Effect.RENDER_DEPENDANTS | Effect.REINDEX_SEARCH,
-    Change.GLOSSARY: Effect.RELOAD_ALL | Effect.RESOLVE_ALL | _PAGE_EDIT,
+    Change.GLOSSARY: Effect.RELOAD_ALL | Effect.RESOLVE_ALL | _PAGE_REBUILT,
     Change.TEMPLATE: Effect.RENDER_DEPENDANTS | Effect.REINDEX_SEARCH,
     Change.STATIC: Effect.COPY_STATIC,
     Change.OUTPUT_MISSING: Effect.RENDER_DEPENDANTS | Effect.COPY_STATIC | Effect.REINDEX_SEARCH,
@@ -96,4 +118,13 @@ def effects_of(changes: Iterable[Change]) -> Effect:
     return combined
 
 
-__all__ = ["POLICY", "Change", "Effect", "effects_of"]
+def policy_table() -> str:
+    """The policy as the Markdown table docs/incremental-builds.md shows (a test compares)."""
+    rows = ["| change | what it causes |", "|---|---|"]
+    for change, effect in POLICY.items():
+        words = [text for flag, text in EFFECT_WORDS.items() if flag in effect]
+        rows.append(f"| {change.value} | {', '.join(words)} |")
+    return "\n".join(rows) + "\n"
+
+
+__all__ = ["EFFECT_WORDS", "POLICY", "Change", "Effect", "effects_of", "policy_table"]

@@ -223,6 +223,18 @@ class RenderSession:
         return found
 
 
+def assets_job() -> RenderJob:
+    """The job writing the code-highlighting style sheet (the reference build adds the same
+    file beside its render stage's outputs)."""
+
+    def produce(view: object) -> list[OutputFile]:
+        from kbgen.markup import pygments_css
+
+        return [OutputFile("assets/pygments.css", pygments_css().encode(), "assets")]
+
+    return RenderJob("assets", "assets/pygments.css", None, produce=produce)
+
+
 def _node_result(node: str, outputs: list[OutputFile], sink: Sink | None) -> NodeResult:
     files: list[tuple[str, str]] = []
     data: dict[str, bytes] = {}
