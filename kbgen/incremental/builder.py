@@ -24,14 +24,12 @@ per-stage timings. Nothing is written when any error exists.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import gc
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kbgen.config import Config, load_config
 from kbgen.diagnostics import Diagnostic, has_errors, promote_warnings, sorted_diagnostics
@@ -75,7 +73,6 @@ from kbgen.incremental.state import (
     variant,
 )
 from kbgen.incremental.workers import PoolFactory, process_pool
-from kbgen.incremental.writing import Writer, Written
 from kbgen.model import GlossaryTerm, Page, Reference
 from kbgen.pipeline import (
     BuildOptions,
@@ -88,17 +85,17 @@ from kbgen.pipeline import (
 from kbgen.search import SearchIndexError
 from kbgen.write import WriteResult, marker_digest
 
-# Rendering, resolving and search are imported where used: a build that finds nothing
+# Rendering, resolving, writing and search are imported where used: a build that finds nothing
 # changed never needs them (nor Jinja2, Markdown or Pygments), and it should be quick.
 if TYPE_CHECKING:
     from kbgen.incremental.rendering import RenderSession
     from kbgen.incremental.resolving import TrackedResolution
+    from kbgen.incremental.writing import Writer, Written
     from kbgen.resolve import SiteIndex
     from kbgen.templates import Renderer
 
 
-@dataclass(frozen=True)
-class _Run:
+class _Run(NamedTuple):
     """One build's settings, found before any page is read."""
 
     config: Config
@@ -219,7 +216,7 @@ class Builder:
     def _build(self, run: _Run) -> BuildResult:
         if run.previous is not None and run.previous.body is None:  # could not be read
             unread = Changes(frozenset({Change.NO_STATE}))
-            run = dataclasses.replace(run, previous=None, changes=unread)
+            run = run._replace(previous=None, changes=unread)
         config, inputs, previous, timer = run.config, run.inputs, run.previous, run.timer
         diagnostics: list[Diagnostic] = list(inputs.discovered)
         with timer.stage("data"):
@@ -287,9 +284,13 @@ class Builder:
                 return writer.cold(session)
             return writer.warm(plan, session, run.previous, effects)
         except (OSError, SearchIndexError) as exc:
+            from kbgen.incremental.writing import Written
+
             return Written(frozenset(), 1, [write_failure_diagnostic(run.config, exc)])
 
     def _writer(self, run: _Run) -> Writer:
+        from kbgen.incremental.writing import Writer
+
         return Writer(
             run.config,
             run.inputs,

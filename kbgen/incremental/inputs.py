@@ -16,8 +16,8 @@ import datetime as dt
 import os
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from kbgen.config import Config
 from kbgen.diagnostics import Diagnostic
@@ -26,8 +26,7 @@ from kbgen.incremental.cache import file_digest, stamp_of, stamp_trusted
 from kbgen.incremental.state import FileState, StateHead
 
 
-@dataclass(frozen=True)
-class Scanned:
+class Scanned(NamedTuple):
     """One walk of the source folders, and where each file it found sits."""
 
     config_digest: str
@@ -46,8 +45,7 @@ class Scanned:
         return cls(config.digest, tree, found, scanned_ns, rels)
 
 
-@dataclass(frozen=True)
-class Inputs:
+class Inputs(NamedTuple):
     """The files of this build and their digests, before anything is parsed."""
 
     config: Config

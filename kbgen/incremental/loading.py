@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kbgen.config import Config
 from kbgen.diagnostics import Diagnostic
@@ -263,8 +263,7 @@ PARALLEL_MIN_FRESH = 200  #: the same when workers cannot fork (each imports kbg
 Work = list[tuple[SourceFile, Stamp | None, SourceRecord | None]]
 
 
-@dataclass(frozen=True, slots=True)
-class _Collected:
+class _Collected(NamedTuple):
     """Where loaded pages go: their records and conversions, by content rel."""
 
     records: dict[str, SourceRecord]

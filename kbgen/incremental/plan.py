@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Hashable, Iterable, Mapping
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kbgen.incremental.cache import file_digest, stamp_of, stamp_trusted
 from kbgen.incremental.deps import DepGraph, Fingerprinter
@@ -36,8 +35,7 @@ if TYPE_CHECKING:
 DATA_CHANGES = {"references.yaml": Change.REFERENCES, "glossary.yaml": Change.GLOSSARY}
 
 
-@dataclass(frozen=True)
-class Changes:
+class Changes(NamedTuple):
     """What changed since the last successful build."""
 
     kinds: frozenset[Change]
@@ -117,8 +115,7 @@ def _a_page_edited(head: StateHead, inputs: Inputs) -> bool:
     return False
 
 
-@dataclass(frozen=True)
-class Plan:
+class Plan(NamedTuple):
     """What a warm build renders again, and what it needs to update the graph afterwards."""
 
     dirty: set[str]  #: nodes to render

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kbgen.config import Config
 from kbgen.diagnostics import Diagnostic, has_errors
@@ -37,8 +37,7 @@ if TYPE_CHECKING:
 Progress = Callable[[int, int], None] | None
 
 
-@dataclass(frozen=True)
-class Written:
+class Written(NamedTuple):
     """What rendering and writing one build did."""
 
     rendered: frozenset[str]  #: nodes rendered
