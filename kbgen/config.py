@@ -32,10 +32,7 @@ from kbgen.config_schema import (
     read_readability,
 )
 from kbgen.config_sections import read_sections
-from kbgen.config_types import DEFAULT_RENDER_TIME_LIMIT, OutputSetting
-
-# re-export for serve.py, incremental/ and resolve.py, which others are changing now (to go)
-from kbgen.config_types import Config as Config
+from kbgen.config_types import DEFAULT_RENDER_TIME_LIMIT, Config, OutputSetting
 from kbgen.diagnostics import Diagnostic, error, no_file_error, sorted_diagnostics
 from kbgen.yamlload import YamlReader
 

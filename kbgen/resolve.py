@@ -8,22 +8,22 @@ slug collisions (naming both files), unknown or ambiguous link targets and ancho
 keys, unknown `related` slugs and glossary article slugs; warnings for orphan articles,
 articles without outbound links, and unused references.
 
-Everything here is dictionaries over N pages (bounded fan-out, no O(N^2)), so it is cheap
-enough to recompute on every rebuild; only Markdown conversion is worth caching.
+Everything here is dictionaries over N pages (bounded fan-out, no O(N^2)). This is the plain
+stage: it resolves every page, every time. Updating a previous resolution after body edits is
+speed machinery and lives in kbgen/incremental/resolving.py, which calls `page_links` and
+`citation_problems` from here for the edited pages.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import heapq
 import posixpath
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
 
-from kbgen.config import Config
+from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
 from kbgen.links import resolve_relative_path
 from kbgen.model import Backlink, GlossaryTerm, LinkRef, Page, Reference, ResolvedLink
@@ -84,55 +84,28 @@ def article_sort_key(page: Page) -> tuple[bool, int, str, str]:
 
 @dataclass(frozen=True, slots=True)
 class Resolution:
-    """One resolve's result plus what the next resolve needs to update it cheaply.
+    """One resolve's result: the index, its diagnostics, and how they came about.
 
-    `delta` says which entries of the index's mappings may differ from the `previous`
-    resolution this one was derived from (mapping name -> keys); None when everything was
-    resolved afresh. The dependency planner uses it to skip fingerprints that cannot have
-    changed, so an edited body costs work proportional to the edit, not to the site.
+    The diagnostics are kept in two parts besides their sum, `local` (each page's own link
+    and citation problems) and `shared` (every site-wide one), with `lookup`, the tables the
+    links were resolved against: so a page's links can be looked up again on their own
+    (`page_links`, `citation_problems`), as kbgen/incremental/resolving.py does after a
+    body edit.
     """
 
     index: SiteIndex
     diagnostics: list[Diagnostic]
-    delta: Mapping[str, frozenset[str]] | None
-    settings: tuple[object, ...]  #: everything besides the pages that the result depends on
-    #: the tables links were resolved against; its pages (`everything`, drafts included)
-    #: are left out of a `portable` copy
-    lookup: _Lookup
-    facts: Mapping[str, PageFacts]  #: what the next resolve compares, for each of those pages
-    rels: frozenset[tuple[str, str]]  #: (rel, key) of every page given, duplicates included
+    lookup: Lookup  #: its `everything` holds every page given, drafts included
     local: Mapping[str, tuple[Diagnostic, ...]]  #: key -> problems of its links and citations
     shared: tuple[Diagnostic, ...]  #: every other diagnostic
-    resolved: int  #: pages whose links this resolve looked up (all of them, or the changed)
 
 
-class PageFacts(NamedTuple):
-    """What a later resolve needs to know about a page of this one: its file, its bytes,
-    and what other pages and site-wide checks can see of it."""
-
-    rel: str
-    digest: str
-    observed: tuple[object, ...]  #: `Page.observable()`
-    cited: frozenset[str]  #: the citation keys it uses
-    listed: bool  #: in `index.pages` (not a hidden draft)
-
-
-def _facts(page: Page, listed: bool) -> PageFacts:
-    return PageFacts(
-        page.rel,
-        page.digest,
-        page.observable(),
-        frozenset(cite.key for cite in page.citations),
-        listed,
+def data_paths(config: Config) -> tuple[str, str]:
+    """Where `references.yaml` and `glossary.yaml` are, as messages show them."""
+    return (
+        config.rel(config.content_dir / "references.yaml"),
+        config.rel(config.content_dir / "glossary.yaml"),
     )
-
-
-def portable(resolution: Resolution) -> Resolution:
-    """`resolution` without its pages (the next build loads them anyway; their facts
-    suffice to update it): what the build state keeps for the next process."""
-    index = dataclasses.replace(resolution.index, pages={})
-    lookup = dataclasses.replace(resolution.lookup, everything={})
-    return dataclasses.replace(resolution, index=index, lookup=lookup, delta=None, resolved=0)
 
 
 def resolve_site(
@@ -143,80 +116,58 @@ def resolve_site(
     show_drafts: bool,
     references_path: str | None = None,
     glossary_path: str | None = None,
-    previous: Resolution | None = None,
     unloadable: Iterable[str] = (),
 ) -> Resolution:
-    """Resolve the site; from `previous` when only page bodies changed, else from scratch.
-
-    The incremental path gives exactly the result of a full resolve (tests compare them):
-    it applies only when every page that changed kept what other pages can observe of it
-    (front matter, anchors, headings), kept the set of pages it links to and the set of keys
-    it cites, and nothing else (references, glossary, settings, the set of files) changed.
+    """Resolve the whole site from its pages.
 
     `unloadable`: content rels of page files that could not be loaded (their own errors are
     reported); a link to one is not reported again as a link to nothing. The data files'
     paths (for messages) default to where the config puts them.
     """
-    if references_path is None:
-        references_path = config.rel(config.content_dir / "references.yaml")
-    if glossary_path is None:
-        glossary_path = config.rel(config.content_dir / "glossary.yaml")
-    all_pages = sorted(pages, key=lambda p: p.rel)
-    settings = (
-        config.digest,
-        show_drafts,
-        references_path,
-        glossary_path,
-        tuple(references.items()),
-        tuple(glossary),
-        tuple(sorted(unloadable)),
-    )
-    if previous is not None and previous.settings == settings:
-        updated = _update(previous, all_pages, references, references_path)
-        if updated is not None:
-            return updated
-    return _resolve_all(
-        all_pages,
-        references,
-        glossary,
-        show_drafts,
-        settings,
-        references_path,
-        glossary_path,
-        tuple(sorted(unloadable)),
-    )
-
-
-def _resolve_all(
-    all_pages: list[Page],
-    references: Mapping[str, Reference],
-    glossary: Sequence[GlossaryTerm],
-    show_drafts: bool,
-    settings: tuple[object, ...],
-    references_path: str,
-    glossary_path: str,
-    unloadable: tuple[str, ...],
-) -> Resolution:
+    default_references, default_glossary = data_paths(config)
     shared: list[Diagnostic] = []
+    all_pages = sorted(pages, key=lambda p: p.rel)
     drafts = {page_key(p): p for p in all_pages if p.meta.draft and not show_drafts}
     by_key = _unique_pages([p for p in all_pages if page_key(p) not in drafts], shared)
     everything = {**{page_key(p): p for p in drafts.values()}, **by_key}
     names = _name_table(everything.values())
     by_rel = {p.rel: page_key(p) for p in everything.values()}
-    lookup = _Lookup(names, by_rel, everything, frozenset(drafts), show_drafts, unloadable)
+    lookup = Lookup(
+        names, by_rel, everything, frozenset(drafts), show_drafts, tuple(sorted(unloadable))
+    )
+    return _resolve_all(
+        by_key,
+        lookup,
+        references,
+        glossary,
+        shared,
+        references_path or default_references,
+        glossary_path or default_glossary,
+    )
 
+
+def _resolve_all(
+    by_key: dict[str, Page],
+    lookup: Lookup,
+    references: Mapping[str, Reference],
+    glossary: Sequence[GlossaryTerm],
+    shared: list[Diagnostic],
+    references_path: str,
+    glossary_path: str,
+) -> Resolution:
+    everything, unloadable = lookup.everything, lookup.unloadable
     resolved: dict[str, tuple[ResolvedLink | None, ...]] = {}
     backlinks: dict[str, list[Backlink]] = defaultdict(list)
     outbound: dict[str, set[str]] = {}
     local: dict[str, tuple[Diagnostic, ...]] = {}
     for key, page in by_key.items():
         problems: list[Diagnostic] = []
-        targets, firsts = _page_links(page, key, lookup, problems)
+        targets, firsts = page_links(page, key, lookup, problems)
         resolved[key] = targets
         outbound[key] = set(firsts)
         for target_key, context in firsts.items():
             backlinks[target_key].append(Backlink(key, context))
-        problems += _citation_problems(page, references, references_path)
+        problems += citation_problems(page, references, references_path)
         if problems:
             local[key] = tuple(problems)
 
@@ -268,98 +219,17 @@ def _resolve_all(
     )
     return Resolution(
         index=index,
-        diagnostics=_all_diagnostics(shared, local),
-        delta=None,
-        settings=settings,
+        diagnostics=all_diagnostics(shared, local),
         lookup=lookup,
-        facts={key: _facts(page, key in by_key) for key, page in everything.items()},
-        rels=frozenset((p.rel, page_key(p)) for p in all_pages),
         local=local,
         shared=tuple(shared),
-        resolved=len(by_key),
     )
 
 
-def _update(
-    previous: Resolution,
-    all_pages: list[Page],
-    references: Mapping[str, Reference],
-    references_path: str,
-) -> Resolution | None:
-    """`previous` updated for pages whose bodies changed; None when that is not enough.
-
-    Pages are compared by the digest of their file: given the same settings, equal bytes
-    make an equal page. So `previous` may be a `portable` copy without pages: every page of
-    the result is one of `all_pages`.
-    """
-    if len(all_pages) != len(previous.rels):
-        return None
-    old_index = previous.index
-    everything: dict[str, Page] = {}
-    pages: dict[str, Page] = {}
-    facts = dict(previous.facts)
-    changed: list[tuple[str, Page]] = []
-    for page in all_pages:
-        key = page_key(page)
-        if (page.rel, key) not in previous.rels:
-            return None
-        old = facts.get(key)
-        if old is None or old.rel != page.rel:
-            # A page that lost to another file (duplicate slug or case clash): nothing reads
-            # it, and its only diagnostic names the files, not the content.
-            continue
-        everything[key] = page
-        if old.listed:
-            pages[key] = page
-        if old.digest == page.digest:
-            continue
-        new = _facts(page, old.listed)
-        if new.observed != old.observed or new.cited != old.cited:
-            return None
-        facts[key] = new
-        if old.listed:  # a hidden draft's links are not resolved
-            changed.append((key, page))
-    lookup = dataclasses.replace(previous.lookup, everything=everything)
-    links = dict(old_index.links)
-    backlinks = dict(old_index.backlinks)
-    local = dict(previous.local)
-    touched_backlinks: set[str] = set()
-    for key, page in changed:
-        problems: list[Diagnostic] = []
-        targets, firsts = _page_links(page, key, lookup, problems)
-        if frozenset(firsts) != old_index.outbound.get(key, frozenset()):
-            return None
-        problems += _citation_problems(page, references, references_path)
-        links[key] = targets
-        if problems:
-            local[key] = tuple(problems)
-        else:
-            local.pop(key, None)
-        for target_key, context in firsts.items():
-            entries = backlinks[target_key]
-            replaced = tuple(
-                Backlink(key, context) if entry.source_slug == key else entry for entry in entries
-            )
-            if replaced != entries:
-                backlinks[target_key] = replaced
-                touched_backlinks.add(target_key)
-    touched = frozenset(key for key, _ in changed)
-    index = dataclasses.replace(old_index, pages=pages, links=links, backlinks=backlinks)
-    return dataclasses.replace(
-        previous,
-        index=index,
-        diagnostics=_all_diagnostics(previous.shared, local),
-        delta={"pages": touched, "links": touched, "backlinks": frozenset(touched_backlinks)},
-        lookup=lookup,
-        facts=facts,
-        local=local,
-        resolved=len(touched),
-    )
-
-
-def _all_diagnostics(
+def all_diagnostics(
     shared: Iterable[Diagnostic], local: Mapping[str, tuple[Diagnostic, ...]]
 ) -> list[Diagnostic]:
+    """The site-wide diagnostics, then each page's own."""
     found = list(shared)
     for problems in local.values():
         found += problems
@@ -367,7 +237,7 @@ def _all_diagnostics(
 
 
 @dataclass(frozen=True, slots=True)
-class _Lookup:
+class Lookup:
     """The tables a link is resolved against."""
 
     names: Mapping[str, set[str]]
@@ -387,8 +257,8 @@ class _Lookup:
         return rel in self.unloadable
 
 
-def _page_links(
-    page: Page, key: str, lookup: _Lookup, problems: list[Diagnostic]
+def page_links(
+    page: Page, key: str, lookup: Lookup, problems: list[Diagnostic]
 ) -> tuple[tuple[ResolvedLink | None, ...], dict[str, str]]:
     """The target of each link of `page`, and each other page it links to with the
     context of the first link there (in link order: that is the backlink shown)."""
@@ -456,7 +326,7 @@ def _name_table(pages: Iterable[Page]) -> dict[str, set[str]]:
 
 
 def _resolve_link(
-    page: Page, link: LinkRef, lookup: _Lookup, diagnostics: list[Diagnostic]
+    page: Page, link: LinkRef, lookup: Lookup, diagnostics: list[Diagnostic]
 ) -> ResolvedLink | None:
     names, by_rel, everything = lookup.names, lookup.by_rel, lookup.everything
 
@@ -536,7 +406,7 @@ def _resolve_link(
     return ResolvedLink(target_key, link.anchor)
 
 
-def _citation_problems(
+def citation_problems(
     page: Page, references: Mapping[str, Reference], references_path: str
 ) -> list[Diagnostic]:
     return [

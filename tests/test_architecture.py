@@ -32,10 +32,16 @@ LAYERS = [
     {"write", "search", "readability"},
     {"pipeline"},
     # the speed machinery, behind one door: above the stages and the reference build
+    {"incremental.policy"},  # the rebuild policy table: imports no kbgen module
     {"incremental.cache"},
+    {"incremental.workers"},  # the worker-pool policy the load and the render share
     {"incremental.deps"},
-    {"incremental.loading"},
-    {"incremental.rendering"},  # shares loading's worker-pool policy
+    {"incremental.loading", "incremental.resolving"},
+    {"incremental.rendering"},
+    {"incremental.state"},  # the build state kept between builds
+    {"incremental.inputs"},  # this build's files and digests
+    {"incremental.plan"},  # what changed (named as the policy names it), what to render
+    {"incremental.writing"},
     {"incremental.builder"},
     {"incremental"},
     {"watch"},

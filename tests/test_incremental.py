@@ -377,6 +377,26 @@ def test_reference_edit_renders_citing_pages_and_bibliography(site: Path, tmp_pa
     assert_same_as_full(site, result, tmp_path)
 
 
+def test_glossary_term_used_in_unchanged_bodies_converts_them_again(
+    site: Path, tmp_path: Path
+) -> None:
+    """A glossary edit changes what Markdown conversion makes of bodies that did not change
+    (the rebuild policy: reload every page), here the first use of a new term in oral.md."""
+    builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
+    assert builder.build().ok
+    glossary = site / "content/glossary.yaml"
+    glossary.write_text(
+        glossary.read_text("utf-8") + "- term: Oral route\n  definition: By mouth.\n", "utf-8"
+    )
+    result = builder.build()
+    assert result.converted > 0 and "page:oral" in result.rendered
+    assert_same_as_full(site, result, tmp_path)
+    edit(site, "content/glossary.yaml", "By mouth.", "Swallowed.")
+    result = build(site)  # a new process, as a second `kbgen build`
+    assert "page:oral" in result.rendered
+    assert_same_as_full(site, result, tmp_path)
+
+
 def test_static_edit_copies_one_file_and_renders_nothing(site: Path, tmp_path: Path) -> None:
     builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
     assert builder.build().ok
@@ -658,8 +678,14 @@ def op_reference(root: Path, rng: random.Random, step: int) -> None:
 
 def op_glossary(root: Path, rng: random.Random, step: int) -> None:
     glossary = root / "content/glossary.yaml"
-    if rng.random() < 0.5:
+    choice = rng.random()
+    if choice < 0.35:
         edit(root, "content/glossary.yaml", "Feeling detached", f"Feeling detached ({step})")
+    elif choice < 0.5:  # a term that unchanged bodies use: their conversions change
+        glossary.write_text(
+            glossary.read_text("utf-8") + f"- term: Oral route\n  definition: Step {step}.\n",
+            "utf-8",
+        )
     else:
         glossary.write_text(
             glossary.read_text("utf-8") + f"- term: Term{step}\n  definition: Defined.\n", "utf-8"

@@ -10,7 +10,7 @@ import pytest
 from kbgen.config import load_config
 from kbgen.config_types import Config
 from kbgen.discover import SourceFile
-from kbgen.incremental.loading import shrinking_chunks
+from kbgen.incremental.workers import shrinking_chunks
 from kbgen.load import (
     MAX_PAGE_BYTES,
     decode_text,

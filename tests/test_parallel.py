@@ -180,3 +180,37 @@ def test_progress_bar_waits_then_draws_then_erases() -> None:
     assert stream.getvalue() == "\rload     [#####.....] 5/10\x1b[K"
     bar.close()
     assert stream.getvalue().endswith("\r\x1b[K")
+
+
+def test_the_builder_runs_its_work_in_the_pools_it_is_given(
+    make_site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parallelism is injected: the Builder asks its `pools` factory for every pool, with
+    the work's state as an argument, and a factory that gives none (so the work runs in
+    this process) writes the same bytes as one process."""
+    from contextlib import contextmanager
+
+    import kbgen.incremental.loading
+    import kbgen.incremental.rendering
+
+    for name in ("PARALLEL_MIN", "PARALLEL_MIN_FRESH"):
+        monkeypatch.setattr(kbgen.incremental.loading, name, 2)
+    monkeypatch.setattr(kbgen.incremental.rendering, "RENDER_PARALLEL_MIN", 2)
+    root = make_site(many_pages(12))
+    asked: list[tuple[int, str, bool]] = []
+
+    @contextmanager
+    def no_pools(jobs: int, state: object, *, require_fork: bool = False):  # type: ignore[no-untyped-def]
+        asked.append((jobs, type(state).__name__, require_fork))
+        yield None
+
+    options = {"jobs": 3, "cache": False, "today": TODAY}
+    injected = Builder(
+        root / "config.yaml", BuildOptions(output=tmp_path / "in", **options), pools=no_pools  # type: ignore[arg-type]
+    ).build()
+    assert injected.ok and injected.workers == 1
+    assert asked == [(3, "PageLoader", False), (2, "_Helping", True)]
+    options["jobs"] = 1
+    alone = Builder(root / "config.yaml", BuildOptions(output=tmp_path / "one", **options)).build()  # type: ignore[arg-type]
+    assert alone.ok and injected.rendered == alone.rendered
+    assert snapshot(tmp_path / "in") == snapshot(tmp_path / "one")

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from conftest import TODAY, article, read_out, run_build, snapshot
 
-import kbgen.incremental.builder
+import kbgen.incremental.state
 from kbgen.incremental import Builder
 from kbgen.pipeline import BuildOptions
 
@@ -83,16 +83,16 @@ def test_a_state_save_cut_short_is_still_owed(make_site, monkeypatch) -> None:
     root = make_site({"content/mechanism/alpha.md": article("Alpha", "Hi.", extra=MECH)})
     builder = Builder(root / "config.yaml", BuildOptions(defer_state=True, today=TODAY))
     assert builder.build().ok and builder.state_unsaved
-    write = kbgen.incremental.builder.save_state
+    write = kbgen.incremental.state.save_state
 
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(kbgen.incremental.builder, "save_state", interrupted)
+    monkeypatch.setattr(kbgen.incremental.state, "save_state", interrupted)
     with pytest.raises(KeyboardInterrupt):
         builder.save_state()
     assert builder.state_unsaved
-    monkeypatch.setattr(kbgen.incremental.builder, "save_state", write)
+    monkeypatch.setattr(kbgen.incremental.state, "save_state", write)
     builder.save_state()  # what the shutdown path does
     assert not builder.state_unsaved
     assert run_build(root).mode == "unchanged"  # the next process starts warm

@@ -1,10 +1,13 @@
 """The speed machinery, behind one door: everything that makes a build faster than
 `pipeline.build_site()` and nothing that changes what it writes.
 
-- `builder.py`: `Builder`, the warm and `serve` builds (a build state kept between builds,
-  the plan of what to redo, the writes);
-- `loading.py`: the load stage over a whole site, with cached conversions and worker processes;
-- `rendering.py`: the render stage over any subset of nodes, forked, with recorded reads;
+- `builder.py`: `Builder`, the warm and `serve` builds, one after another;
+- `policy.py`: the rebuild policy, one table from each kind of change to what it causes;
+- `inputs.py`, `plan.py`, `state.py`: this build's files, what changed and what to render
+  again, the build state kept between builds;
+- `loading.py`, `resolving.py`, `rendering.py`, `writing.py`: the load, resolve, render and
+  write stages over a whole site: cached, updated after body edits, in worker processes
+  (`workers.py`, injected), with recorded reads;
 - `deps.py`: recorded dependencies, fingerprints and the rebuild planner's graph;
 - `cache.py`: the authenticated on-disk cache (conversions and the build state).
 

@@ -5,38 +5,40 @@ previous build and a `MarkupStore` (converted bodies by key, in memory and on di
 Output: a `Page` (or None) per file, diagnostics, and a `SourceRecord` per file for the next
 build. A file whose stamp (size, mtime, ctime, inode) is unchanged is not read again; a file
 whose body was converted before (same bytes, Markdown options, glossary and generator) is not
-converted again; the remaining conversions run in worker processes when there are many.
+converted again; the remaining conversions run in worker processes when there are many
+(a pool from the injected `PoolFactory`, started with the `PageLoader` as its state).
 Each page is loaded by the same stage functions as the reference build (kbgen/load.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import gc
 import hashlib
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, NamedTuple
 
-from kbgen.config import Config
+from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic
 from kbgen.discover import SourceFile
 from kbgen.incremental.cache import (
     CacheDir,
-    CacheKey,
     MarkupStore,
     Stamp,
-    adopt_key,
-    cache_key,
     entry_bytes,
     markup_key,
     open_entry,
     register_fast_pickling,
     stamp_of,
     stamp_trusted,
+)
+from kbgen.incremental.workers import (
+    PoolFactory,
+    forkable,
+    process_pool,
+    shrinking_chunks,
+    with_state,
 )
 from kbgen.load import (
     PageOutline,
@@ -49,8 +51,6 @@ from kbgen.load import (
 from kbgen.model import GlossaryTerm, Markup, Page
 
 if TYPE_CHECKING:
-    import multiprocessing.pool
-
     from kbgen.markup import MarkupEngine
 
 
@@ -78,14 +78,25 @@ class LoadContext:
 
 
 class PageLoader:
-    """Loads one page file at a time, reusing cached conversions; one per process."""
+    """Loads one page file at a time, reusing cached conversions.
 
-    def __init__(self, context: LoadContext, markups: MarkupStore, remember: bool = True) -> None:
+    It is also the state load workers start with (workers.process_pool): a forked worker
+    inherits it whole (the Markdown engine, the in-memory conversions); a pickled one
+    carries only its context and opens the cache folder itself.
+    """
+
+    def __init__(self, context: LoadContext, markups: MarkupStore) -> None:
         self.context = context
         self.markups = markups
-        self.remember = remember  #: False in workers: conversions go back to the parent
         self._engine: MarkupEngine | None = None
         self.converted = 0
+
+    def __getstate__(self) -> LoadContext:
+        return self.context
+
+    def __setstate__(self, context: LoadContext) -> None:
+        cache = CacheDir(context.cache_root) if context.cache_root is not None else None
+        self.__init__(context, MarkupStore(cache))  # type: ignore[misc]
 
     def engine(self) -> MarkupEngine:
         if self._engine is None:
@@ -96,10 +107,15 @@ class PageLoader:
         return self._engine
 
     def load(
-        self, file: SourceFile, stamp: Stamp | None, previous: SourceRecord | None
+        self,
+        file: SourceFile,
+        stamp: Stamp | None,
+        previous: SourceRecord | None,
+        remember: bool = True,
     ) -> tuple[SourceRecord, Markup | None]:
         """Read, identify and parse one file; the Markdown conversion comes from the cache
-        whenever the same body was converted before with the same engine."""
+        whenever the same body was converted before with the same engine. `remember`: put
+        a new conversion in the store (workers do not: theirs go back to the parent)."""
         today = self.context.today
         data, diagnostics = read_source(file)
         if data is None:
@@ -122,11 +138,23 @@ class PageLoader:
         markup = self.markups.get(key)
         if markup is None:
             markup = self.engine().convert(split.body, split.body_line)
-            if self.remember:
+            if remember:
                 self.markups.put(key, markup)
             self.converted += 1
         diagnostics += markup_problems(file.shown, markup)
         return SourceRecord(stamp, digest, today, outline, tuple(diagnostics), key), markup
+
+
+class ReadOnlyMarkups(MarkupStore):
+    """For `check`, which promises to write nothing: conversions the cache folder holds are
+    read as usual, new ones are kept in memory only, and the folder is never created."""
+
+    def put(self, key: str, markup: Markup, envelope: bytes | None = None) -> None:
+        with self._lock:
+            self._memory[key] = markup
+
+    def flush(self, live_keys: Iterable[str] | None = None) -> None:
+        return
 
 
 register_fast_pickling(PageOutline, SourceRecord, SourceFile, LoadContext)
@@ -168,6 +196,7 @@ def load_pages(
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
     known_pages: Mapping[str, Page] | None = None,
+    pools: PoolFactory = process_pool,
 ) -> LoadOutcome:
     """Every page file -> `Page`, re-reading only files whose stamp changed.
 
@@ -177,7 +206,8 @@ def load_pages(
     are converted in `jobs` processes when there are enough of them to pay for the start-up.
     Results do not depend on `jobs`: each page is a pure function of its file.
     `known_pages`: the pages the `previous` records made, reused while record and
-    conversion are the very same objects (a warm `serve` keeps them).
+    conversion are the very same objects (a warm `serve` keeps them). `pools` makes the
+    worker pool (see workers.py).
     """
     today = loader.context.today
     records: dict[str, SourceRecord] = {}
@@ -209,7 +239,7 @@ def load_pages(
         work.append((file, stamp, prior))
     workers = 1
     if work:
-        workers = _run_work(work, loader, records, markups, jobs, progress)
+        workers = _run_work(work, loader, _Collected(records, markups), jobs, progress, pools)
     ordered = {f.rel: records[f.rel] for f in files}
     pages: list[Page] = []
     diagnostics: list[Diagnostic] = []
@@ -230,180 +260,84 @@ def load_pages(
 PARALLEL_MIN = 48  #: fewer conversions than this run faster in-process than with a pool
 PARALLEL_MIN_FRESH = 200  #: the same when workers cannot fork (each imports kbgen anew)
 
+Work = list[tuple[SourceFile, Stamp | None, SourceRecord | None]]
+
+
+class _Collected(NamedTuple):
+    """Where loaded pages go: their records and conversions, by content rel."""
+
+    records: dict[str, SourceRecord]
+    markups: dict[str, Markup]
+
+    def add(self, rel: str, record: SourceRecord, markup: Markup | None) -> None:
+        self.records[rel] = record
+        if markup is not None:
+            self.markups[rel] = markup
+
 
 def _run_work(
-    work: list[tuple[SourceFile, Stamp | None, SourceRecord | None]],
+    work: Work,
     loader: PageLoader,
-    records: dict[str, SourceRecord],
-    markups: dict[str, Markup],
+    into: _Collected,
     jobs: int,
     progress: Callable[[int, int], None] | None,
+    pools: PoolFactory,
 ) -> int:
     """Load `work` in this process or in `jobs` worker processes; returns the count used."""
-    import multiprocessing  # imported here: most builds never start a pool
-
-    done = 0
-    forkable = threading.active_count() == 1 and "fork" in multiprocessing.get_all_start_methods()
-    if jobs <= 1 or len(work) < (PARALLEL_MIN if forkable else PARALLEL_MIN_FRESH):
-        for file, stamp, prior in work:
-            record, markup = loader.load(file, stamp, prior)
-            records[file.rel] = record
-            if markup is not None:
-                markups[file.rel] = markup
-            done += 1
-            if progress is not None:
-                progress(done, len(work))
-        return 1
-    if forkable:
-        loader.engine()  # import Markdown and build the engine once; forked workers share it
-    _run_in_pool(work, loader, records, markups, jobs, progress)
-    return jobs
+    can_fork = forkable()
+    if jobs > 1 and len(work) >= (PARALLEL_MIN if can_fork else PARALLEL_MIN_FRESH):
+        if can_fork:
+            loader.engine()  # import Markdown and build the engine once; forked workers share it
+        if _run_in_pool(work, loader, into, jobs, progress, pools):
+            return jobs
+    for done, (file, stamp, prior) in enumerate(work, start=1):
+        into.add(file.rel, *loader.load(file, stamp, prior))
+        if progress is not None:
+            progress(done, len(work))
+    return 1
 
 
 def _run_in_pool(
-    work: list[tuple[SourceFile, Stamp | None, SourceRecord | None]],
+    work: Work,
     loader: PageLoader,
-    records: dict[str, SourceRecord],
-    markups: dict[str, Markup],
+    into: _Collected,
     jobs: int,
     progress: Callable[[int, int], None] | None,
-) -> None:
-    global _INHERITED
+    pools: PoolFactory,
+) -> bool:
+    """Load `work` in a pool of `jobs` workers that start with `loader`; False if no pool
+    could be made (nothing was loaded then)."""
     chunks = shrinking_chunks(work, jobs, smallest=4, largest=64)
     files = {file.rel: file for file, _, _ in work}
     done = 0
-    _INHERITED = loader
-    try:
-        with worker_pool(jobs, _init_worker, (loader.context,)) as pool:
-            assert pool is not None  # only require_fork pools can be absent
-            for results in pool.imap(_load_chunk, chunks):
-                for rel, record, entry in results:
-                    markup = None
-                    if entry is not None:  # converted by the worker: the cache entry's bytes
-                        key, markup = open_entry(entry)
-                        loader.markups.put(key, markup, entry)
-                        loader.converted += 1
-                    elif record.markup_key is not None:  # the worker found it cached
-                        markup = loader.markups.get(record.markup_key)
-                        if markup is None:  # gone meanwhile: convert it here
-                            record, markup = loader.load(files[rel], None, None)
-                    records[rel] = record
-                    if markup is not None:
-                        markups[rel] = markup
-                    done += 1
-                if progress is not None:
-                    progress(done, len(work))
-    finally:
-        _INHERITED = None
+    with pools(jobs, loader) as pool:
+        if pool is None:
+            return False
+        for results in pool.imap(with_state(_load_chunk), chunks):
+            for rel, record, entry in results:
+                markup = None
+                if entry is not None:  # converted by the worker: the cache entry's bytes
+                    key, markup = open_entry(entry)
+                    loader.markups.put(key, markup, entry)
+                    loader.converted += 1
+                elif record.markup_key is not None:  # the worker found it cached
+                    markup = loader.markups.get(record.markup_key)
+                    if markup is None:  # gone meanwhile: convert it here
+                        record, markup = loader.load(files[rel], None, None)
+                into.add(rel, record, markup)
+                done += 1
+            if progress is not None:
+                progress(done, len(work))
+    return True
 
 
-T = TypeVar("T")
-
-
-def shrinking_chunks(
-    items: Sequence[T], workers: int, smallest: int, largest: int
-) -> list[list[T]]:
-    """`items` cut into chunks for `workers` processes that take them as they become free.
-
-    Chunks shrink towards the end (each a share of what is left), so the processes finish
-    within a small chunk of each other instead of one working alone through a large one.
-    """
-    chunks: list[list[T]] = []
-    start = 0
-    while start < len(items):
-        size = max(smallest, min(largest, (len(items) - start) // (workers * 3)))
-        chunks.append(list(items[start : start + size]))
-        start += size
-    return chunks
-
-
-@contextlib.contextmanager
-def worker_pool(
-    jobs: int,
-    initializer: Callable[..., None],
-    initargs: tuple[object, ...],
-    *,
-    require_fork: bool = False,
-) -> Iterator[multiprocessing.pool.Pool | None]:
-    """A pool of `jobs` worker processes, terminated (not awaited) if anything goes wrong.
-
-    `fork` is used when this process has no other threads: workers then inherit everything
-    built so far at no cost. With threads alive (serve's HTTP server and watcher) forking is
-    unsafe, so workers start fresh with `forkserver`, and callers that need inherited state
-    (`require_fork`) get None and run in-process instead. Workers ignore Ctrl-C; the parent
-    receives it and terminates them.
-    """
-    import multiprocessing
-
-    methods = multiprocessing.get_all_start_methods()
-    if "fork" in methods and threading.active_count() == 1:
-        method = "fork"
-    elif require_fork:
-        yield None
-        return
-    else:
-        method = "forkserver" if "forkserver" in methods else "spawn"
-    context = multiprocessing.get_context(method)
-    # The build runs with the cyclic GC off (see pipeline). Workers turn it back on, or
-    # Python-Markdown's and Jinja's reference cycles pile up in them (~8 KB per page); and
-    # freezing what exists now keeps their collections off the objects they share with this
-    # process, which would otherwise be copied page by page (the documented recipe for fork).
-    gc.freeze()
-    # The cache key is resolved here, before any worker exists, and handed to each: workers
-    # must seal entries with the key the parent opens them with (even a key for this run only).
-    key = cache_key()
-    try:
-        pool = context.Pool(jobs, _worker_start, (initializer, initargs, key))
-        try:
-            yield pool
-        except BaseException:
-            pool.terminate()
-            pool.join()
-            raise
-        pool.close()
-        pool.join()
-    finally:
-        gc.unfreeze()
-
-
-def _worker_start(
-    initializer: Callable[..., None], initargs: tuple[object, ...], key: CacheKey
-) -> None:
-    import signal
-
-    adopt_key(key)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    gc.enable()
-    initializer(*initargs)
-
-
-# Worker-process side. With the fork start method the parent's loader (and its in-memory
-# cache) is inherited; otherwise each worker builds its own from the pickled context.
-_INHERITED: PageLoader | None = None
-_WORKER: PageLoader | None = None
-
-
-def _init_worker(context: LoadContext) -> None:
-    global _WORKER
-    if _INHERITED is not None and _INHERITED.context == context:
-        _WORKER = PageLoader(context, _INHERITED.markups, remember=False)
-        _WORKER._engine = _INHERITED._engine
-    else:
-        cache = CacheDir(context.cache_root) if context.cache_root is not None else None
-        _WORKER = PageLoader(context, MarkupStore(cache), remember=False)
-
-
-def _load_chunk(
-    items: list[tuple[SourceFile, Stamp | None, SourceRecord | None]],
-) -> list[tuple[str, SourceRecord, bytes | None]]:
-    """Load some pages; a conversion comes back as its cache entry (pickled once, used as
-    the parent's Markup and written to the pack as it is)."""
-    loader = _WORKER
-    assert loader is not None, "worker not initialised"
+def _load_chunk(loader: PageLoader, items: Work) -> list[tuple[str, SourceRecord, bytes | None]]:
+    """In a worker: load some pages; a conversion comes back as its cache entry (pickled
+    once, used as the parent's Markup and written to the pack as it is)."""
     results: list[tuple[str, SourceRecord, bytes | None]] = []
     for file, stamp, prior in items:
         before = loader.converted
-        record, markup = loader.load(file, stamp, prior)
+        record, markup = loader.load(file, stamp, prior, remember=False)
         entry = None
         if loader.converted > before and markup is not None and record.markup_key is not None:
             entry = entry_bytes(record.markup_key, markup)

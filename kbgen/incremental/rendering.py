@@ -15,9 +15,9 @@ import dataclasses
 import hashlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 
-from kbgen.config import Config
+from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic
 from kbgen.incremental.deps import (
     DepBatch,
@@ -29,6 +29,7 @@ from kbgen.incremental.deps import (
     recording_index,
     template_keys,
 )
+from kbgen.incremental.workers import PoolFactory, process_pool, shrinking_chunks, with_state
 from kbgen.model import OutputFile
 from kbgen.render import RenderJob, page_jobs, unique_outputs
 from kbgen.resolve import SiteIndex
@@ -60,8 +61,9 @@ DepsConsumer = Callable[[DepBatch, Mapping[str, tuple[tuple[str, str], ...]]], N
 class RenderSession:
     """All render jobs of one build, with the view they share.
 
-    `render` renders a subset of nodes: in this process, or forked into `workers` processes
-    that inherit the index and the compiled templates (each renders a share of the nodes and
+    `render` renders a subset of nodes: in this process, or also in `workers - 1` forked
+    helpers (a pool from the injected factory) that inherit the index and the compiled
+    templates (each renders a share of the nodes and
     streams its files into the `sink`, so no process holds the whole site in memory). With
     `template_digests` given, each node's reads are recorded and handed to `on_deps` (one
     `DepBatch` per group of nodes, with fingerprints when workers computed them).
@@ -102,10 +104,13 @@ class RenderSession:
         workers: int = 1,
         progress: Callable[[int, int], None] | None = None,
         on_deps: DepsConsumer | None = None,
+        pools: PoolFactory = process_pool,
     ) -> RenderResult:
+        """Render `nodes` (None: all); with `workers` > 1 and enough of them, in a pool
+        from `pools` that this process works beside (see workers.py)."""
         chosen = [i for i, job in enumerate(self.jobs) if nodes is None or job.node in nodes]
         if workers > 1 and len(chosen) >= RENDER_PARALLEL_MIN:
-            result = self._render_forked(chosen, sink, workers, progress, on_deps)
+            result = self._render_forked(chosen, sink, workers, progress, on_deps, pools)
             if result is not None:
                 return dataclasses.replace(result, diagnostics=merge_repeated(result.diagnostics))
         results, diagnostics, batch = self._render_some(chosen, sink, progress=progress)
@@ -120,10 +125,8 @@ class RenderSession:
         workers: int,
         progress: Callable[[int, int], None] | None,
         on_deps: DepsConsumer | None,
+        pools: PoolFactory,
     ) -> RenderResult | None:
-        from kbgen.incremental.loading import shrinking_chunks, worker_pool  # same pool policy
-
-        global _FORKED
         for name in {self.jobs[i].template for i in chosen} - {None}:
             self._template_keys(str(name))  # parse templates once, before the workers fork
             self.renderer.preload(str(name))
@@ -155,20 +158,19 @@ class RenderSession:
                 if progress is not None:
                     progress(len(results), len(chosen))
 
-        _FORKED = (self, sink, chunks, claims)
-        try:
-            with worker_pool(workers - 1, _no_setup, (), require_fork=True) as pool:
-                if pool is None:
-                    return None
-                helped = pool.imap_unordered(_render_claimed, range(len(chunks)))
-                while (number := claims.claim()) is not None:
-                    done[number] = self._render_some(chunks[number], sink, with_fingerprints=True)
-                    _collect(helped, done, wait=False)
-                    pass_on_finished()
-                _collect(helped, done, wait=True)  # what the helpers are still rendering
+        # The helpers start with the session, the sink, the chunks and their claims: with
+        # fork (required) they inherit them, the index and the compiled templates included.
+        helping = _Helping(self, sink, chunks, claims)
+        with pools(workers - 1, helping, require_fork=True) as pool:
+            if pool is None:
+                return None
+            helped = pool.imap_unordered(with_state(_render_claimed), range(len(chunks)))
+            while (number := claims.claim()) is not None:
+                done[number] = self._render_some(chunks[number], sink, with_fingerprints=True)
+                _collect(helped, done, wait=False)
                 pass_on_finished()
-        finally:
-            _FORKED = None
+            _collect(helped, done, wait=True)  # what the helpers are still rendering
+            pass_on_finished()
         return RenderResult(results, diagnostics, workers)
 
     def _render_some(
@@ -221,6 +223,18 @@ class RenderSession:
         return found
 
 
+def assets_job() -> RenderJob:
+    """The job writing the code-highlighting style sheet (the reference build adds the same
+    file beside its render stage's outputs)."""
+
+    def produce(view: object) -> list[OutputFile]:
+        from kbgen.markup import pygments_css
+
+        return [OutputFile("assets/pygments.css", pygments_css().encode(), "assets")]
+
+    return RenderJob("assets", "assets/pygments.css", None, produce=produce)
+
+
 def _node_result(node: str, outputs: list[OutputFile], sink: Sink | None) -> NodeResult:
     files: list[tuple[str, str]] = []
     data: dict[str, bytes] = {}
@@ -237,7 +251,6 @@ def _node_result(node: str, outputs: list[OutputFile], sink: Sink | None) -> Nod
     return NodeResult(node, tuple(files), data, tuple(changed))
 
 
-# Forked render workers find their session here (inherited from the parent at fork time).
 ChunkResult = tuple[list[NodeResult], list[Diagnostic], DepBatch | None]
 
 
@@ -259,22 +272,22 @@ class _ChunkClaims:
             return self.order[position]
 
 
-#: what forked render helpers inherit: the session, the sink, the chunks and their claims
-_FORKED: tuple[RenderSession, Sink | None, list[list[int]], _ChunkClaims] | None = None
+class _Helping(NamedTuple):
+    """What forked render helpers start with (their pool state)."""
+
+    session: RenderSession
+    sink: Sink | None
+    chunks: list[list[int]]
+    claims: _ChunkClaims
 
 
-def _no_setup() -> None:
-    return None
-
-
-def _render_claimed(_task: int) -> tuple[int, ChunkResult] | None:
-    """One pool task: render the next unclaimed chunk, if any is left."""
-    assert _FORKED is not None, "render worker without a session"
-    session, sink, chunks, claims = _FORKED
-    number = claims.claim()
+def _render_claimed(helping: _Helping, _task: int) -> tuple[int, ChunkResult] | None:
+    """One pool task, in a helper: render the next unclaimed chunk, if any is left."""
+    number = helping.claims.claim()
     if number is None:
         return None
-    return number, session._render_some(chunks[number], sink, with_fingerprints=True)
+    chunk = helping.chunks[number]
+    return number, helping.session._render_some(chunk, helping.sink, with_fingerprints=True)
 
 
 def _collect(

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from kbgen.config import Config, load_config
+from kbgen.config import load_config
+from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, error, format_text
 from kbgen.incremental import Builder
 from kbgen.pipeline import BuildResult
