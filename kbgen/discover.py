@@ -21,7 +21,7 @@ from pathlib import Path, PurePosixPath
 from kbgen.config import RESERVED_SECTION_IDS, Config
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
 
-DATA_FILES = ("references.yaml", "glossary.yaml")
+DATA_FILES = ("references.yaml", "glossary.yaml", "timeline.yaml")
 
 
 def is_ignored_name(name: str) -> bool:
@@ -44,7 +44,7 @@ class SourceFile:
 @dataclass(frozen=True, slots=True)
 class SourceTree:
     pages: tuple[SourceFile, ...]  #: content/**/*.md, sorted
-    data: dict[str, SourceFile]  #: "references.yaml"/"glossary.yaml" -> file
+    data: dict[str, SourceFile]  #: "references.yaml", "glossary.yaml", "timeline.yaml" -> file
     static: tuple[SourceFile, ...]
     templates: tuple[SourceFile, ...]
 

@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kbgen.charts import Chart, ChartRow, section_charts
+from kbgen.charts import Chart, ChartRow, section_charts, timeline_chart
 from kbgen.config import Config, SectionSpec
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.feeds import cited_references, json_ld, plain_description, site_files
@@ -177,6 +177,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
     )
     cited = page.cited_keys
     references = cited_references(view, page)
+    charts = timeline_charts(view, key, page, references)
     previous, following = index.prev_next(key)
     reviewed = page.meta.last_reviewed
     next_review = (
@@ -216,6 +217,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
             ],
             "related": [view.page_link(k, file) for k in index.related.get(key, ())],
             "knowledge_map": knowledge_map(view, key, file),
+            "charts": charts,
             "previous": view.page_link(previous, file) if previous else None,
             "next": view.page_link(following, file) if following else None,
             "breadcrumbs": [
@@ -272,6 +274,26 @@ def knowledge_map(view: SiteView, key: str, file: str) -> KnowledgeMap:
             )
         )
     return build_map(page.meta.title, nodes, [spec.title for spec in view.config.sections])
+
+
+def timeline_charts(
+    view: SiteView, key: str, page: Page, references: list[dict[str, Any]]
+) -> list[Chart]:
+    """The timeline this article shows (content/timeline.yaml), if any. Its sources not
+    cited in the body are added to `references` (numbered after the body's), so every row of
+    its table links to an entry of the page's own reference list."""
+    timeline = view.index.timelines.get(key)
+    if timeline is None:
+        return []  # every other article: it read only that it has none
+    numbers = {ref_key: n for n, ref_key in enumerate(page.cited_keys, start=1)}
+    for event in timeline.events:
+        for ref_key in event.cite:
+            if ref_key not in numbers and ref_key in view.index.references:
+                numbers[ref_key] = max(numbers.values(), default=0) + 1
+                references.append(
+                    view.reference_view(view.index.references[ref_key], numbers[ref_key])
+                )
+    return [timeline_chart(timeline.events, numbers)]
 
 
 def _section_context(

@@ -15,6 +15,7 @@ LAYERS = [
     {"__init__", "environment", "model", "diagnostics", "links"},
     {"yamlload", "speedups"},
     {"config"},
+    {"timeline"},  # the timeline data file: read by resolve, drawn by charts
     {"discover", "frontmatter", "markup", "citations", "glossary", "knowledge_map", "charts"},
     {"load", "resolve"},
     {"routes", "templates"},
@@ -40,7 +41,9 @@ THIRD_PARTY = {
     "pygments": {"markup", "speedups", "incremental.cache"},
     "nh3": {"markup", "incremental.cache"},
     "jinja2": {"templates", "diagnostics"},
-    "yaml": {"yamlload", "config", "frontmatter", "citations", "glossary", "diagnostics"},
+    "yaml": {
+        "yamlload", "config", "frontmatter", "citations", "glossary", "timeline", "diagnostics"
+    },
     "watchdog": {"watch"},
     "pagefind": {"search"},
     "pagefind_bin": {"search"},

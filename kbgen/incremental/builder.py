@@ -77,6 +77,7 @@ from kbgen.pipeline import (
     Timer,
     available_cpus,
     load_data,
+    load_timeline_file,
     static_files,
     write_failure_diagnostic,
 )
@@ -302,7 +303,8 @@ class Builder:
         diagnostics: list[Diagnostic] = list(inputs.discovered)
         with timer.stage("data"):
             references, glossary, data_diagnostics = load_data(inputs.tree, config)
-            diagnostics += data_diagnostics
+            timeline, timeline_diagnostics = load_timeline_file(inputs.tree, references)
+            diagnostics += data_diagnostics + timeline_diagnostics
         with timer.stage("load"):
             loaded = self._load(config, cache, generator, inputs, glossary, jobs)
             diagnostics += loaded.diagnostics
@@ -320,6 +322,7 @@ class Builder:
                 options.drafts,
                 previous=base,
                 unloadable=loaded.records.keys() - {page.rel for page in loaded.pages},
+                timeline=timeline,
             )
             diagnostics += resolution.diagnostics
             index = resolution.index
