@@ -36,7 +36,7 @@ DEFAULT_RENDER_TIME_LIMIT = 30  #: seconds; pages render in milliseconds, loops 
 MAX_RENDER_TIME_LIMIT = 86_400
 MAX_REVIEW_INTERVAL_DAYS = 36_500  #: a century; longer would overflow date arithmetic
 RESERVED_SECTION_IDS = frozenset(
-    {"tags", "glossary", "bibliography", "search", "static", "assets", "pagefind", "__kbgen"}
+    {"tags", "glossary", "bibliography", "search", "map", "static", "assets", "pagefind", "__kbgen"}
 )
 
 
