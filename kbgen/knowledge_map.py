@@ -232,7 +232,8 @@ def _attr(text: str) -> str:
 
 # -- the whole site -----------------------------------------------------------------------------
 
-SITE_NODE_X = 160  #: the column of nodes; the arcs bulge into the room to its left
+SITE_WIDTH = 392  #: a little wider than a neighbourhood map: 30-character labels fit
+SITE_NODE_X = 144  #: the column of nodes; the arcs bulge into the room to its left
 GROUP_GAP = 16  #: extra room above each section's first row
 ARC_REACH = SITE_NODE_X - 12  #: the widest arc's bulge
 
@@ -271,8 +272,9 @@ def build_site_map(
     for group in groups:
         y += GROUP_GAP
         for n, node in enumerate(group.nodes):
-            rows.append((node, y, n == 0 and group.headed))
-            y += ROW + LINE * (len(label_lines(node.title)) - 1)
+            extra = LINE * (len(label_lines(node.title)) - 1) // 2  # half above, half below
+            rows.append((node, y + extra, n == 0 and group.headed))
+            y += ROW + 2 * extra
     place = {node.key: row_y for node, row_y, _ in rows}
     pairs = sorted(  # each pair top node first, so every arc runs down and bulges left
         {
@@ -285,7 +287,7 @@ def build_site_map(
     shapes = sorted({group.shape for group in groups})
     height = y + MARGIN
     parts = [
-        f'<svg class="km km-site" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
+        f'<svg class="km km-site" viewBox="0 0 {SITE_WIDTH} {height}" width="{SITE_WIDTH}" '
         f'height="{height}" role="group" aria-label="Map of every page of {_attr(title)}">',
         "<defs>",
         *(f'<path id="km-k{s}" d="{shape_path(s)}"/>' for s in shapes),
