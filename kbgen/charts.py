@@ -11,6 +11,8 @@ the charts follow light, dark and print, and every series also differs by shape 
 - `bioavailability`: `bioavailability_min`/`_max` as bars from 0 to 100%.
 - `trial rates`: `trial_rate` against `trial_placebo_rate` (per `trial_effect`), as pairs
   of bars.
+- `history`: the dated events of `content/timeline.yaml` (timeline.py) on a time axis, each
+  joined to its row of text, its kind told by marker shape; the table cites its sources.
 
 A range is a `_min` and a `_max`; a single figure is `_min` alone. Coordinates are rounded,
 so the same numbers give the same bytes.
@@ -23,6 +25,8 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+from kbgen.timeline import EVENT_KINDS, KIND_LABELS, TimelineEvent
+
 WIDTH = 520  #: viewBox width: a phone shows it whole, labels at about 10 px
 LABEL_W = 205  #: room for the row labels on the left
 ROW_H = 30
@@ -31,6 +35,8 @@ BOTTOM = 34  #: room for the axis labels
 RIGHT = 16
 
 Span = tuple[float, float]  #: (low, high); equal for a single figure
+#: a data-table cell: text, or links (text, href) such as a row's numbered sources
+Cell = str | tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +54,9 @@ class Chart:
     description: str  #: what the picture shows, in words (aria-describedby)
     svg: str
     columns: tuple[str, ...]  #: the data table's column headings (after the row label)
-    rows: tuple[tuple[str, str, tuple[str, ...]], ...]  #: (title, url, cells)
+    rows: tuple[tuple[str, str, tuple[Cell, ...]], ...]  #: (title, url or "", cells)
+    row_label: str = "Page"  #: the heading of the rows' first column
+    data_label: str = "The numbers"  #: what opens the data table
 
 
 def span(numbers: Mapping[str, float], stem: str) -> Span | None:
@@ -288,14 +296,116 @@ def _effect(row: ChartRow) -> str:
     return row.effect or row.title
 
 
+# -- history timeline ------------------------------------------------------------------------
+
+HISTORY_WIDTH = 380  #: narrower than the others: a phone shows its wrapped text at ~12 px
+AXIS_X = 44  #: the time axis, year labels to its left
+ROW_X = 118  #: each event's marker; its text starts just right of it
+TEXT_CHARS = 36  #: characters per line of an event's text
+LINE_H = 16
+EVENT_GAP = 10
+LEGEND_ROW = 18
+#: each kind of event: (css class, marker shape), so kinds differ in shape as well as colour
+KIND_MARKS = {"research": ("ch-a", "circle"), "approval": ("ch-c", "square"),
+              "control": ("ch-b", "diamond")}
+
+
+def timeline_chart(events: Sequence[TimelineEvent], numbers: Mapping[str, int]) -> Chart:
+    """The dated events down a time axis: each event a row of text (date, then its label
+    wrapped), joined by a line to its place on the axis, which is to scale (so clusters and
+    gaps show) while the rows stay evenly readable. `numbers`: each cited reference's
+    number in the page's reference list (the data table links to them)."""
+    kinds = [k for k in EVENT_KINDS if any(e.kind == k for e in events)]
+    top = 12 + LEGEND_ROW * len(kinds) + 14
+    wrapped = [_wrap(event.label, TEXT_CHARS) for event in events]
+    heights = [LINE_H * (1 + len(lines)) + EVENT_GAP for lines in wrapped]
+    height = top + sum(heights) + 8
+    first, last = _decades(events)
+    scale = (height - top - 18) / max(last - first, 1)
+
+    def axis_y(years: float) -> int:
+        return round(top + 6 + (years - first) * scale)
+
+    parts = [
+        _open(height, "ch-history", HISTORY_WIDTH),
+        _legend([(*KIND_MARKS[k], KIND_LABELS[k]) for k in kinds], ROW_X - 8, stacked=True),
+        f'<line class="ch-axis" x1="{AXIS_X}" y1="{axis_y(first)}" x2="{AXIS_X}" '
+        f'y2="{axis_y(last)}"/>',
+    ]
+    for year in range(first, last + 1, 10):
+        y = axis_y(year)
+        parts.append(f'<line class="ch-grid" x1="{AXIS_X - 5}" y1="{y}" x2="{AXIS_X}" y2="{y}"/>')
+        parts.append(
+            f'<text class="ch-tick" x="{AXIS_X - 8}" y="{y + 4}" text-anchor="end">{year}</text>'
+        )
+    y = top
+    for event, lines, row_height in zip(events, wrapped, heights, strict=True):
+        css, shape = KIND_MARKS[event.kind]
+        marker_y = y + 11
+        parts.append(
+            f'<polyline class="ch-link" points="{AXIS_X} {axis_y(event.date.position)} '
+            f'{AXIS_X + 14} {axis_y(event.date.position)} {ROW_X - 9} {marker_y}"/>'
+        )
+        parts.append(f'<circle class="ch-dot {css}" cx="{AXIS_X}" '
+                     f'cy="{axis_y(event.date.position)}" r="2.5"/>')
+        parts.append(_marker(shape, css, ROW_X, marker_y))
+        parts.append(_event_text(event.date.text, lines, y))
+        y += row_height
+    parts.append("</svg>")
+    return Chart(
+        "chart-history",
+        "Timeline: dates in the history of ketamine",
+        "; ".join(f"{e.date.text}: {e.label}" for e in events) + ".",
+        "".join(parts),
+        ("Event", "Sources"),
+        tuple(
+            (e.date.text, "", (e.label, tuple(
+                (f"[{numbers[key]}]", f"#ref-{numbers[key]}") for key in e.cite if key in numbers
+            )))
+            for e in events
+        ),
+        row_label="Date",
+        data_label="The events and their sources",
+    )
+
+
+def _event_text(date: str, lines: Sequence[str], y: int) -> str:
+    x = ROW_X + 12
+    tspans = "".join(
+        f'<tspan x="{x}" dy="{LINE_H}">{html.escape(line)}</tspan>' for line in lines
+    )
+    return f'<text class="ch-event" x="{x}" y="{y + 15}"><tspan class="ch-date">' \
+        f'{html.escape(date)}</tspan>{tspans}</text>'
+
+
+def _decades(events: Sequence[TimelineEvent]) -> tuple[int, int]:
+    """The axis's first and last year: the decades around the events."""
+    if not events:
+        return 2000, 2010
+    low = min(e.date.year for e in events)
+    high = max(e.date.year for e in events) + 1
+    return low - low % 10, high + (-high) % 10
+
+
+def _wrap(text: str, limit: int) -> list[str]:
+    """Words in lines of at most `limit` characters (a longer word gets its own line)."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= limit:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines
+
+
 # -- shared pieces ---------------------------------------------------------------------------
 
 
-def _open(height: int, css: str) -> str:
+def _open(height: int, css: str, width: int = WIDTH) -> str:
     # aria-hidden: the figure is the image (role="img", named and described in HTML), and
     # its data table carries the numbers for screen readers
     return (
-        f'<svg class="chart {css}" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" '
+        f'<svg class="chart {css}" viewBox="0 0 {width} {height}" width="{width}" '
         f'height="{height}" aria-hidden="true" focusable="false">'
     )
 
@@ -325,16 +435,24 @@ def _percent_axis(height: int) -> list[str]:
     return parts
 
 
-def _legend(entries: Sequence[tuple[str, str, str]]) -> str:
-    parts, x = [], LABEL_W
+def _legend(
+    entries: Sequence[tuple[str, str, str]], x: int = LABEL_W, stacked: bool = False
+) -> str:
+    """Legend entries in a row from `x` (or `stacked`, one under another: narrow charts)."""
+    parts, y = [], 0
     for css, shape, label in entries:
         if shape == "bar":
             fill = ' fill="url(#ch-hatch)"' if css == "ch-p" else ""
-            parts.append(f'<rect class="{css}" x="{x}" y="8" width="16" height="12"{fill}/>')
+            parts.append(f'<rect class="{css}" x="{x}" y="{y + 8}" width="16" height="12"{fill}/>')
         else:
-            parts.append(_marker(shape, css, x + 8, 14))
-        parts.append(f'<text class="ch-tick" x="{x + 22}" y="19">{html.escape(label)}</text>')
-        x += 30 + 7 * len(label)
+            parts.append(_marker(shape, css, x + 8, y + 14))
+        parts.append(
+            f'<text class="ch-tick" x="{x + 22}" y="{y + 19}">{html.escape(label)}</text>'
+        )
+        if stacked:
+            y += LEGEND_ROW
+        else:
+            x += 30 + 7 * len(label)
     return "".join(parts)
 
 
@@ -350,4 +468,4 @@ def _short(title: str, limit: int = 27) -> str:
     return title if len(title) <= limit else title[: limit - 1].rstrip() + "…"
 
 
-__all__ = ["Chart", "ChartRow", "section_charts", "span", "span_text"]
+__all__ = ["Chart", "ChartRow", "section_charts", "span", "span_text", "timeline_chart"]

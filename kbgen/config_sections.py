@@ -19,7 +19,7 @@ FIELD_TYPES = ("text", "enum", "number", "boolean", "table")
 COLUMN_TYPES = ("text", "enum", "reference")  #: reference: a key of content/references.yaml
 #: ids of generated pages' folders: a section of that name would collide with them
 RESERVED_SECTION_IDS = frozenset(
-    {"tags", "glossary", "bibliography", "search", "static", "assets", "pagefind", "__kbgen"}
+    {"tags", "glossary", "bibliography", "search", "map", "static", "assets", "pagefind", "__kbgen"}
 )
 SECTION_KEYS = ("id", "title", "description", "order", "fields")
 FIELD_KEYS = ("label", "type", "values", "required", "columns", "show", "minimum", "maximum")

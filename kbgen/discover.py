@@ -22,7 +22,7 @@ from kbgen.config_sections import RESERVED_SECTION_IDS
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
 
-DATA_FILES = ("references.yaml", "glossary.yaml")
+DATA_FILES = ("references.yaml", "glossary.yaml", "timeline.yaml")
 
 
 def is_ignored_name(name: str) -> bool:
@@ -45,7 +45,7 @@ class SourceFile:
 @dataclass(frozen=True, slots=True)
 class SourceTree:
     pages: tuple[SourceFile, ...]  #: content/**/*.md, sorted
-    data: dict[str, SourceFile]  #: "references.yaml"/"glossary.yaml" -> file
+    data: dict[str, SourceFile]  #: "references.yaml", "glossary.yaml", "timeline.yaml" -> file
     static: tuple[SourceFile, ...]
     templates: tuple[SourceFile, ...]
 

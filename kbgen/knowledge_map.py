@@ -13,6 +13,12 @@ drawing stays narrow enough to read on a phone), in section order so a section's
 together. For the few dozen nodes
 of one neighbourhood this is more legible than a force-directed layout and needs no
 numerical library (docs/architecture.md, "Dependencies and why").
+
+The whole-site map (`build_site_map`, the site-map page) draws every page with the same
+nodes and shapes, grouped by section down one column, and every link between two pages as
+an arc to the left of the column (an arc diagram): a long arc joins distant sections, a
+cluster of short ones a section that links within itself. It is as deterministic as the
+fan: rows in section order, arcs sorted, whole-unit coordinates.
 """
 
 from __future__ import annotations
@@ -224,6 +230,88 @@ def _attr(text: str) -> str:
     return html.escape(text, quote=True)
 
 
+# -- the whole site -----------------------------------------------------------------------------
+
+SITE_WIDTH = 392  #: a little wider than a neighbourhood map: 30-character labels fit
+SITE_NODE_X = 144  #: the column of nodes; the arcs bulge into the room to its left
+GROUP_GAP = 16  #: extra room above each section's first row
+ARC_REACH = SITE_NODE_X - 12  #: the widest arc's bulge
+
+
+@dataclass(frozen=True, slots=True)
+class SiteGroup:
+    """A section (or the pages outside every section) and its pages, in reading order;
+    `nodes[0]` is the section's own page when it has one (`headed`)."""
+
+    title: str
+    shape: int
+    nodes: tuple[MapNode, ...]
+    headed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class SiteMap:
+    svg: str
+    groups: tuple[SiteGroup, ...]  #: also the text alternative
+    legend: tuple[LegendEntry, ...]
+    links: int  #: arcs drawn: pairs of pages with a link between them (either way)
+
+    @property
+    def pages(self) -> int:
+        return sum(len(group.nodes) for group in self.groups)
+
+
+def build_site_map(
+    title: str, groups: Sequence[SiteGroup], links: Sequence[tuple[str, str]]
+) -> SiteMap:
+    """The whole link graph of a site named `title`: `groups` in display order, `links` as
+    (from key, to key); a pair linked both ways is one arc, links to pages not drawn are
+    left out."""
+    rows: list[tuple[MapNode, int, bool]] = []  # node, y, starts its group
+    y = TOP
+    for group in groups:
+        y += GROUP_GAP
+        for n, node in enumerate(group.nodes):
+            extra = LINE * (len(label_lines(node.title)) - 1) // 2  # half above, half below
+            rows.append((node, y + extra, n == 0 and group.headed))
+            y += ROW + 2 * extra
+    place = {node.key: row_y for node, row_y, _ in rows}
+    pairs = sorted(  # each pair top node first, so every arc runs down and bulges left
+        {
+            (a, b) if place[a] < place[b] else (b, a)
+            for a, b in links
+            if a != b and a in place and b in place
+        },
+        key=lambda pair: (place[pair[0]], place[pair[1]]),
+    )
+    shapes = sorted({group.shape for group in groups})
+    height = y + MARGIN
+    parts = [
+        f'<svg class="km km-site" viewBox="0 0 {SITE_WIDTH} {height}" width="{SITE_WIDTH}" '
+        f'height="{height}" role="group" aria-label="Map of every page of {_attr(title)}">',
+        "<defs>",
+        *(f'<path id="km-k{s}" d="{shape_path(s)}"/>' for s in shapes),
+        "</defs>",
+        *(_arc(place[a], place[b], height) for a, b in pairs),
+    ]
+    for node, row_y, heads in rows:
+        drawn = _node(node, label_lines(node.title), SITE_NODE_X, row_y)
+        parts.append(drawn.replace("<a ", '<a class="km-head" ', 1) if heads else drawn)
+    parts.append("</svg>")
+    legend = tuple(LegendEntry(g.shape, g.title) for g in groups)
+    return SiteMap("".join(parts), tuple(groups), legend, len(pairs))
+
+
+def _arc(y1: int, y2: int, height: int) -> str:
+    """Half an ellipse from one node to another, bulging left: wider the further apart (by
+    the square root of the distance, so arcs fill the width instead of piling at its edge)."""
+    x = SITE_NODE_X - NODE_R - 2
+    half = (y2 - y1) // 2
+    reach = max(8, round(ARC_REACH * math.sqrt((y2 - y1) / height)))
+    return f'<path class="km-arc" d="M{x} {y1}A{reach} {max(half, 1)} 0 0 0 {x} {y2}"/>'
+
+
 __all__ = [
-    "KnowledgeMap", "LegendEntry", "MapNode", "build_map", "layout", "neighbourhood", "shape_path"
+    "KnowledgeMap", "LegendEntry", "MapNode", "SiteGroup", "SiteMap", "build_map",
+    "build_site_map", "layout", "neighbourhood", "shape_path",
 ]

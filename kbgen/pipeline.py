@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +45,7 @@ from kbgen.write import (
 # changed never needs them (nor Jinja2, Markdown or Pygments), and it should be quick.
 if TYPE_CHECKING:
     from kbgen.markup import MarkupEngine
+    from kbgen.timeline import Timeline
 
 
 Progress = Callable[[str, int, int], None]  #: (stage, done, total)
@@ -177,7 +178,8 @@ def build_site(
         diagnostics = [*diagnostics, *found]
     with timer.stage("data"):
         references, glossary, problems = load_data(tree, config)
-        diagnostics += problems
+        timeline, found = load_timeline_file(tree, references)
+        diagnostics += problems + found
     with timer.stage("load"):
         loaded = list(mapper(PageLoad(config, tuple(glossary), today), tree.pages))
         pages = [page for page, _ in loaded if page is not None]
@@ -190,6 +192,7 @@ def build_site(
             config,
             options.drafts,
             unloadable={f.rel for f in tree.pages} - {page.rel for page in pages},
+            timeline=timeline,
         )
         diagnostics += resolution.diagnostics
     with timer.stage("render"):
@@ -277,6 +280,21 @@ def load_data(
     )
     diagnostics += problems
     return references, glossary, diagnostics
+
+
+def load_timeline_file(
+    tree: SourceTree, references: Mapping[str, Reference]
+) -> tuple[Timeline | None, list[Diagnostic]]:
+    """`timeline.yaml` (optional) -> the timeline its page shows; its citations are checked
+    against `references`."""
+    from kbgen.timeline import load_timeline
+
+    timeline_file = tree.data.get("timeline.yaml")
+    text, diagnostics = _read_text(timeline_file)
+    if timeline_file is None:
+        return None, diagnostics
+    timeline, problems = load_timeline(text, timeline_file.shown, frozenset(references))
+    return timeline, diagnostics + problems
 
 
 __all__ = ["BuildOptions", "BuildResult", "build_site"]

@@ -22,11 +22,19 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from kbgen.charts import Chart, ChartRow, section_charts
+from kbgen.charts import Chart, ChartRow, section_charts, timeline_chart
 from kbgen.config_types import Config, SectionSpec
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.feeds import cited_references, json_ld, plain_description, site_files
-from kbgen.knowledge_map import KnowledgeMap, MapNode, build_map, neighbourhood
+from kbgen.knowledge_map import (
+    KnowledgeMap,
+    MapNode,
+    SiteGroup,
+    SiteMap,
+    build_map,
+    build_site_map,
+    neighbourhood,
+)
 from kbgen.model import OutputFile, Page
 from kbgen.resolve import HOME_KEY, SiteIndex, page_key
 from kbgen.routes import Router, SiteView
@@ -96,6 +104,7 @@ def page_jobs(view: SiteView) -> list[RenderJob]:
         ("glossary", "glossary.html", _glossary_context),
         ("bibliography", "bibliography.html", _bibliography_context),
         ("search", "search.html", _search_context),
+        ("map", "map.html", _site_map_context),
     ]
     for route, template, builder in generated:
         file = view.router.route_file(route)
@@ -177,6 +186,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
     )
     cited = page.cited_keys
     references = cited_references(view, page)
+    charts = timeline_charts(view, key, page, references)
     previous, following = index.prev_next(key)
     reviewed = page.meta.last_reviewed
     next_review = (
@@ -216,6 +226,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
             ],
             "related": [view.page_link(k, file) for k in index.related.get(key, ())],
             "knowledge_map": knowledge_map(view, key, file),
+            "charts": charts,
             "previous": view.page_link(previous, file) if previous else None,
             "next": view.page_link(following, file) if following else None,
             "breadcrumbs": [
@@ -272,6 +283,26 @@ def knowledge_map(view: SiteView, key: str, file: str) -> KnowledgeMap:
             )
         )
     return build_map(page.meta.title, nodes, [spec.title for spec in view.config.sections])
+
+
+def timeline_charts(
+    view: SiteView, key: str, page: Page, references: list[dict[str, Any]]
+) -> list[Chart]:
+    """The timeline this article shows (content/timeline.yaml), if any. Its sources not
+    cited in the body are added to `references` (numbered after the body's), so every row of
+    its table links to an entry of the page's own reference list."""
+    timeline = view.index.timelines.get(key)
+    if timeline is None:
+        return []  # every other article: it read only that it has none
+    numbers = {ref_key: n for n, ref_key in enumerate(page.cited_keys, start=1)}
+    for event in timeline.events:
+        for ref_key in event.cite:
+            if ref_key not in numbers and ref_key in view.index.references:
+                numbers[ref_key] = max(numbers.values(), default=0) + 1
+                references.append(
+                    view.reference_view(view.index.references[ref_key], numbers[ref_key])
+                )
+    return [timeline_chart(timeline.events, numbers)]
 
 
 def _section_context(
@@ -443,6 +474,48 @@ def _bibliography_context(view: SiteView, file: str) -> dict[str, Any]:
     context["references"] = entries
     context["breadcrumbs"] = [{"title": "Home", "url": view.router.href(file, "index.html")}]
     return context
+
+
+def _site_map_context(view: SiteView, file: str) -> dict[str, Any]:
+    context = _base_context(
+        view, file, None, "Site map", "Every page of the site and the links between them", "map"
+    )
+    context["site_map"] = site_map(view, file)
+    context["breadcrumbs"] = [{"title": "Home", "url": view.router.href(file, "index.html")}]
+    return context
+
+
+def site_map(view: SiteView, file: str) -> SiteMap:
+    """Every page by section, each section's own page first, then the pages outside every
+    section; and every link between them (knowledge_map.build_site_map)."""
+    index = view.index
+    sections = view.config.sections
+
+    def node(key: str, shape: int) -> MapNode:
+        return MapNode(key, index.pages[key].meta.title,
+                       view.router.href(file, view.file_of(key)), shape, frozenset())
+
+    def generated(key: str, title: str, target: str, shape: int) -> MapNode:
+        # a section or home page made without a source file: drawn all the same
+        if key in index.pages:
+            return node(key, shape)
+        return MapNode(key, title, view.router.href(file, target), shape, frozenset())
+
+    groups = []
+    for shape, spec in enumerate(sections):
+        own = generated(f"_section:{spec.id}", spec.title, view.section_file(spec.id), shape)
+        articles = tuple(node(k, shape) for k in index.articles_by_section.get(spec.id, ()))
+        groups.append(SiteGroup(spec.title, shape, (own, *articles), headed=True))
+    home = generated(HOME_KEY, view.config.title, "index.html", len(sections))
+    standalone = sorted(
+        (k for k, page in index.pages.items() if page.kind == "page"),
+        key=lambda k: (index.pages[k].meta.title.lower(), k),
+    )
+    groups.append(SiteGroup("Other pages", len(sections),
+                            (home, *(node(k, len(sections)) for k in standalone)), headed=False))
+    links = [(key, target) for key in sorted(index.outbound) for target in
+             sorted(index.outbound[key])]
+    return build_site_map(view.config.title, groups, links)
 
 
 def _search_context(view: SiteView, file: str) -> dict[str, Any]:

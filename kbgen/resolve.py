@@ -21,12 +21,13 @@ import heapq
 import posixpath
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
 from kbgen.links import resolve_relative_path
 from kbgen.model import Backlink, GlossaryTerm, LinkRef, Page, Reference, ResolvedLink
+from kbgen.timeline import Timeline
 
 HOME_KEY = "_home"
 RELATED_LIMIT = 5
@@ -60,6 +61,9 @@ class SiteIndex:
     references: Mapping[str, Reference]
     citing_pages: Mapping[str, tuple[str, ...]]  #: reference key -> page keys
     glossary: tuple[GlossaryTerm, ...]
+    #: article key -> the timeline it shows (content/timeline.yaml). A mapping, so a page
+    #: records reading only its own entry and a timeline edit re-renders only its page
+    timelines: Mapping[str, Timeline] = field(default_factory=dict)
 
     def prev_next(self, key: str) -> tuple[str | None, str | None]:
         return self.neighbors.get(key, (None, None))
@@ -117,8 +121,9 @@ def resolve_site(
     references_path: str | None = None,
     glossary_path: str | None = None,
     unloadable: Iterable[str] = (),
+    timeline: Timeline | None = None,
 ) -> Resolution:
-    """Resolve the whole site from its pages.
+    """Resolve the whole site from its pages (and the optional timeline data file).
 
     `unloadable`: content rels of page files that could not be loaded (their own errors are
     reported); a link to one is not reported again as a link to nothing. The data files'
@@ -143,6 +148,7 @@ def resolve_site(
         shared,
         references_path or default_references,
         glossary_path or default_glossary,
+        timeline,
     )
 
 
@@ -154,6 +160,7 @@ def _resolve_all(
     shared: list[Diagnostic],
     references_path: str,
     glossary_path: str,
+    timeline: Timeline | None = None,
 ) -> Resolution:
     everything, unloadable = lookup.everything, lookup.unloadable
     resolved: dict[str, tuple[ResolvedLink | None, ...]] = {}
@@ -191,7 +198,8 @@ def _resolve_all(
     # error; what it cites, links to or names as related is unknown, so the warnings that
     # judge the whole site (never cited, orphans, no links) would only repeat that error.
     incomplete = bool(unloadable) or any(page.markup.problems for page in by_key.values())
-    citing = _citing_pages(by_key, references, shared, references_path, incomplete)
+    timelines = _timelines(timeline, by_key, shared)
+    citing = _citing_pages(by_key, references, shared, references_path, incomplete, timelines)
     _check_glossary(glossary, everything, shared, glossary_path)
     unloaded = frozenset(posixpath.basename(rel)[: -len(".md")] for rel in unloadable)
     related = _related(by_key, outbound, backlinks, tags_sorted, unloaded, shared)
@@ -216,6 +224,7 @@ def _resolve_all(
         references=dict(references),
         citing_pages=citing,
         glossary=tuple(glossary),
+        timelines=timelines,
     )
     return Resolution(
         index=index,
@@ -429,14 +438,21 @@ def _citing_pages(
     diagnostics: list[Diagnostic],
     references_path: str,
     some_unloaded: bool = False,
+    timelines: Mapping[str, Timeline] | None = None,
 ) -> dict[str, tuple[str, ...]]:
-    """Reference key -> pages citing it; warns about references nobody cites (unless a page
-    could not be loaded: it may be the one citing them)."""
+    """Reference key -> pages citing it (in their body, fields or timeline); warns about
+    references nobody cites (unless a page could not be loaded: it may be the one citing
+    them)."""
     citing: dict[str, list[str]] = defaultdict(list)
     for key, page in pages.items():
         for cite in page.citations:
             if cite.key in references and (not citing[cite.key] or citing[cite.key][-1] != key):
                 citing[cite.key].append(key)
+    for key, timeline in (timelines or {}).items():
+        for event in timeline.events:
+            for ref_key in event.cite:
+                if ref_key in references:
+                    citing[ref_key].append(key)
     for ref_key, reference in references.items():
         if ref_key not in citing and not some_unloaded:
             diagnostics.append(
@@ -449,6 +465,30 @@ def _citing_pages(
                 )
             )
     return {k: tuple(sorted(set(v))) for k, v in sorted(citing.items())}
+
+
+def _timelines(
+    timeline: Timeline | None, pages: Mapping[str, Page], diagnostics: list[Diagnostic]
+) -> dict[str, Timeline]:
+    """The timeline by the key of the article that shows it; an error when `page` names
+    no article."""
+    if timeline is None:
+        return {}
+    shown_on = pages.get(timeline.page)
+    if shown_on is not None and shown_on.kind == "article":
+        return {timeline.page: timeline}
+    slugs = sorted(p.slug for p in pages.values() if p.kind == "article")
+    diagnostics.append(
+        error(
+            timeline.path,
+            timeline.page_line,
+            timeline.page_col,
+            f"the timeline's page '{timeline.page}' is not an article",
+            did_you_mean(timeline.page, slugs) or "give the slug of an article, e.g. "
+            "'history-and-regulation' for content/<section>/history-and-regulation.md",
+        )
+    )
+    return {}
 
 
 def _check_glossary(

@@ -27,7 +27,7 @@ NAV_LIMIT = 40  # a section with more articles links to its section page instead
 ABOUT_KEY = "_page:about"  #: content/about.md, "About this site"
 
 
-GENERATED_ROUTES = ("glossary", "bibliography", "search", "tags")
+GENERATED_ROUTES = ("glossary", "bibliography", "search", "tags", "map")
 
 
 PREVIEWS_FILE = "previews.json"  #: link-preview data for site.js (see previews_json)
@@ -64,11 +64,11 @@ class Router:
         return self.file(f"{page.section}/{page.slug}")
 
     def route_file(self, route: str) -> str:
-        """Files of generated routes: 'glossary', 'tags', 'tags/<tag>', '<section>'."""
+        """Files of generated routes: 'glossary', 'map', 'tags', 'tags/<tag>', '<section>'."""
         return self.file(
             route,
             is_index=route == "tags"
-            or ("/" not in route and route not in ("glossary", "bibliography", "search")),
+            or ("/" not in route and route not in ("glossary", "bibliography", "search", "map")),
         )
 
     def tag_file(self, tag: str) -> str:
@@ -210,6 +210,7 @@ class SiteView:
                 "bibliography": href(self.router.route_file("bibliography")),
                 "search": href(self.router.route_file("search")),
                 "tags": href(self.router.route_file("tags")),
+                "map": href(self.router.route_file("map")),
                 "feed": href("feed.xml"),
                 # the editorial-policy page, linked from every footer when it exists
                 "about": href(self.file_of(ABOUT_KEY)) if ABOUT_KEY in self.index.pages else None,

@@ -24,6 +24,7 @@ LAYERS = [
     {"markup_urls", "markup_glossary", "markup_limits"},
     {"markup_rawhtml"},
     {"markup_capture"},
+    {"timeline"},  # the timeline data file: read by resolve, drawn by charts
     {"discover", "frontmatter", "markup", "citations", "glossary", "knowledge_map", "charts"},
     {"load", "resolve"},
     {"routes", "templates"},
@@ -65,7 +66,7 @@ THIRD_PARTY = {
     "jinja2": {"templates", "diagnostics"},
     "yaml": {
         "yamlload", "config", "config_schema", "config_sections", "frontmatter", "citations",
-        "glossary", "diagnostics",
+        "glossary", "timeline", "diagnostics",
     },
     "watchdog": {"watch"},
     "pagefind": {"search"},

@@ -187,6 +187,7 @@ def test_maps_are_the_same_bytes_across_builds_and_jobs(make_site, tmp_path: Pat
     assert sum(1 for found in maps[0].values() if found) == 60
     assert maps[0] == maps[1] == maps[2]
     assert outputs[0] == outputs[1] == outputs[2]
+    assert outputs[0]["map/index.html"].count(b'class="km-arc"') == 120  # the site map too
 
 
 def test_the_map_keeps_the_median_article_within_its_weight_budget(built_site: Path) -> None:
@@ -217,3 +218,59 @@ def test_an_edit_redraws_only_the_maps_that_show_what_changed(make_site) -> None
     # p0 links to p1 and p7 and lists p3; p11 and p5 link to it; p9 lists it as related
     assert {"page:p1", "page:p7", "page:p3", "page:p11", "page:p5", "page:p9"} <= redrawn
     assert "Page zero" in read_out(root, "mechanism/p1/index.html").split("knowledge-map")[1]
+
+
+# -- the site-map page --------------------------------------------------------------------------
+
+SITE_SVG_RE = re.compile(r'<svg class="km km-site".*?</svg>', re.S)
+ARC_RE = re.compile(r'<path class="km-arc" d="M\d+ (\d+)A\d+ \d+ 0 0 0 \d+ (\d+)"/>')
+USE_RE = re.compile(r'<a (?:class="km-head" )?href="([^"]+)"><use href="#km-k(\d+)" '
+                    r'class="km-s\d+" x="\d+" y="(\d+)"/>')
+
+
+def _drawn_graph(svg: str) -> tuple[list[tuple[str, int]], set[frozenset[str]]]:
+    """The site map's nodes (href, shape) top to bottom, and its arcs as pairs of hrefs."""
+    nodes = [(href, int(shape), int(y)) for href, shape, y in USE_RE.findall(svg)]
+    at = {y: href for href, _, y in nodes}
+    arcs = {frozenset((at[int(a)], at[int(b)])) for a, b in ARC_RE.findall(svg)}
+    return [(href, shape) for href, shape, _ in nodes], arcs
+
+
+def test_the_site_map_draws_every_page_by_section_and_every_link_once(make_site) -> None:
+    root = make_site({
+        "content/mechanism/a.md": article("Alpha", "[[b]] and [[c]]", extra="status: established"),
+        "content/mechanism/b.md": article("Beta", "[[a]]", extra="status: established"),
+        "content/routes/c.md": article("Gamma", "[[a]]", extra="bioavailability: 1%"),
+        "content/about.md": "---\ntitle: About\nsummary: About it.\n---\nAbout [[c]].\n",
+    })
+    assert run_build(root).ok
+    html = read_out(root, "map/index.html")
+    svg = SITE_SVG_RE.search(html)
+    assert svg is not None
+    nodes, arcs = _drawn_graph(svg.group(0))
+    # sections in config order, each its own shape; pages outside every section last
+    assert nodes == [("../mechanism/", 0), ("../mechanism/a/", 0), ("../mechanism/b/", 0),
+                     ("../routes/", 1), ("../routes/c/", 1), ("../", 2), ("../about/", 2)]
+    # a->b and b->a are one arc; the generated section and home pages link to nothing
+    assert arcs == {frozenset(("../mechanism/a/", "../mechanism/b/")),
+                    frozenset(("../mechanism/a/", "../routes/c/")),
+                    frozenset(("../about/", "../routes/c/"))}
+    names = {href: text for href, text, _ in anchors(svg.group(0))}
+    assert names["../mechanism/a/"] == "Alpha" and names["../about/"] == "About"
+    listed = anchors(html.split('<section class="site-map-list"')[1].split("</section>")[0])
+    assert [href for href, _, _ in listed] == [href for href, _ in nodes]
+    assert "<h3>Routes</h3>" in html and "<script" not in svg.group(0)
+    # every page's footer links to it
+    assert 'href="../../map/">Site map</a>' in read_out(root, "mechanism/a/index.html")
+
+
+def test_the_repository_site_map_shows_every_page(built_site: Path) -> None:
+    html = (built_site / "map/index.html").read_text("utf-8")
+    svg = SITE_SVG_RE.search(html)
+    assert svg is not None
+    nodes, arcs = _drawn_graph(svg.group(0))
+    drawn = {_site_path("/map/", href) for href, _ in nodes}
+    assert drawn == _content_urls()
+    assert len(nodes) == len(drawn)  # each page once
+    assert len(arcs) >= 100
+    assert len({shape for _, shape in nodes}) == 9  # eight sections and the other pages

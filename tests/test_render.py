@@ -547,7 +547,7 @@ def test_a_template_that_extends_itself_is_an_error_at_its_line(make_site) -> No
     errors = [d.format() for d in run_build(root).diagnostics if d.is_error]
     assert errors == [
         "templates/base.html:1:1: error: template 'base.html' extends or includes itself: "
-        "base.html -> base.html (needed for 404 and 11 more)\n"
+        "base.html -> base.html (needed for 404 and 12 more)\n"
         "  hint: a template cannot extend or include itself, directly or through others; fix "
         "the name on this line"
     ]

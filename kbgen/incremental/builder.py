@@ -81,6 +81,7 @@ from kbgen.pipeline import (
     Timer,
     available_cpus,
     load_data,
+    load_timeline_file,
     write_failure_diagnostic,
 )
 from kbgen.search import SearchIndexError
@@ -94,6 +95,7 @@ if TYPE_CHECKING:
     from kbgen.incremental.writing import Writer, Written
     from kbgen.resolve import SiteIndex
     from kbgen.templates import Renderer
+    from kbgen.timeline import Timeline
 
 
 class _Run(NamedTuple):
@@ -222,12 +224,13 @@ class Builder:
         diagnostics: list[Diagnostic] = list(inputs.discovered)
         with timer.stage("data"):
             references, glossary, problems = load_data(inputs.tree, config)
-            diagnostics += problems
+            timeline, timeline_problems = load_timeline_file(inputs.tree, references)
+            diagnostics += problems + timeline_problems
         with timer.stage("load"):
             loaded = self._load(run, glossary)
             diagnostics += loaded.diagnostics
         with timer.stage("resolve"):
-            resolution = _resolve(run, loaded, references, glossary, self.options.drafts)
+            resolution = _resolve(run, loaded, references, glossary, timeline, self.options.drafts)
             diagnostics += resolution.diagnostics
             self.index = resolution.index
         with timer.stage("views"):
@@ -423,6 +426,7 @@ def _resolve(
     loaded: LoadOutcome,
     references: dict[str, Reference],
     glossary: list[GlossaryTerm],
+    timeline: Timeline | None,
     drafts: bool,
 ) -> TrackedResolution:
     """The resolve stage, updating the resolution saved with the previous state when the
@@ -438,6 +442,7 @@ def _resolve(
         drafts,
         previous=body.resolution if body is not None else None,
         unloadable=loaded.records.keys() - {page.rel for page in loaded.pages},
+        timeline=timeline,
     )
 
 

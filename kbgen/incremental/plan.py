@@ -32,7 +32,11 @@ if TYPE_CHECKING:
     from kbgen.incremental.rendering import RenderSession
 
 #: data file -> the change its edit is
-DATA_CHANGES = {"references.yaml": Change.REFERENCES, "glossary.yaml": Change.GLOSSARY}
+DATA_CHANGES = {
+    "references.yaml": Change.REFERENCES,
+    "glossary.yaml": Change.GLOSSARY,
+    "timeline.yaml": Change.TIMELINE,
+}
 
 
 class Changes(NamedTuple):

@@ -34,6 +34,7 @@ class Change(enum.Enum):
     PAGE_DELETED = "a deleted page file (or one that no longer loads)"
     REFERENCES = "`references.yaml`"
     GLOSSARY = "`glossary.yaml`"
+    TIMELINE = "`timeline.yaml` (the dated events one article shows)"
     TEMPLATE = "a template or partial"
     STATIC = "a static file"
     OUTPUT_MISSING = "files deleted from the output folder"
@@ -102,6 +103,7 @@ POLICY: Mapping[Change, Effect] = MappingProxyType({
     Change.PAGE_ADDED: Effect.RESOLVE_ALL | _PAGE_EDIT,
     Change.PAGE_DELETED: Effect.RESOLVE_ALL | _PAGE_EDIT,
     Change.REFERENCES: Effect.RESOLVE_ALL | Effect.RENDER_DEPENDANTS | Effect.REINDEX_SEARCH,
+    Change.TIMELINE: Effect.RESOLVE_ALL | Effect.RENDER_DEPENDANTS | Effect.REINDEX_SEARCH,
     Change.GLOSSARY: Effect.RELOAD_ALL | Effect.RESOLVE_ALL | _PAGE_REBUILT,
     Change.TEMPLATE: Effect.RENDER_DEPENDANTS | Effect.REINDEX_SEARCH,
     Change.STATIC: Effect.COPY_STATIC,

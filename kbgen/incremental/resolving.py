@@ -36,6 +36,7 @@ from kbgen.resolve import (
     page_links,
     resolve_site,
 )
+from kbgen.timeline import Timeline
 
 
 class PageFacts(NamedTuple):
@@ -83,6 +84,7 @@ def resolve_tracked(
     show_drafts: bool,
     previous: TrackedResolution | None = None,
     unloadable: Iterable[str] = (),
+    timeline: Timeline | None = None,
 ) -> TrackedResolution:
     """Resolve the site: from `previous` when the policy allows, else from scratch.
 
@@ -98,13 +100,15 @@ def resolve_tracked(
         tuple(references.items()),
         tuple(glossary),
         unloaded,
+        timeline,
     )
     if previous is not None and not _needs_full(_setting_changes(previous.settings, settings)):
         updated = _update(previous, all_pages, references, data_paths(config)[0])
         if updated is not None:
             return updated
     resolution = resolve_site(
-        all_pages, references, glossary, config, show_drafts, unloadable=unloaded
+        all_pages, references, glossary, config, show_drafts, unloadable=unloaded,
+        timeline=timeline,
     )
     everything = resolution.lookup.everything
     listed = resolution.index.pages
@@ -144,7 +148,7 @@ def _needs_full(changes: Iterable[Change]) -> bool:
 def _setting_changes(old: tuple[object, ...], new: tuple[object, ...]) -> set[Change]:
     """The kinds of change between two resolves' settings (see `resolve_tracked`)."""
     kinds = (Change.CONFIG, Change.CONFIG, Change.CONFIG, Change.CONFIG, Change.REFERENCES,
-             Change.GLOSSARY, Change.PAGE_DELETED)
+             Change.GLOSSARY, Change.PAGE_DELETED, Change.TIMELINE)
     if len(old) != len(new):
         return {Change.CONFIG}
     return {kind for kind, before, now in zip(kinds, old, new, strict=True) if before != now}

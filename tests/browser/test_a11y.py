@@ -16,6 +16,8 @@ PAGES = {
     "side-effects": "/side-effects/",  # the trial-rate chart
     "article": "/administration/intranasal-esketamine/",
     "indication": "/indications/treatment-resistant-depression/",
+    "history": "/safety/history-and-regulation/",  # the timeline chart
+    "site-map": "/map/",  # the whole link graph
     "tag": "/tags/esketamine/",
     "glossary": "/glossary/",
     "bibliography": "/bibliography/",

@@ -1,5 +1,7 @@
-"""Screenshots of an article for review: 375 px and 1280 px, light and dark, into
-tests/artifacts/ (gitignored). Each is checked for the basics a reader would notice first."""
+"""Screenshots for review: an article and the pictures of issue #18 (an article's map, the
+routes and side-effects charts, the history timeline, the site map), 375 px and 1280 px,
+light and dark, into tests/artifacts/ (gitignored). Each is checked for the basics a reader
+would notice first."""
 
 from __future__ import annotations
 
@@ -42,11 +44,14 @@ def test_article_screenshot(browser: Browser, site_url: str, artifacts_dir: Path
         context.close()
 
 
-#: the pictures of issue #18: an article's knowledge map and the two section charts
+#: the pictures of issue #18: an article's knowledge map, the two section charts, the
+#: history timeline and the whole-site map
 PICTURES = [
     ("map", "/administration/intravenous/", ".knowledge-map"),
     ("routes-chart", "/administration/", ".charts"),
     ("side-effects-chart", "/side-effects/", ".charts"),
+    ("timeline", "/safety/history-and-regulation/", "#chart-history"),
+    ("site-map", "/map/", ".site-map"),
 ]
 
 
