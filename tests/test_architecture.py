@@ -27,6 +27,7 @@ LAYERS = [
     {"incremental.deps"},
     {"incremental.loading"},
     {"incremental.rendering"},  # shares loading's worker-pool policy
+    {"incremental.search_index"},  # not yet called by the builder or serve
     {"incremental.builder"},
     {"incremental"},
     {"watch"},
