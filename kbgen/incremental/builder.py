@@ -304,6 +304,7 @@ class Builder:
             self.pools,
             self._progress,
             first_write=not self._wrote,
+            cache=run.cache,
         )
 
     def _session(self, index: SiteIndex, run: _Run) -> RenderSession:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, has_errors
+from kbgen.incremental.cache import CacheDir
 from kbgen.incremental.deps import DepGraph, GraphUpdate
 from kbgen.incremental.inputs import Inputs
 from kbgen.incremental.plan import Plan
@@ -60,6 +61,8 @@ class Writer:
     pools: PoolFactory
     progress: Callable[[str], Progress]  #: stage -> progress callback
     first_write: bool  #: this Builder has not written the folder yet: swap atomically
+    #: where the search index keeps its per-page records (None: every index is a full run)
+    cache: CacheDir | None = None
 
     def check_only(self, session: RenderSession, plan: Plan | None) -> Written:
         """Nothing will be written (`check`, or errors already found), but templates are
@@ -202,7 +205,7 @@ class Writer:
             )
 
     def _search_hook(self) -> Callable[[Path], None]:
-        from kbgen import search
+        from kbgen.incremental import search_index
 
         report = self.progress("search")
         timer = self.timer
@@ -211,7 +214,7 @@ class Writer:
             if report is not None:
                 report(0, 1)  # Pagefind gives no progress of its own; show what is running
             with timer.stage("search"):
-                search.index_site(staging)
+                search_index.index_site(staging, self.cache)
             if report is not None:
                 report(1, 1)
 

@@ -1,0 +1,130 @@
+"""kbgen/incremental/search_index.py: the bundle written from per-page records must be
+byte-identical to one full Pagefind run + canonicalize_bundle over the same folder, after
+each kind of edit, and a forged record must only mean "give that page to Pagefind again"."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from kbgen import search
+from kbgen.incremental import search_index
+from kbgen.incremental.cache import CacheDir
+
+pytestmark = pytest.mark.skipif(search.pagefind_binary() is None, reason="no Pagefind binary")
+
+
+def _page(title: str, body: str, *, section: str = "A", summary: str = "") -> str:
+    meta = f'<p data-pagefind-meta="summary">{summary}</p>' if summary else ""
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><title>{title}</title></head><body>'
+        f'<main data-pagefind-body><h1>{title}</h1>{meta}'
+        f'<span data-pagefind-filter="section">{section}</span><p>{body}</p></main>'
+        "<footer>not indexed</footer></body></html>"
+    )
+
+
+def _site(root: Path) -> Path:
+    site = root / "site"
+    pages = {
+        "index.html": _page("Home", "welcome to the ketamine knowledge base"),
+        "a/one/index.html": _page("Esketamine spray", "nasal esketamine résumé dose", summary="s1"),
+        "a/two/index.html": _page("Racemic ketamine", "infusion dose naïve café"),
+        "b/three/index.html": _page("Bladder", "uropathy cystitis dose", section="B"),
+        "b/index.html": _page("Section B", "overview of section b"),
+        "tags/index.html": "<html lang='en'><body><main>tag list, no body</main></body></html>",
+    }
+    for rel, html in pages.items():
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_text(html, "utf-8")
+    return site
+
+
+def _full_bundle(site: Path, work: Path) -> dict[str, bytes]:
+    reference = work / "reference"
+    shutil.rmtree(reference, ignore_errors=True)
+    shutil.copytree(site, reference, ignore=shutil.ignore_patterns("pagefind"))
+    search.index_site(reference)
+    return _tree(reference / "pagefind")
+
+
+def _tree(folder: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(folder)): path.read_bytes()
+        for path in folder.rglob("*")
+        if path.is_file()
+    }
+
+
+def _assert_same_as_full(site: Path, work: Path) -> None:
+    assert _tree(site / "pagefind") == _full_bundle(site, work)
+
+
+def test_every_edit_kind_gives_the_full_index_bytes(tmp_path: Path) -> None:
+    site = _site(tmp_path)
+    cache = CacheDir(tmp_path / "cache")
+    assert search_index.index_site(site, cache).mode == "full"
+    _assert_same_as_full(site, tmp_path)
+    one = site / "a/one/index.html"
+    edits = {
+        "body": lambda: one.write_text(_page("Esketamine spray", "nasal zymurgy", summary="s1")),
+        "title": lambda: one.write_text(_page("Spravato", "nasal zymurgy", summary="s1")),
+        "filter": lambda: one.write_text(_page("Spravato", "nasal", section="B", summary="s1")),
+        "new page": lambda: (site / "b/four").mkdir() or (site / "b/four/index.html").write_text(
+            _page("New", "quokka dose", summary="new meta")
+        ),
+        "deleted page": lambda: shutil.rmtree(site / "b/three"),
+        "page becomes a draft (no indexed body)": lambda: (site / "a/two/index.html").write_text(
+            "<html lang='en'><body><main>draft</main></body></html>"
+        ),
+    }
+    for kind, edit in edits.items():
+        edit()
+        run = search_index.index_site(site, cache)
+        assert run.mode == "incremental", (kind, run)
+        assert run.reindexed <= 1, (kind, run)
+        assert _tree(site / "pagefind") == _full_bundle(site, tmp_path), kind
+
+
+def test_a_forged_record_is_ignored_and_the_page_indexed_again(tmp_path: Path) -> None:
+    site = _site(tmp_path)
+    cache = CacheDir(tmp_path / "cache")
+    search_index.index_site(site, cache)
+    records = sorted((cache.base / "search").glob("*.rec"))
+    assert records
+    victim = records[0]
+    data = bytearray(victim.read_bytes())
+    data[-1] ^= 0xFF  # flipped, as a contributed cache could carry it
+    victim.write_bytes(bytes(data))
+    records[1].write_bytes(records[1].read_bytes()[:40])  # truncated
+    os.unlink(records[2])
+    os.symlink("/dev/zero", records[2])  # never read
+    run = search_index.index_site(site, cache)
+    assert run.mode == "incremental" and run.reindexed == 3
+    _assert_same_as_full(site, tmp_path)
+
+
+def test_the_comparison_catches_a_skipped_page(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mutation check: a writer that keeps one changed page's old postings must fail."""
+    site = _site(tmp_path)
+    cache = CacheDir(tmp_path / "cache")
+    search_index.index_site(site, cache)
+    one = site / "a/one/index.html"
+    old = search_index.RecordStore(cache).load("a/one/index.html", search_index._file_digest(one))
+    assert old is not None
+    one.write_text(_page("Esketamine spray", "nasal zymurgy", summary="s1"))
+    real = search_index.write_bundle
+
+    def stale(records, bundle, store=None):  # type: ignore[no-untyped-def]
+        return real(
+            [old if r is not None and r.rel == old.rel else r for r in records], bundle, store
+        )
+
+    monkeypatch.setattr(search_index, "write_bundle", stale)
+    search_index.index_site(site, cache)
+    assert _tree(site / "pagefind") != _full_bundle(site, tmp_path)
