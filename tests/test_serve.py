@@ -7,6 +7,7 @@ test_serve_load.py and tests/browser/test_livereload.py.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import io
 import json
 import os
@@ -664,6 +665,12 @@ def test_search_index_is_refreshed_in_the_background(make_site) -> None:
         assert stream.next_event().name == "reload"
         assert wait_until(lambda: search.installed == (2, 2), timeout=30)
         assert running.get("/pagefind/pagefind.js").status == 200
+        # the saved word is in the served index and the old one is gone, and the child
+        # indexed through the per-page records in the cache folder (the incremental indexer)
+        words = b"".join(gzip.decompress(chunk.read_bytes())
+                         for chunk in (root / "site/pagefind/index").glob("*.pf_index"))
+        assert b"airshipword" in words and b"zeppelinword" not in words
+        assert list((root / ".kbgen-cache").glob("v*/search/*.rec"))
         assert not (root / "content").joinpath("pagefind").exists()
     assert not search.work_dir.exists()  # the private snapshots are cleaned up on stop
 

@@ -33,7 +33,12 @@ from kbgen.serve.handler import REQUEST_WAIT_S, ServeContext
 from kbgen.serve.loop import RebuildLoop
 from kbgen.serve.reload import PING_INTERVAL_S, ReloadHub
 from kbgen.serve.safety import is_loopback, url_host
-from kbgen.serve.search_refresh import SEARCH_DELAY_S, SearchRefresher, search_work_dir
+from kbgen.serve.search_refresh import (
+    SEARCH_DELAY_S,
+    SearchRefresher,
+    index_in_subprocess,
+    search_work_dir,
+)
 from kbgen.serve.server import ServerThread
 from kbgen.watch import Watcher, WatchRoots
 
@@ -127,6 +132,7 @@ class PreviewSession:
         if config.search:
             self.search = SearchRefresher(
                 self.hub, search_work_dir(config), delay=options.search_delay,
+                index=functools.partial(index_in_subprocess, cache_dir=config.cache_dir),
                 report=functools.partial(self.say, problem=True),
             )
         self.server.start()

@@ -54,20 +54,26 @@ def _link_tree(source: Path, target: Path, keep: Callable[[Path], bool]) -> int:
     return count
 
 
-#: Runs in the child: kbgen.search.index_site over one folder; exits 1 with the message if
-#: Pagefind is missing or fails.
+#: Runs in the child: the incremental indexer (Pagefind over the pages whose HTML changed,
+#: the bundle written from the per-page records in the cache folder, argv[2]); without a cache
+#: folder, or when the records do not verify (another key), one full Pagefind run. Exits 1
+#: with the message if Pagefind is missing or fails.
 _INDEX_CHILD = (
     "import sys\n"
     "from pathlib import Path\n"
-    "from kbgen.search import SearchIndexError, index_site\n"
+    "from kbgen.incremental.cache import CacheDir\n"
+    "from kbgen.incremental.search_index import index_site\n"
+    "from kbgen.search import SearchIndexError\n"
     "try:\n"
-    "    index_site(Path(sys.argv[1]))\n"
+    "    index_site(Path(sys.argv[1]), CacheDir(Path(sys.argv[2])) if sys.argv[2:] else None)\n"
     "except SearchIndexError as exc:\n"
     "    sys.exit(f'{exc}')\n"
 )
 
 
-def index_in_subprocess(site: Path, should_stop: Callable[[], bool]) -> bool:
+def index_in_subprocess(
+    site: Path, should_stop: Callable[[], bool], cache_dir: Path | None = None
+) -> bool:
     """Index `site` with Pagefind in a child process group; False if stopped midway.
 
     A process, not a thread: the index can be abandoned the moment a rebuild starts (the
@@ -79,7 +85,7 @@ def index_in_subprocess(site: Path, should_stop: Callable[[], bool]) -> bool:
         filter(None, [package_parent, os.environ.get("PYTHONPATH")])
     )}
     child = subprocess.Popen(
-        [sys.executable, "-c", _INDEX_CHILD, str(site)],
+        [sys.executable, "-c", _INDEX_CHILD, str(site), *([str(cache_dir)] if cache_dir else [])],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         env=env, start_new_session=True,
     )
