@@ -59,7 +59,7 @@ RESERVED_IDS = frozenset(
         "comparison-title", "comparison-caption", "kbgen-errors", "in-short-title",
         # the pictures (knowledge_map.py, charts.py): their headings, SVG defs and figures
         "map-title", "charts-title", "km-arrow", "ch-hatch", "chart-timing",
-        "chart-bioavailability", "chart-trial-rates",
+        "chart-bioavailability", "chart-trial-rates", "chart-history", "map-list-title",
     }
 )
 
