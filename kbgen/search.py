@@ -240,14 +240,19 @@ def unique_name(language: str, encoded: bytes, taken: set[str], length: int) -> 
         length += 1
 
 
-def read_index_file(path: Path) -> object:
+def _read_signed(path: Path) -> bytes:
+    """A Pagefind index file, gunzipped, its signature checked (still at the front)."""
     try:
         raw = gzip.decompress(path.read_bytes())
     except (OSError, EOFError, gzip.BadGzipFile) as exc:
         raise SearchIndexError(f"cannot read Pagefind file {path.name}: {exc}") from None
     if not raw.startswith(SIGNATURE):
         raise SearchIndexError(f"unexpected Pagefind file {path.name}: no signature")
-    body = raw[len(SIGNATURE) :]
+    return raw
+
+
+def read_index_file(path: Path) -> object:
+    body = _read_signed(path)[len(SIGNATURE) :]
     try:
         value, end = cbor_decode(body)
     except (ValueError, IndexError, struct.error) as exc:
@@ -264,13 +269,7 @@ def recompress(path: Path) -> None:
     deflate stream changes (Pagefind's Rust deflate and zlib pick different matches for the
     same input). Both builds then write the same bytes for the same chunk.
     """
-    try:
-        raw = gzip.decompress(path.read_bytes())
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise SearchIndexError(f"cannot read Pagefind file {path.name}: {exc}") from None
-    if not raw.startswith(SIGNATURE):
-        raise SearchIndexError(f"unexpected Pagefind file {path.name}: no signature")
-    path.write_bytes(compress(raw, CHUNK_LEVEL))
+    path.write_bytes(compress(_read_signed(path), CHUNK_LEVEL))
 
 
 #: zlib level for index chunks: level 9 costs ~3x the time for 0.6% fewer bytes (1,000
