@@ -17,7 +17,7 @@ from pathlib import Path
 
 import yaml
 
-from kbgen.config_paths import check_cache_dir, check_output_dir, check_rel
+from kbgen.config_paths import check_cache_dir, check_output_dir
 from kbgen.config_schema import (
     MAX_RENDER_TIME_LIMIT,
     MAX_REVIEW_INTERVAL_DAYS,
@@ -32,7 +32,7 @@ from kbgen.config_schema import (
     read_readability,
 )
 from kbgen.config_sections import read_sections
-from kbgen.config_types import DEFAULT_RENDER_TIME_LIMIT, Config, OutputSetting
+from kbgen.config_types import DEFAULT_RENDER_TIME_LIMIT, Config, OutputSetting, shown_path
 from kbgen.diagnostics import Diagnostic, error, no_file_error, sorted_diagnostics
 from kbgen.yamlload import YamlReader
 
@@ -229,7 +229,7 @@ def _folder_problems(check: Validator, items: Items, folders: _Folders) -> list[
                 error(
                     check.reader.path,
                     *(_position(check.reader, items, name) or (1, 1)),
-                    f"{name} '{check_rel(directory, check.root)}' is not a folder",
+                    f"{name} '{shown_path(directory, check.root)}' is not a folder",
                     "create it or fix the path in config.yaml",
                 )
             )

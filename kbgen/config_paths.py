@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kbgen.config_types import OutputSetting
+from kbgen.config_types import OutputSetting, shown_path
 from kbgen.diagnostics import Diagnostic, error, no_file_error
 
 MARKER_FILE = ".kbgen-site"
@@ -91,7 +91,7 @@ def _placement_problem(
     named = [(source, "source folder") for source in sources]
     for folder, kind in named + ([(output, "output folder")] if output is not None else []):
         folder_real = folder.resolve()
-        shown = f"the {kind} '{check_rel(folder_real, root)}'"
+        shown = f"the {kind} '{shown_path(folder_real, root)}'"
         if real == folder_real:
             return f"is {shown}"
         if real.is_relative_to(folder_real):
@@ -119,11 +119,3 @@ def _output_problem(real: Path, root: Path, sources: tuple[Path, ...]) -> str | 
         if non_empty:
             return f"is a non-empty folder that kbgen did not create (no {MARKER_FILE} marker file)"
     return None
-
-
-def check_rel(path: Path, root: Path) -> str:
-    """A folder as shown in messages: relative to the project root ("." for the root itself)."""
-    try:
-        return path.relative_to(root).as_posix() or "."
-    except ValueError:
-        return str(path)

@@ -3,7 +3,8 @@
 Input: nothing (plain data, no I/O); `config.load_config` fills them in from `config.yaml`
 (validated by `config_schema.py` and `config_sections.py`).
 Output: `Config`, `SectionSpec`, `FieldSpec`, `ColumnSpec`, `MarkdownOptions`,
-`ReadabilityOptions` and `OutputSetting` (where the output folder was chosen, for messages).
+`ReadabilityOptions` and `OutputSetting` (where the output folder was chosen, for messages);
+`shown_path`, how a path is shown in messages (`Config.rel`).
 Every stage downstream reads these, never YAML or the command line.
 """
 
@@ -16,6 +17,15 @@ from pathlib import Path
 from kbgen.diagnostics import Diagnostic, error, no_file_error
 
 DEFAULT_RENDER_TIME_LIMIT = 30  #: seconds; pages render in milliseconds, loops never end
+
+
+def shown_path(path: Path, root: Path) -> str:
+    """A path as shown in messages: relative to the project root when inside it ("." for the
+    root itself), else as given."""
+    try:
+        return path.relative_to(root).as_posix() or "."
+    except ValueError:
+        return str(path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +138,4 @@ class Config:
 
     def rel(self, path: Path) -> str:
         """A path as shown in messages: relative to the project root when inside it."""
-        try:
-            return path.relative_to(self.root).as_posix()
-        except ValueError:
-            return str(path)
+        return shown_path(path, self.root)
