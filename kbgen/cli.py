@@ -29,7 +29,7 @@ from kbgen.diagnostics import (
     sorted_diagnostics,
 )
 from kbgen.incremental import Builder
-from kbgen.incremental.cache import key_notice
+from kbgen.incremental.sealing import key_notice
 from kbgen.model import slugify
 from kbgen.pipeline import BuildOptions, BuildResult
 from kbgen.search import SearchIndexError

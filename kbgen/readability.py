@@ -27,7 +27,7 @@ from html.parser import HTMLParser
 from kbgen.config_types import Config, ReadabilityOptions
 from kbgen.diagnostics import Diagnostic, warning
 from kbgen.model import Page
-from kbgen.resolve import SiteIndex
+from kbgen.site_index import SiteIndex
 
 # -- counting ----------------------------------------------------------------------------
 

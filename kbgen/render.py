@@ -36,8 +36,8 @@ from kbgen.knowledge_map import (
     neighbourhood,
 )
 from kbgen.model import OutputFile, Page
-from kbgen.resolve import HOME_KEY, SiteIndex, page_key
 from kbgen.routes import Router, SiteView
+from kbgen.site_index import HOME_KEY, SiteIndex, page_key
 from kbgen.templates import Renderer, TemplateProblem, merge_repeated
 
 

@@ -21,7 +21,7 @@ from kbgen import links
 from kbgen.citations import doi_url, pmc_url, pubmed_url
 from kbgen.config_types import ColumnSpec, Config, SectionSpec
 from kbgen.model import Page, Reference, slugify
-from kbgen.resolve import SiteIndex
+from kbgen.site_index import SiteIndex
 
 NAV_LIMIT = 40  # a section with more articles links to its section page instead of listing them
 ABOUT_KEY = "_page:about"  #: content/about.md, "About this site"

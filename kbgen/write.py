@@ -6,16 +6,18 @@ Output: the new site in place, and which output files changed or disappeared.
 Never clean first. The new site is assembled in `.<out>.staging-<pid>` beside the output
 folder; files whose bytes are unchanged since the last build (per the manifest kept in the
 marker file) are hard-linked from the old site instead of rewritten. The two folders are then
-exchanged with one `renameat2(RENAME_EXCHANGE)` call, so at every instant the output folder is
-either the complete old site or the complete new one; a build killed at any point leaves the
-old site and some staging debris, which the next build removes. Removal never follows
-symlinks (`shutil.rmtree` unlinks them), and nothing outside the output folder is touched.
+exchanged with one `renameat2(RENAME_EXCHANGE)` call (write_swap.py), so at every instant the
+output folder is either the complete old site or the complete new one; a build killed at any
+point leaves the old site and some staging debris, which the next build removes
+(write_folders.py). Removal never follows symlinks (`shutil.rmtree` unlinks them), and
+nothing outside the output folder is touched. The manifest lives in the marker file
+(write_manifest.py).
 
 A warm `kbgen build` stages the same way, hard-linking every unchanged file from the current
 site (a link costs ~10 µs; only changed files are written). `serve`'s later builds use
 `commit_incremental` instead: new bytes are written beside the site first, then renamed over
 their targets in one burst with Ctrl-C deferred (see its docstring), O(changed) files.
-A large old site is deleted in the background after the swap (`remove_tree`).
+A large old site is deleted in the background after the swap (`write_folders.remove_tree`).
 """
 
 from __future__ import annotations
@@ -24,26 +26,25 @@ import contextlib
 import errno
 import functools
 import hashlib
-import json
 import os
-import secrets
 import shutil
-import signal
-import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
 
-from kbgen import __version__
 from kbgen.config_paths import MARKER_FILE
-
-if TYPE_CHECKING:
-    import ctypes
 from kbgen.model import OutputFile
+from kbgen.write_folders import clean_debris, work_folder
+from kbgen.write_manifest import (
+    file_digest,
+    marker_bytes,
+    marker_digest,
+    read_manifest,
+    write_marker,
+)
+from kbgen.write_swap import signals_deferred, swap_in
 
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
+BACKGROUND_DELETE_MIN = 500  #: old sites with this many files are deleted in the background
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,18 +84,6 @@ def write_failure(exc: OSError, output_dir: Path) -> tuple[str, str]:
     return message, hint + "; the previous site is unchanged"
 
 
-def read_manifest(output_dir: Path) -> dict[str, str]:
-    """rel -> sha256 of the files the last build wrote; {} if absent or unreadable."""
-    try:
-        data = json.loads((output_dir / MARKER_FILE).read_text("utf-8"))
-        files = data.get("files", {})
-        if isinstance(files, dict) and all(isinstance(v, str) for v in files.values()):
-            return {str(k): v for k, v in files.items()}
-    except (OSError, ValueError, AttributeError):
-        pass
-    return {}
-
-
 def _safe_target(root: Path, rel: str) -> Path:
     pure = PurePosixPath(rel)
     if pure.is_absolute() or ".." in pure.parts or not rel or "\x00" in rel:
@@ -108,166 +97,12 @@ def _check_rel(rel: str) -> None:
         raise UnsafeOutputPath(rel)
 
 
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-BACKGROUND_DELETE_MIN = 500  #: old sites with this many files are deleted in the background
-TRASH_QUIET_S = 300  #: trash untouched this long lost its `rm` (killed): delete it again
-
-
-#: Work folders inside an output folder that is a mount point (see `work_folder`).
-INNER_PREFIXES = (".kbgen-staging-", ".kbgen-old-")
-
-
-def work_folder(output_dir: Path, kind: str) -> Path:
-    """Where a build assembles new files (`kind` "staging") or parks the old site ("old").
-
-    Beside the output folder, so one rename swaps it in. An output folder that is a mount
-    point cannot be renamed (EBUSY) and a rename into it from outside crosses file systems,
-    so there the work folders live inside it and `_replace_contents` moves entries instead.
-    """
-    if os.path.ismount(output_dir):
-        return output_dir / f".kbgen-{kind}-{os.getpid()}"
-    return output_dir.parent / f".{output_dir.name}.{kind}-{os.getpid()}"
-
-
-def clean_debris(output_dir: Path) -> None:
-    """Remove staging/old folders left by builds that were killed."""
-    parent = output_dir.parent
-    prefixes: tuple[str, ...] = (f".{output_dir.name}.staging-", f".{output_dir.name}.old-")
-    trash = f".{output_dir.name}.trash-"
-    try:
-        candidates = list(parent.iterdir())
-    except OSError:
-        return
-    if os.path.ismount(output_dir):
-        with contextlib.suppress(OSError):
-            candidates += [p for p in output_dir.iterdir() if p.name.startswith(INNER_PREFIXES)]
-        prefixes += INNER_PREFIXES
-    for candidate in candidates:
-        if candidate.is_symlink():
-            continue
-        if candidate.name.startswith(trash):
-            # Its `rm` updates the folder's ctime as it deletes; a quiet one was cut short.
-            with contextlib.suppress(OSError):
-                if time.time() - candidate.stat().st_ctime > TRASH_QUIET_S:
-                    _delete_in_background(candidate)
-            continue
-        if not candidate.name.startswith(prefixes):
-            continue
-        pid_text = candidate.name.rsplit("-", 1)[-1]
-        if pid_text.isdigit() and int(pid_text) != os.getpid() and _pid_alive(int(pid_text)):
-            continue  # another build is running right now
-        shutil.rmtree(candidate, ignore_errors=True)
-
-
-def remove_tree(folder: Path, output_dir: Path, *, background: bool = False) -> None:
-    """Delete a folder this program made; a large one without waiting for it.
-
-    In the background case the folder is renamed to `.<out>.trash-<random>` first, so its
-    name is free at once, then a detached `rm -rf` deletes it: deleting a big site's files
-    can take longer than building it (1.5 s for 1,000 pages on a disk mounted with
-    `discard`), and nothing needs to wait for that. Without `rm` it is deleted here.
-    """
-    if not background or shutil.which("rm") is None:
-        shutil.rmtree(folder, ignore_errors=True)
-        return
-    trash = output_dir.parent / f".{output_dir.name}.trash-{secrets.token_hex(6)}"
-    try:
-        os.rename(folder, trash)
-    except OSError:
-        shutil.rmtree(folder, ignore_errors=True)
-        return
-    _delete_in_background(trash)
-
-
-def _delete_in_background(folder: Path) -> None:
-    import subprocess
-
-    rm = shutil.which("rm")
-    if rm is not None:
-        try:
-            subprocess.Popen(
-                [rm, "-rf", "--", str(folder)],
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,  # not killed by a Ctrl-C aimed at the build
-            )
-            return
-        except OSError:
-            pass
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@functools.cache
-def _libc() -> ctypes.CDLL | None:
-    # ctypes is imported only when a swap happens. The running program's own symbols
-    # include libc's on Linux; find_library (which runs ldconfig, ~20 ms) is the fallback.
-    import ctypes
-    import ctypes.util
-
-    with contextlib.suppress(OSError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        if hasattr(libc, "renameat2"):
-            return libc
-    libc_name = ctypes.util.find_library("c")
-    return ctypes.CDLL(libc_name, use_errno=True) if libc_name else None
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2); False where unsupported."""
-    libc = _libc()
-    if libc is None:
-        return False
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        return False
-    result = renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE)
-    if result == 0:
-        return True
-    import ctypes
-
-    code = ctypes.get_errno()
-    if code in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
-        return False
-    raise OSError(code, os.strerror(code), str(a))
-
-
 def _write_bytes(path: Path, data: bytes) -> None:
     path.write_bytes(data)
 
 
 def _copy_file(path: Path, source: Path) -> None:
     shutil.copyfile(source, path)
-
-
-def marker_bytes(manifest: Mapping[str, str]) -> bytes:
-    marker = {"generator": f"kbgen {__version__}", "files": dict(sorted(manifest.items()))}
-    return (json.dumps(marker, indent=0) + "\n").encode("utf-8")
-
-
-def marker_digest(output_dir: Path) -> str | None:
-    """Digest of the output folder's marker file: which build last wrote the folder."""
-    try:
-        return hashlib.sha256((output_dir / MARKER_FILE).read_bytes()).hexdigest()
-    except OSError:
-        return None
 
 
 class Staging:
@@ -370,7 +205,7 @@ class Staging:
             (self.path / MARKER_FILE).write_bytes(marker_bytes(manifest))
             if before_swap is not None:
                 before_swap(self.path)
-            _swap_in(
+            swap_in(
                 self.path,
                 self.output_dir,
                 background=len(self.old_manifest) >= BACKGROUND_DELETE_MIN,
@@ -404,7 +239,7 @@ def commit_full(
             if is_new:
                 changed.append(output.rel)
         for static in statics:
-            digest = _file_digest(static.source)
+            digest = file_digest(static.source)
             manifest[static.rel] = digest
             if staging.put_file(static.rel, static.source, digest):
                 changed.append(static.rel)
@@ -445,25 +280,15 @@ def commit_incremental(
     if incoming.exists():
         shutil.rmtree(incoming)
     incoming.mkdir()
-    temps: list[tuple[Path, Path]] = []
     try:
-        for number, rel in enumerate(changed):
-            target = _safe_target(output_dir, rel)
-            temp = incoming / str(number)
-            temps.append((temp, target))
-            if rel in outputs:
-                temp.write_bytes(outputs[rel])
-            elif rel in statics:
-                shutil.copyfile(statics[rel], temp)
-            else:
-                raise ValueError(f"no bytes for changed output '{rel}'")
+        temps = _write_incoming(incoming, output_dir, changed, outputs, statics)
         stale = [_safe_target(output_dir, rel) for rel in removed]
     except BaseException:
         shutil.rmtree(incoming, ignore_errors=True)
         raise
     interim = {rel: d for rel, d in old.items() if rel not in manifest or manifest[rel] == d}
-    with _signals_deferred():
-        _write_marker(output_dir, interim)
+    with signals_deferred():
+        write_marker(output_dir, interim)
         for temp, target in temps:
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(temp, target)
@@ -471,16 +296,32 @@ def commit_incremental(
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
             _prune_empty_parents(path.parent, output_dir)
-        _write_marker(output_dir, manifest)
+        write_marker(output_dir, manifest)
     incoming.rmdir()
     return WriteResult(tuple(changed), tuple(removed), marker_digest(output_dir) or "")
 
 
-def _write_marker(output_dir: Path, manifest: Mapping[str, str]) -> None:
-    marker = output_dir / MARKER_FILE
-    temp = output_dir / f"{MARKER_FILE}.{os.getpid()}.tmp"
-    temp.write_bytes(marker_bytes(manifest))
-    os.replace(temp, marker)
+def _write_incoming(
+    incoming: Path,
+    output_dir: Path,
+    changed: Iterable[str],
+    outputs: Mapping[str, bytes],
+    statics: Mapping[str, Path],
+) -> list[tuple[Path, Path]]:
+    """Phase 1 of `commit_incremental`: each changed file's new bytes in `incoming`, as
+    (temporary file, the output file it replaces)."""
+    temps: list[tuple[Path, Path]] = []
+    for number, rel in enumerate(changed):
+        target = _safe_target(output_dir, rel)
+        temp = incoming / str(number)
+        temps.append((temp, target))
+        if rel in outputs:
+            temp.write_bytes(outputs[rel])
+        elif rel in statics:
+            shutil.copyfile(statics[rel], temp)
+        else:
+            raise ValueError(f"no bytes for changed output '{rel}'")
+    return temps
 
 
 def _prune_empty_parents(folder: Path, root: Path) -> None:
@@ -491,85 +332,3 @@ def _prune_empty_parents(folder: Path, root: Path) -> None:
         except OSError:
             return
         folder = folder.parent
-
-
-@contextlib.contextmanager
-def _signals_deferred() -> Iterator[None]:
-    """Hold Ctrl-C/SIGTERM/SIGHUP until the block ends (POSIX; elsewhere a no-op)."""
-    if not hasattr(signal, "pthread_sigmask"):
-        yield
-        return
-    wanted = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, wanted)
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-
-
-def _swap_in(staging: Path, output_dir: Path, *, background: bool = False) -> None:
-    if not output_dir.exists() and not output_dir.is_symlink():
-        os.rename(staging, output_dir)
-        return
-    if staging.parent == output_dir:  # a mount point: see work_folder
-        _replace_contents(staging, output_dir)
-        return
-    try:
-        exchanged = _exchange(staging, output_dir)
-    except OSError as exc:
-        if exc.errno != errno.EBUSY:
-            raise
-        # Busy although not a mount point when staging began (or a bind mount that
-        # ismount misses): entries move across instead, copied if on another file system.
-        _replace_contents(staging, output_dir)
-        return
-    if exchanged:
-        remove_tree(staging, output_dir, background=background)  # now holds the old site
-        return
-    aside = output_dir.parent / f".{output_dir.name}.old-{os.getpid()}"
-    os.rename(output_dir, aside)
-    os.rename(staging, output_dir)
-    remove_tree(aside, output_dir, background=background)
-
-
-def _replace_contents(staging: Path, output_dir: Path) -> None:
-    """Swap a new site into an output folder that itself cannot be renamed (a mount point).
-
-    The old entries move into a folder inside the output, then the new ones move up, with
-    Ctrl-C deferred; if a move fails, the old entries move back. Not one atomic step like
-    the exchange, but every file is whole, and each move is a rename when `staging` is
-    inside the output folder (`work_folder`).
-    """
-    aside = output_dir / f".kbgen-old-{os.getpid()}"
-    if aside.exists():
-        shutil.rmtree(aside)
-    aside.mkdir()
-    moved_out: list[str] = []
-    moved_in: list[str] = []
-    with _signals_deferred():
-        try:
-            for name in sorted(os.listdir(output_dir)):
-                if name.startswith(INNER_PREFIXES):
-                    continue
-                os.rename(output_dir / name, aside / name)
-                moved_out.append(name)
-            for name in sorted(os.listdir(staging)):
-                shutil.move(staging / name, output_dir / name)
-                moved_in.append(name)
-        except BaseException:
-            for name in moved_in:
-                _remove_entry(output_dir / name)
-            for name in moved_out:
-                os.rename(aside / name, output_dir / name)
-            shutil.rmtree(aside, ignore_errors=True)
-            raise
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.rmtree(aside, ignore_errors=True)
-
-
-def _remove_entry(path: Path) -> None:
-    if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()

@@ -25,17 +25,31 @@ LAYERS = [
     {"markup_rawhtml"},
     {"markup_capture"},
     {"timeline"},  # the timeline data file: read by resolve, drawn by charts
-    {"discover", "frontmatter", "markup", "citations", "glossary", "knowledge_map", "charts"},
+    {
+        "discover", "frontmatter", "markup", "citations", "glossary", "knowledge_map", "charts",
+        "site_index",  # the SiteIndex type and page keys, read by every later stage
+    },
+    # resolve.py's parts, below the stage that puts them together
+    {"resolve_links", "resolve_citations", "resolve_related"},
     {"load", "resolve"},
     {"routes", "templates"},
     {"feeds"},
     {"render"},
+    # write.py's parts: the manifest and the work folders, then the swap that uses them
+    {"write_manifest", "write_folders"},
+    {"write_swap"},
     {"write", "search", "readability"},
     {"pipeline"},
     # the speed machinery, behind one door: above the stages and the reference build
     {"incremental.policy"},  # the rebuild policy table: imports no kbgen module
-    {"incremental.cache"},
+    # the cache: its secret and envelopes, then keys, stamps and the folder, then the store
+    {"incremental.sealing"},
+    {"incremental.markup_keys", "incremental.stamps", "incremental.cache"},
+    {"incremental.markup_store"},
     {"incremental.workers"},  # the worker-pool policy the load and the render share
+    # recorded dependencies: fingerprints of what was read, the recording, the graph
+    {"incremental.fingerprints"},
+    {"incremental.recording"},
     {"incremental.deps"},
     {"incremental.loading", "incremental.resolving"},
     {"incremental.rendering"},
@@ -57,13 +71,13 @@ LAYERS = [
     {"__main__"},
 ]
 THIRD_PARTY = {
-    # incremental/cache.py reads these libraries' versions for its cache key
+    # incremental/markup_keys.py reads these libraries' versions for its cache key
     "markdown": {
         "markup", "markup_capture", "markup_glossary", "markup_rawhtml", "speedups",
-        "incremental.cache",
+        "incremental.markup_keys",
     },
-    "pygments": {"markup", "speedups", "incremental.cache"},
-    "nh3": {"markup_rawhtml", "incremental.cache"},
+    "pygments": {"markup", "speedups", "incremental.markup_keys"},
+    "nh3": {"markup_rawhtml", "incremental.markup_keys"},
     "jinja2": {"templates", "diagnostics"},
     "yaml": {
         "yamlload", "config", "config_schema", "config_sections", "frontmatter", "citations",
@@ -144,3 +158,4 @@ def test_the_stages_and_the_reference_build_never_import_the_speed_machinery() -
 def test_every_module_has_a_docstring() -> None:
     for path in _modules().values():
         assert ast.get_docstring(ast.parse(path.read_text("utf-8"))), path
+

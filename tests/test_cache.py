@@ -12,30 +12,20 @@ from pathlib import Path
 import pytest
 from conftest import TODAY, article, snapshot
 
-import kbgen.incremental.cache
+import kbgen.incremental.markup_keys
 from kbgen.config_types import MarkdownOptions
 from kbgen.incremental import Builder
-from kbgen.incremental.cache import (
-    MAGIC,
-    CacheCorrupt,
-    CacheDir,
+from kbgen.incremental.cache import CacheDir, read_entry, read_regular
+from kbgen.incremental.markup_keys import engine_key, glossary_digest, markup_key
+from kbgen.incremental.markup_store import (
     LazyMarkup,
     MarkupStore,
     PackIndex,
-    engine_key,
     entry_bytes,
-    glossary_digest,
-    markup_key,
     open_entry,
-    read_entry,
-    read_regular,
-    seal,
-    seal_bytes,
-    stamp_of,
-    stamp_trusted,
-    unseal,
-    unseal_bytes,
 )
+from kbgen.incremental.sealing import MAGIC, CacheCorrupt, seal, seal_bytes, unseal, unseal_bytes
+from kbgen.incremental.stamps import stamp_of, stamp_trusted
 from kbgen.markup import MarkupEngine
 from kbgen.model import GlossaryTerm, Markup
 from kbgen.pipeline import BuildOptions, BuildResult
@@ -96,7 +86,7 @@ def test_valid_envelope_of_the_wrong_type_is_refused() -> None:
 
 
 def test_authenticated_payload_that_does_not_unpickle_is_refused() -> None:
-    from kbgen.incremental.cache import _mac
+    from kbgen.incremental.sealing import _mac
 
     payload = b"\x80\x05cno_such_module\nNoSuchClass\n."
     with pytest.raises(CacheCorrupt, match="cannot unpickle"):
@@ -123,7 +113,7 @@ def test_forged_entry_from_outside_is_never_unpickled(tmp_path: Path) -> None:
 
 
 def test_cache_key_is_private_and_stable(tmp_path: Path) -> None:
-    from kbgen.incremental.cache import _load_or_create_key
+    from kbgen.incremental.sealing import _load_or_create_key
 
     path = tmp_path / "kbgen" / "cache-key"
     first = _load_or_create_key(path)
@@ -433,7 +423,7 @@ def test_state_from_another_generator_version_is_not_used(
     site: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     assert build(site).ok
-    real = kbgen.incremental.cache.generator_id()
+    real = kbgen.incremental.markup_keys.generator_id()
     monkeypatch.setattr("kbgen.incremental.builder.generator_id", lambda: real + "|newer")
     result = build(site)
     assert result.ok and result.mode == "cold"
@@ -489,7 +479,7 @@ def test_pending_conversions_are_written_in_bounded_batches(
 
 
 def test_lazy_entries_have_the_fingerprint_of_their_markup(tmp_path: Path) -> None:
-    from kbgen.incremental.deps import canonical
+    from kbgen.incremental.fingerprints import canonical
 
     lazy = MarkupStore(stored_sample(tmp_path)).get_lazy("ab" * 32)
     assert canonical(lazy) == canonical(sample_markup())
@@ -499,11 +489,11 @@ def test_lazy_entries_have_the_fingerprint_of_their_markup(tmp_path: Path) -> No
 def test_editing_any_kbgen_module_changes_the_generator_id(module: str) -> None:
     # The stamp once covered only kbgen/incremental/: a fix to kbgen/markup.py was not
     # seen and warm builds kept the old conversions.
-    path = Path(kbgen.incremental.cache.__file__).parent.parent / module
+    path = Path(kbgen.incremental.markup_keys.__file__).parent.parent / module
     stat = path.stat()
-    before = kbgen.incremental.cache.generator_id()
+    before = kbgen.incremental.markup_keys.generator_id()
     try:
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
-        assert kbgen.incremental.cache.generator_id() != before
+        assert kbgen.incremental.markup_keys.generator_id() != before
     finally:
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))

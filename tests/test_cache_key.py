@@ -11,7 +11,7 @@ import pytest
 from conftest import REPO
 from test_parallel import many_pages
 
-from kbgen.incremental.cache import KEY_ENV, MIN_ENV_KEY_CHARS, resolve_key
+from kbgen.incremental.sealing import KEY_ENV, MIN_ENV_KEY_CHARS, resolve_key
 
 SECRET = "0123456789abcdef" * 4  #: 64 characters, as `secrets.token_hex(32)` gives
 

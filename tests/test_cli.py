@@ -173,7 +173,7 @@ def test_ctrl_c_after_the_swap_says_the_new_site_is_in_place(
 
     # Before the swap, the old message stays true.
     (root / "content/mechanism/alpha.md").write_text(article("Alpha", "Newer.", extra=MECH))
-    monkeypatch.setattr(write, "_swap_in", interrupted)
+    monkeypatch.setattr(write, "swap_in", interrupted)
     assert cli.main(["build", "-q", "--config", config]) == 130
     assert "the previous site was left unchanged" in capsys.readouterr().err
     assert "New words." in (root / "site/mechanism/alpha/index.html").read_text()

@@ -27,7 +27,7 @@ from kbgen.incremental import Builder
 from kbgen.model import Page
 from kbgen.pipeline import BuildOptions
 from kbgen.readability import ArticleReadability, measure_site
-from kbgen.resolve import SiteIndex
+from kbgen.site_index import SiteIndex
 
 MINIMUM_ARTICLES_IN_ALL = 52
 MEDIAN_WORDS = 600  #: prose words (kbgen.readability: without code, tables and headings)

@@ -7,22 +7,17 @@ import pickle
 import random
 from collections.abc import Callable
 
-from kbgen.incremental.deps import (
-    MISSING,
-    DepGraph,
-    DepKey,
-    Fingerprinter,
-    NodeRecord,
+from kbgen.incremental.deps import DepGraph, NodeRecord
+from kbgen.incremental.fingerprints import MISSING, DepKey, Fingerprinter, canonical, fingerprint
+from kbgen.incremental.recording import (
     PageProxy,
     Recorder,
     RecordingMapping,
-    canonical,
-    fingerprint,
     recording_index,
     template_keys,
 )
 from kbgen.model import FrontMatter, LinkRef, Markup, Page
-from kbgen.resolve import SiteIndex
+from kbgen.site_index import SiteIndex
 
 
 def page(

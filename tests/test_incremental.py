@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from kbgen.incremental import Builder
-from kbgen.incremental.cache import LazyMarkup
+from kbgen.incremental.markup_store import LazyMarkup
 from kbgen.pipeline import BuildOptions, BuildResult, build_site
 
 MECH = "status: established"
@@ -878,7 +878,7 @@ def test_oracle_catches_a_machinery_bug_that_a_machinery_only_comparison_misses(
     import dataclasses
 
     import kbgen.incremental.rendering
-    from kbgen.incremental.deps import RecordingMapping
+    from kbgen.incremental.recording import RecordingMapping
 
     real = kbgen.incremental.rendering.recording_index
 

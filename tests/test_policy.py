@@ -12,8 +12,9 @@ from conftest import REPO, TODAY, article
 from test_incremental import ROUTE, build, edit, small_site, write
 
 from kbgen.config import load_config
-from kbgen.incremental.cache import CacheDir, generator_id
+from kbgen.incremental.cache import CacheDir
 from kbgen.incremental.inputs import scan_inputs
+from kbgen.incremental.markup_keys import generator_id
 from kbgen.incremental.plan import changes_since
 from kbgen.incremental.policy import EFFECT_WORDS, POLICY, Change, Effect, policy_table
 from kbgen.incremental.resolving import UPDATABLE

@@ -9,7 +9,7 @@ from conftest import anchors, article, read_out, run_build
 
 from kbgen.incremental import Builder
 from kbgen.pipeline import BuildOptions
-from kbgen.resolve import SiteIndex
+from kbgen.site_index import SiteIndex
 
 M = "status: established"
 R = "bioavailability: '48%'"

@@ -530,7 +530,7 @@ def _forged(path: Path, marker: Path) -> bytes:
 
     from jinja2.bccache import bc_magic
 
-    from kbgen.incremental.cache import MAGIC
+    from kbgen.incremental.sealing import MAGIC
 
     evil = pickle.dumps(_Payload(marker), protocol=2)
     code = marshal.dumps(compile(f"open({str(marker)!r}, 'w').write('ran')", "t", "exec"))

@@ -14,14 +14,9 @@ from conftest import snapshot
 
 from kbgen.config_paths import MARKER_FILE
 from kbgen.model import OutputFile
-from kbgen.write import (
-    StaticFile,
-    UnsafeOutputPath,
-    clean_debris,
-    commit_full,
-    commit_incremental,
-    read_manifest,
-)
+from kbgen.write import StaticFile, UnsafeOutputPath, commit_full, commit_incremental
+from kbgen.write_folders import clean_debris
+from kbgen.write_manifest import read_manifest
 
 
 def outputs(files: dict[str, str]) -> list[OutputFile]:
@@ -218,7 +213,7 @@ def test_an_exchange_refused_as_busy_falls_back_to_moving_the_entries(
 ) -> None:
     import errno
 
-    from kbgen import write
+    from kbgen import write_swap
 
     site = tmp_path / "site"
     commit_full(outputs({"index.html": "old"}), [], site)
@@ -226,7 +221,7 @@ def test_an_exchange_refused_as_busy_falls_back_to_moving_the_entries(
     def busy(a: Path, b: Path) -> bool:
         raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(a))
 
-    monkeypatch.setattr(write, "_exchange", busy)
+    monkeypatch.setattr(write_swap, "_exchange", busy)
     commit_full(outputs({"index.html": "new"}), [], site)
     assert (site / "index.html").read_text() == "new"
     assert staging_folders(tmp_path) == [] and sorted(os.listdir(site)) == [

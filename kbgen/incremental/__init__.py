@@ -8,8 +8,11 @@
 - `loading.py`, `resolving.py`, `rendering.py`, `writing.py`: the load, resolve, render and
   write stages over a whole site: cached, updated after body edits, in worker processes
   (`workers.py`, injected), with recorded reads;
-- `deps.py`: recorded dependencies, fingerprints and the rebuild planner's graph;
-- `cache.py`: the authenticated on-disk cache (conversions and the build state).
+- `recording.py`, `fingerprints.py`, `deps.py`: recorded dependencies (what each rendered
+  node read), their fingerprints, and the rebuild planner's graph;
+- `sealing.py`, `cache.py`, `markup_store.py`, `markup_keys.py`, `stamps.py`: the
+  authenticated on-disk cache (its secret and envelopes; the folder, the build state and
+  compiled templates; conversions and their keys) and the file stamps that skip re-reading.
 
 Each part calls the stage functions of `kbgen/` and adds no stage logic; the stages and
 `pipeline.py` never import this package (tests/test_architecture.py checks), and

@@ -34,14 +34,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from kbgen.config import load_config
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, has_errors, promote_warnings, sorted_diagnostics
-from kbgen.incremental.cache import (
-    CacheDir,
-    MarkupStore,
-    SealedBytecodeStore,
-    engine_key,
-    generator_id,
-    glossary_digest,
-)
+from kbgen.incremental.cache import CacheDir, SealedBytecodeStore
 from kbgen.incremental.inputs import Inputs, Scanned, scan_inputs
 from kbgen.incremental.loading import (
     LoadContext,
@@ -51,6 +44,8 @@ from kbgen.incremental.loading import (
     SourceRecord,
     load_pages,
 )
+from kbgen.incremental.markup_keys import engine_key, generator_id, glossary_digest
+from kbgen.incremental.markup_store import MarkupStore
 from kbgen.incremental.plan import (
     Changes,
     Plan,
@@ -85,7 +80,8 @@ from kbgen.pipeline import (
     write_failure_diagnostic,
 )
 from kbgen.search import SearchIndexError
-from kbgen.write import WriteResult, marker_digest
+from kbgen.write import WriteResult
+from kbgen.write_manifest import marker_digest
 
 # Rendering, resolving, writing and search are imported where used: a build that finds nothing
 # changed never needs them (nor Jinja2, Markdown or Pygments), and it should be quick.
@@ -93,7 +89,7 @@ if TYPE_CHECKING:
     from kbgen.incremental.rendering import RenderSession
     from kbgen.incremental.resolving import TrackedResolution
     from kbgen.incremental.writing import Writer, Written
-    from kbgen.resolve import SiteIndex
+    from kbgen.site_index import SiteIndex
     from kbgen.templates import Renderer
     from kbgen.timeline import Timeline
 

@@ -6,7 +6,7 @@ the last walk of the folders and the last build's state head. Output: `Inputs` (
 re-read whatever their stamps say) and the walk, for the next build to reuse.
 
 A file is digested again only when its stamp is not trusted (it changed, or is too recent
-to judge, see cache.stamp_trusted) or a watcher named it. With a complete report
+to judge, see stamps.stamp_trusted) or a watcher named it. With a complete report
 (`trusted`) of files the last walk listed, the folders are not walked again.
 """
 
@@ -22,8 +22,9 @@ from typing import NamedTuple
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic
 from kbgen.discover import SourceFile, SourceTree, scan
-from kbgen.incremental.cache import file_digest, stamp_of, stamp_trusted
+from kbgen.incremental.stamps import stamp_of, stamp_trusted
 from kbgen.incremental.state import FileState, StateHead
+from kbgen.write_manifest import file_digest
 
 
 class Scanned(NamedTuple):
@@ -81,7 +82,7 @@ def scan_inputs(
     )
     if not reusable or known is None:
         # Stamps taken in a build that reuses the walk are judged against that walk's
-        # time (cache.stamp_trusted), which is what the unscanned files' stamps are from.
+        # time (stamps.stamp_trusted), which is what the unscanned files' stamps are from.
         trusted = False
         known = Scanned.of(config)
     force_pages = frozenset(filter(None, map(known.rels.get, forced)))

@@ -22,17 +22,11 @@ from typing import TYPE_CHECKING, NamedTuple
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic
 from kbgen.discover import SourceFile
-from kbgen.incremental.cache import (
-    CacheDir,
-    MarkupStore,
-    Stamp,
-    entry_bytes,
-    markup_key,
-    open_entry,
-    register_fast_pickling,
-    stamp_of,
-    stamp_trusted,
-)
+from kbgen.incremental.cache import CacheDir
+from kbgen.incremental.markup_keys import markup_key
+from kbgen.incremental.markup_store import MarkupStore, entry_bytes, open_entry
+from kbgen.incremental.sealing import register_fast_pickling
+from kbgen.incremental.stamps import Stamp, stamp_of, stamp_trusted
 from kbgen.incremental.workers import (
     PoolFactory,
     forkable,

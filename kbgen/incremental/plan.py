@@ -19,14 +19,15 @@ from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from kbgen.incremental.cache import file_digest, stamp_of, stamp_trusted
-from kbgen.incremental.deps import DepGraph, Fingerprinter
+from kbgen.incremental.deps import DepGraph
+from kbgen.incremental.fingerprints import Fingerprinter
 from kbgen.incremental.inputs import Inputs
 from kbgen.incremental.loading import SourceRecord
 from kbgen.incremental.policy import Change, Effect, effects_of
+from kbgen.incremental.stamps import stamp_of, stamp_trusted
 from kbgen.incremental.state import BuildState, FileState, PageToken, StateHead
 from kbgen.model import Page
-from kbgen.write import marker_digest
+from kbgen.write_manifest import file_digest, marker_digest
 
 if TYPE_CHECKING:
     from kbgen.incremental.rendering import RenderSession
@@ -165,7 +166,7 @@ def page_tokens(
     pages: Iterable[Page], records: Mapping[str, SourceRecord]
 ) -> dict[str, PageToken]:
     """Page key -> what identifies its content: equal tokens mean an identical `Page`."""
-    from kbgen.resolve import page_key
+    from kbgen.site_index import page_key
 
     return {page_key(p): (p.rel, p.digest, records[p.rel].markup_key) for p in pages}
 

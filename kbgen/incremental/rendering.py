@@ -19,21 +19,14 @@ from typing import NamedTuple, cast
 
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic
-from kbgen.incremental.deps import (
-    DepBatch,
-    DepBatchBuilder,
-    DepKey,
-    Fingerprinter,
-    Recorder,
-    RecordingMapping,
-    recording_index,
-    template_keys,
-)
+from kbgen.incremental.deps import DepBatch, DepBatchBuilder
+from kbgen.incremental.fingerprints import DepKey, Fingerprinter
+from kbgen.incremental.recording import Recorder, RecordingMapping, recording_index, template_keys
 from kbgen.incremental.workers import PoolFactory, process_pool, shrinking_chunks, with_state
 from kbgen.model import OutputFile
 from kbgen.render import RenderJob, page_jobs, unique_outputs
-from kbgen.resolve import SiteIndex
 from kbgen.routes import Router, SiteView
+from kbgen.site_index import SiteIndex
 from kbgen.templates import Renderer, TemplateProblem, merge_repeated
 
 RENDER_PARALLEL_MIN = 200  #: fewer nodes than this render faster in-process than with a pool

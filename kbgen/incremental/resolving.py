@@ -26,16 +26,10 @@ from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic
 from kbgen.incremental.policy import POLICY, Change, Effect
 from kbgen.model import Backlink, GlossaryTerm, Page, Reference
-from kbgen.resolve import (
-    Resolution,
-    SiteIndex,
-    all_diagnostics,
-    citation_problems,
-    data_paths,
-    page_key,
-    page_links,
-    resolve_site,
-)
+from kbgen.resolve import Resolution, all_diagnostics, data_paths, resolve_site
+from kbgen.resolve_citations import citation_problems
+from kbgen.resolve_links import page_links
+from kbgen.site_index import SiteIndex, page_key
 from kbgen.timeline import Timeline
 
 

@@ -54,7 +54,8 @@ from pathlib import Path
 from typing import Any
 
 from kbgen import search
-from kbgen.incremental.cache import CacheDir, read_regular, seal_bytes, unseal_bytes, write_atomic
+from kbgen.incremental.cache import CacheDir, read_regular, write_atomic
+from kbgen.incremental.sealing import seal_bytes, unseal_bytes
 from kbgen.search import SearchIndexError
 
 VERIFIED_VERSION = "1.5.2"  #: the Pagefind whose bundle layout this writer reproduces

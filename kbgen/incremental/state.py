@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, error, no_file_error
-from kbgen.incremental.cache import CacheDir, Stamp, load_state, save_state
+from kbgen.incremental.cache import CacheDir, load_state, save_state
 from kbgen.incremental.deps import DepGraph
 from kbgen.incremental.loading import SourceRecord
 from kbgen.incremental.policy import Change
+from kbgen.incremental.stamps import Stamp
 
 if TYPE_CHECKING:
     from kbgen.incremental.resolving import TrackedResolution
@@ -42,7 +43,7 @@ class StateHead:
     config_digest: str
     drafts: bool
     today: dt.date
-    scanned_ns: int  #: when that build started stat-ing files (see cache.stamp_trusted)
+    scanned_ns: int  #: when that build started stat-ing files (see stamps.stamp_trusted)
     pages: dict[str, FileState]  #: content rel -> (stamp, digest) of each page file
     data: dict[str, FileState]  #: references.yaml / glossary.yaml
     templates: dict[str, FileState]

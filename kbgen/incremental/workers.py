@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
-from kbgen.incremental.cache import CacheKey, adopt_key, cache_key
+from kbgen.incremental.sealing import CacheKey, adopt_key, cache_key
 
 if TYPE_CHECKING:
     import multiprocessing.pool

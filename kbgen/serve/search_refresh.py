@@ -26,7 +26,7 @@ import kbgen
 from kbgen import search
 from kbgen.config_types import Config
 from kbgen.serve.reload import ReloadHub
-from kbgen.write import _pid_alive
+from kbgen.write_folders import pid_alive as _pid_alive
 
 SEARCH_DELAY_S = 1.0  #: re-index search once saves have paused this long
 SEARCH_NICENESS = 10  #: the search thread (and Pagefind) yield the CPU to rebuilds
