@@ -159,3 +159,23 @@ def test_every_module_has_a_docstring() -> None:
     for path in _modules().values():
         assert ast.get_docstring(ast.parse(path.read_text("utf-8"))), path
 
+
+MAX_MODULE_LINES = 600  #: the split guide is ~500 lines a module; this is where it becomes a rule
+#: Modules still over the limit while another change splits them (issue #15). Remove an entry
+#: once its module is split; never add one to make a new module fit.
+OVERSIZED_WHILE_SPLIT = {
+    "render",  # being split by job in another branch
+    "incremental.builder",  # likewise
+    "incremental.search_index",  # likewise
+}
+
+
+def test_no_module_is_over_the_size_limit() -> None:
+    """Modules are split by job (docs/architecture.md's guide: ~500 lines); a module that
+    grows past the limit is split, not waved through."""
+    sizes = {
+        module: len(path.read_text("utf-8").splitlines()) for module, path in _modules().items()
+    }
+    oversized = {m for m, lines in sizes.items() if lines > MAX_MODULE_LINES}
+    assert oversized - OVERSIZED_WHILE_SPLIT == set(), {m: sizes[m] for m in oversized}
+    assert set(sizes) >= OVERSIZED_WHILE_SPLIT, "an allow-listed module no longer exists"
