@@ -10,7 +10,7 @@ import pytest
 from kbgen.config import load_config
 from kbgen.config_paths import MARKER_FILE, check_output_dir
 from kbgen.config_schema import MAX_REVIEW_INTERVAL_DAYS
-from kbgen.config_types import OutputSetting
+from kbgen.config_types import OutputSetting, shown_path
 
 SECTIONS = """\
 sections:
@@ -51,6 +51,16 @@ def test_a_minimal_config_gets_the_documented_defaults(tmp_path: Path) -> None:
         ("status", "enum", ("established", "contested"), True),
         ("dose", "number", (), False),
     ]
+
+
+def test_paths_in_messages_are_shown_from_the_project_root(tmp_path: Path) -> None:
+    config, _ = load_config(project(tmp_path, "title: KB\n" + SECTIONS))
+    assert config is not None
+    root = tmp_path / "kb"
+    assert config.rel(root / "content" / "a.md") == "content/a.md"
+    assert config.rel(root) == shown_path(root, root) == "."  # never an empty name
+    outside = tmp_path / "elsewhere" / "x.md"
+    assert config.rel(outside) == shown_path(outside, root) == str(outside)
 
 
 def test_base_url_must_be_http_and_gets_a_trailing_slash(tmp_path: Path) -> None:

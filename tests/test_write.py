@@ -15,7 +15,7 @@ from conftest import snapshot
 from kbgen.config_paths import MARKER_FILE
 from kbgen.model import OutputFile
 from kbgen.write import StaticFile, UnsafeOutputPath, commit_full, commit_incremental
-from kbgen.write_folders import clean_debris
+from kbgen.write_folders import clean_debris, pid_alive
 from kbgen.write_manifest import read_manifest
 
 
@@ -99,6 +99,13 @@ def test_debris_of_dead_builds_is_removed_but_live_builds_and_symlinks_are_kept(
     kept = sorted([f".site.staging-{os.getppid()}", ".site.staging-12"])
     assert staging_folders(tmp_path) == kept
     assert (precious / "keep.txt").read_text() == "keep" and (tmp_path / ".git").is_dir()
+
+
+def test_pid_alive_tells_running_processes_from_finished_ones() -> None:
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                              capture_output=True, text=True, check=True)
+    assert pid_alive(os.getpid()) and pid_alive(os.getppid())
+    assert not pid_alive(int(finished.stdout))
 
 
 def test_the_manifest_reader_tolerates_junk(tmp_path: Path) -> None:
