@@ -33,20 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from kbgen import model
 from kbgen.diagnostics import Diagnostic, warning
-from kbgen.model import (
-    Backlink,
-    CiteRef,
-    FrontMatter,
-    GlossaryTerm,
-    Heading,
-    LinkRef,
-    Markup,
-    OutputFile,
-    Page,
-    Reference,
-    ResolvedLink,
-)
 
 FORMAT = 1  #: bump when the layout or any cached type changes shape
 MAGIC = f"kbgen-cache {FORMAT}\n".encode()
@@ -83,18 +71,18 @@ def _reducer(
 
 
 register_fast_pickling(
-    Backlink,
-    CiteRef,
     Diagnostic,
-    FrontMatter,
-    GlossaryTerm,
-    Heading,
-    LinkRef,
-    Markup,
-    OutputFile,
-    Page,
-    Reference,
-    ResolvedLink,
+    model.Backlink,
+    model.CiteRef,
+    model.FrontMatter,
+    model.GlossaryTerm,
+    model.Heading,
+    model.LinkRef,
+    model.Markup,
+    model.OutputFile,
+    model.Page,
+    model.Reference,
+    model.ResolvedLink,
 )
 
 
