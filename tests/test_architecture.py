@@ -42,6 +42,8 @@ LAYERS = [
     {"incremental.state"},  # the build state kept between builds
     {"incremental.inputs"},  # this build's files and digests
     {"incremental.plan"},  # what changed (named as the policy names it), what to render
+    {"incremental.search_records"},  # per-page search records, read from bundles, cached
+    {"incremental.search_bundle"},  # the Pagefind bundle written from records
     {"incremental.search_index"},  # the search index, updated page by page
     {"incremental.writing"},
     {"incremental.builder"},
