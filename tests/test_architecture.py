@@ -43,7 +43,9 @@ LAYERS = [
     {"incremental.inputs"},  # this build's files and digests
     {"incremental.plan"},  # what changed (named as the policy names it), what to render
     {"incremental.search_records"},  # per-page search records, read from bundles, cached
+    {"incremental.search_state"},  # the last search bundle's word table, sealed
     {"incremental.search_bundle"},  # the Pagefind bundle written from records
+    {"incremental.search_edit"},  # the search bundle after an edit, from the state
     {"incremental.search_index"},  # the search index, updated page by page
     {"incremental.writing"},
     {"incremental.builder"},

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -81,10 +82,12 @@ def test_every_edit_kind_gives_the_full_index_bytes(tmp_path: Path) -> None:
             "<html lang='en'><body><main>draft</main></body></html>"
         ),
     }
+    # body and title edits update the last bundle's state; the others write every record
+    modes = dict.fromkeys(edits, "incremental") | {"body": "edit", "title": "edit"}
     for kind, edit in edits.items():
         edit()
         run = search_index.index_site(site, cache)
-        assert run.mode == "incremental", (kind, run)
+        assert run.mode == modes[kind], (kind, run)
         assert run.reindexed <= 1, (kind, run)
         assert _tree(site / "pagefind") == _full_bundle(site, tmp_path), kind
 
@@ -93,6 +96,7 @@ def test_a_forged_record_is_ignored_and_the_page_indexed_again(tmp_path: Path) -
     site = _site(tmp_path)
     cache = CacheDir(tmp_path / "cache")
     search_index.index_site(site, cache)
+    (cache.base / "search" / "state.bin").unlink()  # else the unchanged site needs no record
     records = sorted((cache.base / "search").glob("*.rec"))
     assert records
     victim = records[0]
@@ -126,5 +130,87 @@ def test_the_comparison_catches_a_skipped_page(
         )
 
     monkeypatch.setattr(search_index, "write_bundle", stale)
-    search_index.index_site(site, cache)
+    (cache.base / "search" / "state.bin").unlink()  # the records path, not the state's
+    assert search_index.index_site(site, cache).mode == "incremental"
     assert _tree(site / "pagefind") != _full_bundle(site, tmp_path)
+
+
+def test_the_comparison_catches_an_edit_that_keeps_old_postings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Mutation check for the state's path: updating the words with the page's old record
+    (its new fragment and word count still written) must fail the comparison."""
+    site = _site(tmp_path)
+    cache = CacheDir(tmp_path / "cache")
+    search_index.index_site(site, cache)
+    real = search_index.apply_edit
+
+    def stale(state, edits):  # type: ignore[no-untyped-def]
+        kept = {rel: (old, replace(new, words=old.words)) for rel, (old, new) in edits.items()}
+        return real(state, kept)
+
+    monkeypatch.setattr(search_index, "apply_edit", stale)
+    (site / "a/one/index.html").write_text(_page("Esketamine spray", "nasal zymurgy", summary="s1"))
+    assert search_index.index_site(site, cache).mode == "edit"
+    assert _tree(site / "pagefind") != _full_bundle(site, tmp_path)
+
+
+def _edit_body(site: Path, rel: str, body: str) -> None:
+    title = {"a/one/index.html": "Esketamine spray", "a/two/index.html": "Racemic ketamine"}
+    (site / rel).write_text(_page(title[rel], body, summary="s1" if "one" in rel else ""))
+
+
+def test_edits_of_words_with_variants_and_of_two_pages_at_once(tmp_path: Path) -> None:
+    site = _site(tmp_path)
+    cache = CacheDir(tmp_path / "cache")
+    search_index.index_site(site, cache)
+    one, two = "a/one/index.html", "a/two/index.html"
+    steps = [
+        {one: "nasal café résumé dose"},  # gains a variant another page has
+        {two: "infusion dose naive cafe"},  # loses its variants
+        {one: "cafe café cafés", two: "naïve café dose"},
+        {one: "dose", two: "dose dose dose infusion"},
+        {one: "cafe café cafés", two: "cafés café"},  # two variants, both on both pages
+        # both variants' first page becomes the other page: their order is in that page's
+        # record, which the state does not hold (falls back, if one comes first in the walk)
+        {one: "dose"},
+    ]
+    for step in steps:
+        for rel, body in step.items():
+            _edit_body(site, rel, body)
+        run = search_index.index_site(site, cache)
+        assert run.reindexed == len(step), (step, run)
+        assert run.mode == "edit" or step == steps[-1], (step, run)
+        assert _tree(site / "pagefind") == _full_bundle(site, tmp_path), step
+
+
+@pytest.mark.parametrize(
+    "damage", ["flipped", "truncated", "symlink", "fragments gone", "filter gone"]
+)
+def test_a_damaged_state_or_last_bundle_falls_back_to_the_records(
+    tmp_path: Path, damage: str
+) -> None:
+    site = _site(tmp_path)
+    cache = CacheDir(tmp_path / "cache")
+    search_index.index_site(site, cache)
+    state = cache.base / "search" / "state.bin"
+    if damage == "flipped":
+        data = bytearray(state.read_bytes())
+        data[len(data) // 2] ^= 0x01
+        state.write_bytes(bytes(data))
+    elif damage == "truncated":
+        state.write_bytes(state.read_bytes()[:-10])
+    elif damage == "symlink":
+        state.unlink()
+        os.symlink("/dev/zero", state)
+    else:  # the last bundle (our own output) lacks a file the state says it has
+        folder = site / "pagefind" / damage.split()[0].rstrip("s")
+        for path in folder.iterdir():
+            path.unlink()
+    _edit_body(site, "a/one/index.html", "nasal zymurgy")
+    run = search_index.index_site(site, cache)
+    assert run.mode == "incremental" and run.reindexed == 1, run
+    _assert_same_as_full(site, tmp_path)
+    _edit_body(site, "a/one/index.html", "nasal zymurgy quokka")  # and the state is back
+    assert search_index.index_site(site, cache).mode == "edit"
+    _assert_same_as_full(site, tmp_path)

@@ -43,18 +43,21 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from kbgen import search
 from kbgen.incremental.cache import CacheDir
-from kbgen.incremental.search_bundle import chunk_files, write_bundle
+from kbgen.incremental.search_bundle import bundle_state, remapped, write_bundle
+from kbgen.incremental.search_edit import apply_edit, write_edited
 from kbgen.incremental.search_records import (
     PageRecord,
     RecordStore,
     language_of,
     records_from_bundle,
 )
+from kbgen.incremental.search_state import IndexState, load_state, save_state
 from kbgen.search import SearchIndexError
 
 FULL_RUN_SHARE = 0.5  #: more than this share of pages without a record: one full run
@@ -66,7 +69,9 @@ _SENTINEL_URL = "/" + SENTINEL_NAME
 class IndexRun:
     """What one call did: for tests and the benchmark's verbose output."""
 
-    mode: str  #: "full" (one Pagefind run over the site) or "incremental"
+    #: "full" (one Pagefind run over the site), "edit" (the last bundle's state updated with
+    #: the changed pages' words) or "incremental" (the bundle written from every record)
+    mode: str
     pages: int  #: HTML pages in the site
     reindexed: int  #: pages given to Pagefind
     reason: str = ""  #: why a full run was chosen
@@ -75,8 +80,20 @@ class IndexRun:
 # -- entry point ------------------------------------------------------------------------
 
 
-def index_site(site_dir: Path, cache: CacheDir | None, *, incremental: bool = True) -> IndexRun:
-    """Index site_dir into site_dir/pagefind/, re-running Pagefind only where HTML changed."""
+def index_site(
+    site_dir: Path,
+    cache: CacheDir | None,
+    *,
+    incremental: bool = True,
+    previous: Path | None = None,
+    digests: Mapping[str, str] | None = None,
+) -> IndexRun:
+    """Index site_dir into site_dir/pagefind/, re-running Pagefind only where HTML changed.
+
+    `previous` is the last bundle written (default: site_dir/pagefind), whose unchanged files
+    an edit links; `digests` are SHA-256s of HTML files under site_dir that the caller wrote
+    itself this build (the others are hashed here).
+    """
     binary = search.pagefind_binary()
     if binary is None or cache is None or not incremental:
         search.index_site(site_dir)
@@ -84,7 +101,9 @@ def index_site(site_dir: Path, cache: CacheDir | None, *, incremental: bool = Tr
     site_dir = site_dir.absolute()
     with search.INDEX_LOCK:
         try:
-            return _index(binary, site_dir, cache)
+            if previous is None and (site_dir / search.BUNDLE_DIR).is_dir():
+                previous = site_dir / search.BUNDLE_DIR
+            return _index(binary, site_dir, cache, previous, digests or {})
         except OSError as exc:
             full = search.disk_full(site_dir)
             raise SearchIndexError(
@@ -92,10 +111,21 @@ def index_site(site_dir: Path, cache: CacheDir | None, *, incremental: bool = Tr
             ) from None
 
 
-def _index(binary: Path, site_dir: Path, cache: CacheDir) -> IndexRun:
+def _index(
+    binary: Path,
+    site_dir: Path,
+    cache: CacheDir,
+    previous: Path | None,
+    given: Mapping[str, str],
+) -> IndexRun:
     rels = site_pages(site_dir)
-    digests = {rel: _file_digest(site_dir / rel) for rel in rels}
+    digests = {rel: given.get(rel) or _file_digest(site_dir / rel) for rel in rels}
     store = RecordStore(cache)
+    state = load_state(cache)
+    if state is not None and _full_run_reason(rels, []) is None:
+        changed = _edit(binary, site_dir, rels, digests, state, store, previous)
+        if changed is not None:
+            return IndexRun("edit", len(rels), changed)
     known = {rel: store.load(rel, digest) for rel, digest in digests.items()}
     missing = [rel for rel in rels if known[rel] is None]
     reason = _full_run_reason(rels, missing)
@@ -126,9 +156,12 @@ def _full(
         search.run_pagefind(binary, site_dir, fresh)
         canonical = search.canonicalize_bundle(fresh)
         records = records_from_bundle(fresh, rels, digests) if canonical else None
+        state = None
         if records is not None:
             store.save(records.values(), keep=rels)
-            store.save_chunks(chunk_files(fresh))
+            state, chunks = bundle_state(fresh, [records[rel] for rel in rels])
+            store.save_chunks(chunks)
+        save_state(store.cache, state)
         search.replace_bundle(fresh, site_dir / search.BUNDLE_DIR)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
@@ -146,11 +179,8 @@ def _incremental(
     """Pagefind over `missing` only, the bundle from every page's record; None to fall back."""
     scratch = Path(tempfile.mkdtemp(prefix=".kbgen-search-", dir=site_dir.parent))
     try:
-        pages = scratch / "pages"
         language = language_of(known.values())
-        _stage_pages(site_dir, pages, missing, language)
-        bundle = scratch / "bundle"
-        search.run_pagefind(binary, pages, bundle)
+        bundle = _scratch_run(binary, site_dir, scratch, missing, language)
         fresh = records_from_bundle(
             bundle, missing, digests, ignore=frozenset({_SENTINEL_URL}), language=language
         )
@@ -163,12 +193,63 @@ def _incremental(
         written = write_bundle(ordered, bundle, store)
         if written is None:
             return None
-        store.save([written.get(rel, fresh[rel]) for rel in missing], keep=rels)
-        store.save([r for rel, r in written.items() if rel not in fresh], keep=None)
+        renumbered, state = written
+        store.save([renumbered.get(rel, fresh[rel]) for rel in missing], keep=rels)
+        store.save([r for rel, r in renumbered.items() if rel not in fresh], keep=None)
+        save_state(store.cache, state)
         search.replace_bundle(bundle, site_dir / search.BUNDLE_DIR)
         return True
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _edit(
+    binary: Path,
+    site_dir: Path,
+    rels: list[str],
+    digests: dict[str, str],
+    state: IndexState,
+    store: RecordStore,
+    previous: Path | None,
+) -> int | None:
+    """Pagefind over the pages whose HTML differs from the state's, the state updated with
+    their words; the number of pages indexed, or None to fall back to the records."""
+    if previous is None or [page.rel for page in state.pages] != rels:
+        return None
+    was = {page.rel: page.digest for page in state.pages}
+    changed = [rel for rel in rels if digests[rel] != was[rel]]
+    if len(changed) > FULL_RUN_SHARE * len(rels):
+        return None
+    old = {rel: store.load(rel, was[rel]) for rel in changed}
+    scratch = Path(tempfile.mkdtemp(prefix=".kbgen-search-", dir=site_dir.parent))
+    try:
+        bundle = _scratch_run(binary, site_dir, scratch, changed, state.language)
+        fresh = records_from_bundle(
+            bundle, changed, digests, ignore=frozenset({_SENTINEL_URL}), language=state.language
+        )
+        if fresh is None or any(record is None for record in old.values()):
+            return None
+        edits = {rel: (record, fresh[rel]) for rel, record in old.items() if record is not None}
+        updated = apply_edit(state, edits)
+        written = updated and write_edited(bundle, updated, state, fresh, previous, store)
+        if not written:
+            return None
+        store.save([remapped(fresh[rel], state.meta_keys) for rel in changed], keep=None)
+        save_state(store.cache, written)
+        search.replace_bundle(bundle, site_dir / search.BUNDLE_DIR)
+        return len(changed)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _scratch_run(
+    binary: Path, site_dir: Path, scratch: Path, rels: list[str], language: str
+) -> Path:
+    """Pagefind over `rels` (and the probe) in `scratch`; its bundle folder."""
+    _stage_pages(site_dir, scratch / "pages", rels, language)
+    bundle = scratch / "bundle"
+    search.run_pagefind(binary, scratch / "pages", bundle)
+    return bundle
 
 
 def _stage_pages(site_dir: Path, pages: Path, rels: list[str], language: str) -> None:

@@ -87,7 +87,7 @@ _POSTING = re.compile(
 _POSTINGS = re.compile(rb"(?:" + _POSTING.pattern + rb")*")
 
 
-class _BundleFormatError(ValueError):
+class BundleFormatError(ValueError):
     """The bundle is not laid out as this module knows: fall back to a full run."""
 
 
@@ -102,7 +102,7 @@ def records_from_bundle(
     """Split a Pagefind bundle into one record per page in `rels`; None if not modelled."""
     try:
         return _records_from_bundle(bundle, rels, digests, ignore, language)
-    except (_BundleFormatError, SearchIndexError, OSError, ValueError, IndexError, KeyError):
+    except (BundleFormatError, SearchIndexError, OSError, ValueError, IndexError, KeyError):
         return None
 
 
@@ -116,13 +116,13 @@ def _records_from_bundle(
     entry = json.loads((bundle / "pagefind-entry.json").read_text("utf-8"))
     languages = entry.get("languages")
     if entry.get("version") != VERIFIED_VERSION or not isinstance(languages, dict):
-        raise _BundleFormatError("another Pagefind version")
+        raise BundleFormatError("another Pagefind version")
     if len(languages) != 1 or (language is not None and language not in languages):
-        raise _BundleFormatError("not one language")
+        raise BundleFormatError("not one language")
     ((lang, info),) = languages.items()
     meta = search.read_index_file(bundle / f"pagefind.{info['hash']}.pf_meta")
     if not (isinstance(meta, list) and len(meta) == 6 and meta[4] == []):
-        raise _BundleFormatError("meta layout (or sort keys)")
+        raise BundleFormatError("meta layout (or sort keys)")
     meta_keys = tuple(str(key) for key in meta[5])
     pages: list[_Split] = []
     for name, _ in meta[1]:
@@ -139,7 +139,7 @@ def _records_from_bundle(
             continue
         rel = by_url.get(url)
         if rel is None or records[rel].indexed:
-            raise _BundleFormatError(f"no page file for {url}")
+            raise BundleFormatError(f"no page file for {url}")
         filters = data["filters"]
         assert isinstance(filters, dict)
         records[rel] = PageRecord(
@@ -157,7 +157,7 @@ def _records_from_bundle(
             variants=tuple(page.variants),
         )
     if lang != language_of(records.values()) and any(r.indexed for r in records.values()):
-        raise _BundleFormatError("language")
+        raise BundleFormatError("language")
     return records
 
 
@@ -177,11 +177,11 @@ class _Split:
 def _gunzip(source: Path | bytes) -> bytes:
     raw = gzip.decompress(source.read_bytes() if isinstance(source, Path) else source)
     if not raw.startswith(search.SIGNATURE):
-        raise _BundleFormatError("no signature")
+        raise BundleFormatError("no signature")
     return raw[len(search.SIGNATURE) :]
 
 
-class _Reader:
+class ChunkReader:
     """Walks the word level of a chunk: [[word, postings, [[variant, postings], ...]], ...]."""
 
     def __init__(self, data: bytes) -> None:
@@ -191,14 +191,14 @@ class _Reader:
     def head(self, major: int) -> int:
         byte = self.data[self.at]
         if byte >> 5 != major:
-            raise _BundleFormatError(f"expected major type {major} at {self.at}")
+            raise BundleFormatError(f"expected major type {major} at {self.at}")
         info = byte & 0x1F
         self.at += 1
         if info < 24:
             return info
         size = {24: 1, 25: 2, 26: 4, 27: 8}.get(info)
         if size is None:
-            raise _BundleFormatError("indefinite length")
+            raise BundleFormatError("indefinite length")
         value = int.from_bytes(self.data[self.at : self.at + size], "big")
         self.at += size
         return value
@@ -216,7 +216,7 @@ class _Reader:
         assert span is not None  # `*` always matches
         found = _POSTING.findall(self.data, self.at, span.end())
         if len(found) != count:
-            raise _BundleFormatError(f"{len(found)} postings where {count} were announced")
+            raise BundleFormatError(f"{len(found)} postings where {count} were announced")
         self.at = span.end()
         page = 0
         for delta, tail, locs_head, meta_head in found:
@@ -225,29 +225,29 @@ class _Reader:
 
 
 def _split_chunk(data: bytes, pages: list[_Split]) -> None:
-    reader = _Reader(data)
+    reader = ChunkReader(data)
     if reader.head(4) != 1:
-        raise _BundleFormatError("chunk is not [words]")
+        raise BundleFormatError("chunk is not [words]")
     for _ in range(reader.head(4)):
         if reader.head(4) != 3:
-            raise _BundleFormatError("word is not [word, pages, variants]")
+            raise BundleFormatError("word is not [word, pages, variants]")
         word = reader.text()
         for page, tail, size in reader.postings():
             pages[page].words.append((word, tail, size))
         for _ in range(reader.head(4)):
             if reader.head(4) != 2:
-                raise _BundleFormatError("variant is not [variant, pages]")
+                raise BundleFormatError("variant is not [variant, pages]")
             variant = reader.text()
             for page, tail, _size in reader.postings():
                 pages[page].variants.append((word, variant, tail))
     if reader.at != len(data):
-        raise _BundleFormatError("bytes after the chunk")
+        raise BundleFormatError("bytes after the chunk")
 
 
 def _uint(head: bytes) -> int:
     first = head[0]
     if first >= 0x20:
-        raise _BundleFormatError("negative page delta")
+        raise BundleFormatError("negative page delta")
     return first if first < 24 else int.from_bytes(head[1:], "big")
 
 
@@ -313,14 +313,15 @@ class RecordStore:
         packed = unseal_bytes(f"search-chunk {key}", data) if data is not None else None
         return packed
 
-    def save_chunks(self, files: dict[str, bytes]) -> None:
-        """Keep exactly these compressed chunks (SHA-256 of the content -> gzip bytes)."""
+    def save_chunks(self, files: dict[str, bytes], keep: set[str] | None = None) -> None:
+        """Keep exactly these compressed chunks (SHA-256 of the content -> gzip bytes), and
+        those of `keep` (keys of chunks already kept) that are there."""
         with contextlib.suppress(OSError):
             self._real_folder()
             folder = self.folder / "chunks"
             if not folder.is_dir() or folder.is_symlink():
                 folder.mkdir()
-            live: set[str] = set()
+            live = {f"{key}.gz" for key in keep or ()}
             for key, packed in files.items():
                 live.add(f"{key}.gz")
                 if not (folder / f"{key}.gz").exists():
