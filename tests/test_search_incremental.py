@@ -22,7 +22,7 @@ def _page(title: str, body: str, *, section: str = "A", summary: str = "") -> st
     meta = f'<p data-pagefind-meta="summary">{summary}</p>' if summary else ""
     return (
         f'<!DOCTYPE html><html lang="en"><head><title>{title}</title></head><body>'
-        f'<main data-pagefind-body><h1>{title}</h1>{meta}'
+        f"<main data-pagefind-body><h1>{title}</h1>{meta}"
         f'<span data-pagefind-filter="section">{section}</span><p>{body}</p></main>'
         "<footer>not indexed</footer></body></html>"
     )
@@ -74,16 +74,26 @@ def test_every_edit_kind_gives_the_full_index_bytes(tmp_path: Path) -> None:
         "body": lambda: one.write_text(_page("Esketamine spray", "nasal zymurgy", summary="s1")),
         "title": lambda: one.write_text(_page("Spravato", "nasal zymurgy", summary="s1")),
         "filter": lambda: one.write_text(_page("Spravato", "nasal", section="B", summary="s1")),
-        "new page": lambda: (site / "b/four").mkdir() or (site / "b/four/index.html").write_text(
-            _page("New", "quokka dose", summary="new meta")
+        "new page": lambda: (
+            (site / "b/four").mkdir()
+            or (site / "b/four/index.html").write_text(
+                _page("New", "quokka dose", summary="new meta")
+            )
         ),
         "deleted page": lambda: shutil.rmtree(site / "b/three"),
+        "a page without an indexed body changes": lambda: (site / "tags/index.html").write_text(
+            "<html lang='en'><body><main>tag list, changed, no body</main></body></html>"
+        ),
         "page becomes a draft (no indexed body)": lambda: (site / "a/two/index.html").write_text(
             "<html lang='en'><body><main>draft</main></body></html>"
         ),
     }
     # body and title edits update the last bundle's state; the others write every record
-    modes = dict.fromkeys(edits, "incremental") | {"body": "edit", "title": "edit"}
+    modes = dict.fromkeys(edits, "incremental") | {
+        "body": "edit",
+        "title": "edit",
+        "a page without an indexed body changes": "edit",
+    }
     for kind, edit in edits.items():
         edit()
         run = search_index.index_site(site, cache)

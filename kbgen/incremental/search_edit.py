@@ -18,6 +18,7 @@ bundle. Anything else returns None and the caller writes the bundle from all rec
 
 from __future__ import annotations
 
+import heapq
 from bisect import bisect_left
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -33,8 +34,6 @@ from kbgen.incremental.search_bundle import (
 from kbgen.incremental.search_records import ChunkReader, PageRecord, RecordStore
 from kbgen.incremental.search_state import IndexState, PageEntry, WordTable
 
-#: a word's postings: (page number, tail, size) in page order
-Postings = list[tuple[int, bytes, int]]
 #: a word's diacritic variants: (variant, its postings' (page number, tail)), in order
 Forms = list[tuple[str, list[tuple[int, bytes]]]]
 
@@ -44,6 +43,7 @@ class _WordChange:
     """What one changed page now holds of one word (None/empty: nothing)."""
 
     page: int  #: the page's number among the indexed pages
+    old_size: int  #: the page's share of the word's size before the edit
     posting: tuple[bytes, int] | None  #: (tail, size)
     forms: tuple[tuple[str, bytes], ...]  #: (variant, tail), the page's order
 
@@ -59,14 +59,16 @@ def apply_edit(
         if page.fragment:
             numbers[page.rel] = len(numbers)
     by_rel = {page.rel: page for page in state.pages}
-    renamed = {old.fragment for old, _ in edits.values()}
+    renamed = {old.fragment for old, _ in edits.values() if old.indexed}
     taken = {page.fragment for page in state.pages if page.fragment} - renamed
-    new_names = [new.fragment for _, new in edits.values()]
+    new_names = [new.fragment for _, new in edits.values() if new.indexed]
     if len(set(new_names)) != len(new_names) or taken.intersection(new_names):
         return None
     changes: dict[str, list[_WordChange]] = {}
     for rel, (old, new) in edits.items():
         entry = by_rel.get(rel)
+        if entry is not None and not (old.indexed or new.indexed or entry.fragment):
+            continue  # left out of the index before and after (a list page without a body)
         if entry is None or not _same_shape(entry, old, new, state.meta_keys):
             return None
         old, new = remapped(old, state.meta_keys), remapped(new, state.meta_keys)
@@ -82,6 +84,8 @@ def _entry(page: PageEntry, edits: dict[str, tuple[PageRecord, PageRecord]]) -> 
     if page.rel not in edits:
         return page
     new = edits[page.rel][1]
+    if not new.indexed:
+        return PageEntry(page.rel, new.digest)
     return PageEntry(page.rel, new.digest, new.fragment, len(new.fragment_gz), new.word_count)
 
 
@@ -101,6 +105,7 @@ def _same_shape(entry: PageEntry, old: PageRecord, new: PageRecord, keys: tuple[
 def _word_changes(number: int, old: PageRecord, new: PageRecord) -> dict[str, _WordChange]:
     """The words whose posting or variants on this page differ, with what the page now has."""
     old_postings = {word: tail for word, tail, _ in old.words}
+    old_sizes = {word: size for word, _, size in old.words}
     new_postings = {word: (tail, size) for word, tail, size in new.words}
     old_forms = _forms_by_word(old)
     new_forms = _forms_by_word(new)
@@ -112,7 +117,7 @@ def _word_changes(number: int, old: PageRecord, new: PageRecord) -> dict[str, _W
             old_postings.get(word) != (posting[0] if posting else None)
             or old_forms.get(word, ()) != forms
         ):
-            changed[word] = _WordChange(number, posting, forms)
+            changed[word] = _WordChange(number, old_sizes.get(word, 0), posting, forms)
     return changed
 
 
@@ -128,20 +133,27 @@ def _update_word(table: WordTable, word: str, changes: list[_WordChange]) -> boo
     of its variants cannot be told without the other pages' records."""
     at = bisect_left(table.words, word)
     present = at < len(table.words) and table.words[at] == word
-    postings, forms = _parse_entry(table.entries[at]) if present else ([], [])
-    pages = {change.page for change in changes}
-    postings = [posting for posting in postings if posting[0] not in pages]
-    postings += [(c.page, *c.posting) for c in changes if c.posting is not None]
-    postings.sort(key=lambda posting: posting[0])
-    merged = _merged_forms(forms, changes, pages)
+    pages, tails, forms = _parse_entry(table.entries[at]) if present else ([], [], [])
+    changed = {change.page for change in changes}
+    postings = [
+        (page, tail) for page, tail in zip(pages, tails, strict=True) if page not in changed
+    ]
+    added = sorted((c.page, c.posting[0]) for c in changes if c.posting is not None)
+    if added:
+        postings = list(heapq.merge(postings, added, key=lambda posting: posting[0]))
+    merged = _merged_forms(forms, changes, changed)
     if merged is None:
         return False
     if not postings and not merged:
         if present:
             del table.words[at], table.entries[at], table.sizes[at]
         return True
-    entry = encode_entry(word, [(page, tail) for page, tail, _ in postings], merged)
-    size = sum(size for _, _, size in postings)
+    entry = encode_entry(word, postings, merged)
+    # the word's size without re-reading every posting: the changed pages' old shares out,
+    # their new ones in
+    size = (table.sizes[at] if present else 0) + sum(
+        (c.posting[1] if c.posting is not None else 0) - c.old_size for c in changes
+    )
     if present:
         table.entries[at], table.sizes[at] = entry, size
     else:
@@ -183,17 +195,19 @@ def _merged_forms(forms: Forms, changes: list[_WordChange], pages: set[int]) -> 
     return [(form, lists[form]) for form in order]
 
 
-def _parse_entry(entry: bytes) -> tuple[Postings, Forms]:
+def _parse_entry(entry: bytes) -> tuple[list[int], list[bytes], Forms]:
+    """A word's page numbers, tails and variants."""
     reader = ChunkReader(entry)
     reader.head(4)
     reader.text()
-    postings = list(reader.postings())
+    pages, tails = reader.pages_and_tails()
     forms: Forms = []
     for _ in range(reader.head(4)):
         reader.head(4)
         form = reader.text()
-        forms.append((form, [(page, tail) for page, tail, _ in reader.postings()]))
-    return postings, forms
+        numbers, form_tails = reader.pages_and_tails()
+        forms.append((form, list(zip(numbers, form_tails, strict=True))))
+    return pages, tails, forms
 
 
 def write_edited(

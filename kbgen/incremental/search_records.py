@@ -223,6 +223,19 @@ class ChunkReader:
             page += _uint(delta)
             yield page, tail, _count(locs_head) + _count(meta_head) + 1
 
+    def pages_and_tails(self) -> tuple[list[int], list[bytes]]:
+        """The page numbers and tails of one list, without the per-posting sizes (a list
+        this program wrote or already split: its deltas were checked then)."""
+        count = self.head(4)
+        span = _POSTINGS.match(self.data, self.at)
+        assert span is not None  # `*` always matches
+        found = _POSTING.findall(self.data, self.at, span.end())
+        if len(found) != count:
+            raise BundleFormatError(f"{len(found)} postings where {count} were announced")
+        self.at = span.end()
+        deltas = [d[0] if len(d) == 1 else int.from_bytes(d[1:], "big") for d, _, _, _ in found]
+        return list(itertools.accumulate(deltas)), [tail for _, tail, _, _ in found]
+
 
 def _split_chunk(data: bytes, pages: list[_Split]) -> None:
     reader = ChunkReader(data)
