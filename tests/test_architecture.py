@@ -46,6 +46,7 @@ LAYERS = [
     {"incremental.search_state"},  # the last search bundle's word table, sealed
     {"incremental.search_bundle"},  # the Pagefind bundle written from records
     {"incremental.search_edit"},  # the search bundle after an edit, from the state
+    {"incremental.search_batches"},  # the first search index, Pagefind over batches
     {"incremental.search_index"},  # the search index, updated page by page
     {"incremental.writing"},
     {"incremental.builder"},

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from kbgen import search
-from kbgen.incremental import search_index
+from kbgen.incremental import search_batches, search_index
 from kbgen.incremental.cache import CacheDir
 
 pytestmark = pytest.mark.skipif(search.pagefind_binary() is None, reason="no Pagefind binary")
@@ -67,7 +67,7 @@ def _assert_same_as_full(site: Path, work: Path) -> None:
 def test_every_edit_kind_gives_the_full_index_bytes(tmp_path: Path) -> None:
     site = _site(tmp_path)
     cache = CacheDir(tmp_path / "cache")
-    assert search_index.index_site(site, cache).mode == "full"
+    assert search_index.index_site(site, cache).mode == "batches"
     _assert_same_as_full(site, tmp_path)
     one = site / "a/one/index.html"
     edits = {
@@ -223,4 +223,28 @@ def test_a_damaged_state_or_last_bundle_falls_back_to_the_records(
     _assert_same_as_full(site, tmp_path)
     _edit_body(site, "a/one/index.html", "nasal zymurgy quokka")  # and the state is back
     assert search_index.index_site(site, cache).mode == "edit"
+    _assert_same_as_full(site, tmp_path)
+
+
+@pytest.mark.parametrize("summaries", ["on every page", "on one page"])
+def test_the_first_index_in_batches_is_the_full_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, summaries: str
+) -> None:
+    """Batches of two pages: postings appended across batches, a page without a body, the
+    filter values; a batch whose meta key list differs (no page with a summary in it) is
+    not modelled, and one full Pagefind run is made instead."""
+    monkeypatch.setattr(search_batches, "BATCH_PAGES", 2)
+    site = _site(tmp_path)
+    for rel in ("index.html", "a/two/index.html", "b/three/index.html", "b/index.html"):
+        if summaries == "on every page":
+            html = (site / rel).read_text("utf-8")
+            meta = f'<p data-pagefind-meta="summary">about {rel}</p>'
+            (site / rel).write_text(html.replace("</h1>", "</h1>" + meta), "utf-8")
+    cache = CacheDir(tmp_path / "cache")
+    run = search_index.index_site(site, cache)
+    assert run.mode == ("batches" if summaries == "on every page" else "full"), run
+    _assert_same_as_full(site, tmp_path)
+    three = site / "b/three/index.html"
+    three.write_text(three.read_text("utf-8").replace("uropathy", "quokka"), "utf-8")
+    assert search_index.index_site(site, cache).mode == "edit"  # the state was kept
     _assert_same_as_full(site, tmp_path)

@@ -50,7 +50,7 @@ def cbor_text(value: str) -> bytes:
     return cbor_head(3, len(encoded)) + encoded
 
 
-_SMALL_DELTAS = [b"\x83" + uint_bytes(n) for n in range(4096)]
+SMALL_DELTAS = [b"\x83" + uint_bytes(n) for n in range(4096)]
 
 
 def postings_bytes(postings: list[tuple[int, bytes]]) -> bytes:
@@ -59,7 +59,7 @@ def postings_bytes(postings: list[tuple[int, bytes]]) -> bytes:
     for page, tail in postings:
         delta = page - previous
         previous = page
-        parts.append(_SMALL_DELTAS[delta] if delta < 4096 else b"\x83" + uint_bytes(delta))
+        parts.append(SMALL_DELTAS[delta] if delta < 4096 else b"\x83" + uint_bytes(delta))
         parts.append(tail)
     return b"".join(parts)
 
@@ -112,7 +112,7 @@ def write_bundle(
     chunk_meta, chunks = write_chunks(bundle, language, table, store)
     for record in indexed:
         (bundle / "fragment" / f"{record.fragment}.pf_fragment").write_bytes(record.fragment_gz)
-    filters = _write_filters(bundle, language, indexed)
+    filters = write_filters(bundle, language, [r.filters for r in indexed])
     fragments = [(r.fragment, r.word_count) for r in indexed]
     write_meta(bundle, language, fragments, chunk_meta, filters, meta_keys)
     state = IndexState(language, _page_entries(records), meta_keys, tuple(filters), chunks, table)
@@ -300,10 +300,13 @@ def link_file(previous: Path | None, rel: str, size: int, target: Path) -> bool:
     return True
 
 
-def _write_filters(bundle: Path, language: str, indexed: list[PageRecord]) -> list[BundleFile]:
+def write_filters(
+    bundle: Path, language: str, pages: Sequence[tuple[tuple[str, tuple[str, ...]], ...]]
+) -> list[BundleFile]:
+    """The filter files for these filter values (one item per indexed page, in order)."""
     values: dict[str, dict[str, list[int]]] = {}
-    for number, record in enumerate(indexed):
-        for name, listed in record.filters:
+    for number, filters in enumerate(pages):
+        for name, listed in filters:
             for value in listed:
                 values.setdefault(name, {}).setdefault(value, []).append(number)
     taken: set[str] = set()

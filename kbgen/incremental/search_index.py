@@ -49,6 +49,7 @@ from pathlib import Path
 
 from kbgen import search
 from kbgen.incremental.cache import CacheDir
+from kbgen.incremental.search_batches import index_in_batches
 from kbgen.incremental.search_bundle import bundle_state, remapped, write_bundle
 from kbgen.incremental.search_edit import apply_edit, write_edited
 from kbgen.incremental.search_records import (
@@ -69,7 +70,8 @@ _SENTINEL_URL = "/" + SENTINEL_NAME
 class IndexRun:
     """What one call did: for tests and the benchmark's verbose output."""
 
-    #: "full" (one Pagefind run over the site), "edit" (the last bundle's state updated with
+    #: "full" (one Pagefind run over the site), "batches" (Pagefind over batches of pages,
+    #: the bundle written from their records), "edit" (the last bundle's state updated with
     #: the changed pages' words) or "incremental" (the bundle written from every record)
     mode: str
     pages: int  #: HTML pages in the site
@@ -134,6 +136,8 @@ def _index(
         if written is not None:
             return IndexRun("incremental", len(rels), len(missing))
         reason = "the writer does not model this bundle"
+    if not reason.startswith("a hidden") and _batched(binary, site_dir, rels, digests, store):
+        return IndexRun("batches", len(rels), len(rels), reason)
     _full(binary, site_dir, rels, digests, store)
     return IndexRun("full", len(rels), len(rels), reason)
 
@@ -165,6 +169,30 @@ def _full(
         search.replace_bundle(fresh, site_dir / search.BUNDLE_DIR)
     finally:
         shutil.rmtree(fresh, ignore_errors=True)
+
+
+def _batched(
+    binary: Path, site_dir: Path, rels: list[str], digests: dict[str, str], store: RecordStore
+) -> bool:
+    """Every page indexed in batches (search_batches.py); False if that is not modelled."""
+    scratch = Path(tempfile.mkdtemp(prefix=".kbgen-search-", dir=site_dir.parent))
+    try:
+
+        def run(batch: list[str], number: int) -> Path:
+            folder = scratch / f"batch-{number}"
+            folder.mkdir()
+            return _scratch_run(binary, site_dir, folder, batch, "en")
+
+        bundle = scratch / "bundle"
+        ignore = frozenset({_SENTINEL_URL})
+        state = index_in_batches(run, rels, digests, bundle, store, ignore)
+        if state is None:
+            return False
+        save_state(store.cache, state)
+        search.replace_bundle(bundle, site_dir / search.BUNDLE_DIR)
+        return True
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def _incremental(
