@@ -4,6 +4,8 @@ each kind of edit, and a forged record must only mean "give that page to Pagefin
 
 from __future__ import annotations
 
+import gzip
+import itertools
 import os
 import shutil
 from dataclasses import replace
@@ -12,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from kbgen import search
-from kbgen.incremental import search_batches, search_index
+from kbgen.incremental import search_batches, search_bundle, search_index
 from kbgen.incremental.cache import CacheDir
+from kbgen.incremental.search_records import PageRecord
 
 pytestmark = pytest.mark.skipif(search.pagefind_binary() is None, reason="no Pagefind binary")
 
@@ -248,3 +251,28 @@ def test_the_first_index_in_batches_is_the_full_index(
     three.write_text(three.read_text("utf-8").replace("uropathy", "quokka"), "utf-8")
     assert search_index.index_site(site, cache).mode == "edit"  # the state was kept
     _assert_same_as_full(site, tmp_path)
+
+
+def test_colliding_fragment_names_are_given_as_one_full_run_gives_them() -> None:
+    """Two fragments whose 7-digit names collide (as two of 10,000 benchmark pages did): the
+    page first in walk order keeps 7 digits, the later one gets 8, whichever batch or
+    scratch run named them."""
+    seen: dict[str, bytes] = {}
+    for n in itertools.count():
+        payload = b"fragment %d" % n
+        name = search_bundle._sha1_name("en", payload)[:10]
+        if name in seen:
+            first, second = seen[name], payload
+            break
+        seen[name] = payload
+
+    def record(rel: str, payload: bytes) -> PageRecord:
+        packed = gzip.compress(search.SIGNATURE + payload)
+        short = search_bundle._sha1_name("en", payload)[:10]
+        return PageRecord(rel, "digest", True, fragment=short, fragment_gz=packed)
+
+    namer = search_bundle.FragmentNamer("en")
+    kept, longer = namer.named(record("a.html", first)), namer.named(record("b.html", second))
+    assert len(kept.fragment) == 10 and len(longer.fragment) == 11
+    assert longer.fragment == search_bundle._sha1_name("en", second)[:11]
+    assert kept.fragment == longer.fragment[:10]

@@ -94,19 +94,20 @@ def write_bundle(
 ) -> tuple[dict[str, PageRecord], IndexState] | None:
     """Replace the index files of `bundle` (a Pagefind output folder, whose static files
     stay) with the index of `records` (every HTML page, in walk order). Returns the records
-    whose meta markers were renumbered (to be saved) and the state of the bundle written, or
-    None if the writer cannot model these pages (a fragment name collision)."""
+    whose meta markers were renumbered or fragments renamed (to be saved) and the state of
+    the bundle written, or None if no page is indexed."""
     indexed = [r for r in records if r.indexed]
-    names = [r.fragment for r in indexed]
-    if len(set(names)) != len(names) or not indexed:
+    if not indexed:
         return None
-    language = names[0].split("_", 1)[0]
+    language = indexed[0].fragment.split("_", 1)[0]
     meta_keys = tuple(sorted({key for r in indexed for key in r.page_meta}))
+    namer = FragmentNamer(language)
     renumbered: dict[str, PageRecord] = {}
     for number, record in enumerate(indexed):
-        moved = remapped(record, meta_keys)
+        moved = namer.named(remapped(record, meta_keys))
         if moved is not record:
             indexed[number] = renumbered[record.rel] = moved
+    records = [renumbered.get(r.rel, r) for r in records]
     table = word_table(indexed)
     clear_index_files(bundle)
     chunk_meta, chunks = write_chunks(bundle, language, table, store)
@@ -239,6 +240,38 @@ def _sha1_name(language: str, data: bytes) -> str:
     return f"{language}_" + "".join(format(byte, "x") for byte in hashlib.sha1(data).digest())
 
 
+def _short_name(full: str, language: str, taken: set[str]) -> str:
+    """Pagefind's file name: 7 hex digits, one more while an earlier file has the name."""
+    name = full[: len(language) + 1 + FRAGMENT_HASH_LENGTH]
+    while name in taken and len(name) < len(full):
+        name = full[: len(name) + 1]
+    taken.add(name)
+    return name
+
+
+class FragmentNamer:
+    """Fragment names as one Pagefind run over the whole site gives them, page by page.
+
+    A fragment is named by the SHA-1 of its content; when two pages' 7-digit names collide
+    (seen at 10,000 pages), the later page's name is one digit longer. A run over a batch or
+    over the changed pages does not know the other pages' names, so they are given again here
+    in page order.
+    """
+
+    def __init__(self, language: str) -> None:
+        self.language = language
+        self.taken: set[str] = set()
+
+    def named(self, record: PageRecord) -> PageRecord:
+        """The record with its fragment's site-wide name (the same record if unchanged)."""
+        raw = gzip.decompress(record.fragment_gz)
+        if not raw.startswith(search.SIGNATURE):
+            raise ValueError("fragment without Pagefind's signature")
+        full = _sha1_name(self.language, raw[len(search.SIGNATURE) :])
+        name = _short_name(full, self.language, self.taken)
+        return record if name == record.fragment else replace(record, fragment=name)
+
+
 def write_chunks(
     bundle: Path,
     language: str,
@@ -257,11 +290,7 @@ def write_chunks(
     result: list[list[str]] = []
     for (start, end), bound in zip(ranges, _bounds(table, ranges), strict=True):
         data = b"\x81" + cbor_head(4, end - start) + b"".join(table.entries[start:end])
-        full = _sha1_name(language, data)
-        name = full[: len(language) + 1 + FRAGMENT_HASH_LENGTH]
-        while name in taken and len(name) < len(full):
-            name = full[: len(name) + 1]
-        taken.add(name)
+        name = _short_name(_sha1_name(language, data), language, taken)
         raw = search.SIGNATURE + data
         key = hashlib.sha256(raw).hexdigest()
         target = bundle / "index" / f"{name}.pf_index"

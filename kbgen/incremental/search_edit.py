@@ -24,6 +24,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from kbgen.incremental.search_bundle import (
+    FRAGMENT_HASH_LENGTH,
     clear_index_files,
     encode_entry,
     link_file,
@@ -59,10 +60,7 @@ def apply_edit(
         if page.fragment:
             numbers[page.rel] = len(numbers)
     by_rel = {page.rel: page for page in state.pages}
-    renamed = {old.fragment for old, _ in edits.values() if old.indexed}
-    taken = {page.fragment for page in state.pages if page.fragment} - renamed
-    new_names = [new.fragment for _, new in edits.values() if new.indexed]
-    if len(set(new_names)) != len(new_names) or taken.intersection(new_names):
+    if _names_collide(state, edits):
         return None
     changes: dict[str, list[_WordChange]] = {}
     for rel, (old, new) in edits.items():
@@ -78,6 +76,21 @@ def apply_edit(
         if not _update_word(state.table, word, listed):
             return None
     return replace(state, pages=tuple(_entry(page, edits) for page in state.pages))
+
+
+def _names_collide(state: IndexState, edits: dict[str, tuple[PageRecord, PageRecord]]) -> bool:
+    """An edited page's old or new fragment name shares its 7 digits with another page's:
+    which of them gets the longer name depends on page order (`FragmentNamer`)."""
+    width = len(state.language) + 1 + FRAGMENT_HASH_LENGTH
+    others = {p.fragment[:width] for p in state.pages if p.fragment and p.rel not in edits}
+    olds = [old.fragment[:width] for old, _ in edits.values() if old.indexed]
+    news = [new.fragment for _, new in edits.values() if new.indexed]
+    return (
+        len(set(news)) != len(news)
+        or any(len(name) != width for name in news)
+        or not others.isdisjoint(news)
+        or not others.isdisjoint(olds)
+    )
 
 
 def _entry(page: PageEntry, edits: dict[str, tuple[PageRecord, PageRecord]]) -> PageEntry:
