@@ -146,10 +146,9 @@ def write_meta(
         [],
         list(meta_keys),
     ]
-    meta_name = search.unique_name(
-        language, search.encode_index(meta), set(), search.META_HASH_LENGTH
-    )
-    search.write_index_file(bundle / f"pagefind.{meta_name}.pf_meta", meta)
+    encoded = search.encode_index(meta)  # once: it names the file and is its content
+    meta_name = search.unique_name(language, encoded, set(), search.META_HASH_LENGTH)
+    (bundle / f"pagefind.{meta_name}.pf_meta").write_bytes(search.compress(encoded))
     entry_path = bundle / "pagefind-entry.json"
     entry = json.loads(entry_path.read_text("utf-8"))
     info = entry["languages"].get(language) or next(iter(entry["languages"].values()))
@@ -295,7 +294,9 @@ def write_chunks(
         key = hashlib.sha256(raw).hexdigest()
         target = bundle / "index" / f"{name}.pf_index"
         old = (reuse or {}).get(key)
-        if old is not None and link_file(previous, f"index/{old.name}.pf_index", old.size, target):
+        if old is not None and link_file(
+            previous, f"index/{old.name}.pf_index", old.size, target.parent, target.name
+        ):
             written.append(BundleFile(key, name, old.size))
         else:
             packed = store.load_chunk(raw) if store is not None else None
@@ -310,20 +311,21 @@ def write_chunks(
     return result, tuple(written)
 
 
-def link_file(previous: Path | None, rel: str, size: int, target: Path) -> bool:
-    """Hard-link `previous/rel` to `target` if it is a regular file of the recorded size.
+def link_file(previous: Path | None, rel: str, size: int, folder: Path, name: str) -> bool:
+    """Hard-link `previous/rel` as `folder/name` if it is a regular file of the recorded size.
 
     The last bundle is this program's own output (the live site's, or serve's last index), not
     the cache; its files are named by a hash of their content, and the size is checked too.
+    (Plain strings, not Paths: this runs once per page of the site on every edit.)
     """
     if previous is None:
         return False
-    source = previous / rel
+    source = f"{previous}/{rel}"
     try:
         found = os.lstat(source)
         if not S_ISREG(found.st_mode) or found.st_size != size:
             return False
-        os.link(source, target)
+        os.link(source, f"{folder}/{name}")
     except OSError:
         return False
     return True

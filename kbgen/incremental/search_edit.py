@@ -238,21 +238,20 @@ def write_edited(
     reuse = {chunk.key: chunk for chunk in last.chunks}
     chunk_meta, chunks = write_chunks(bundle, state.language, state.table, store, reuse, previous)
     fragments: list[tuple[str, int]] = []
+    into = bundle / "fragment"
     for page in state.pages:
         if not page.fragment:
             continue
         fragments.append((page.fragment, page.word_count))
-        target = bundle / "fragment" / f"{page.fragment}.pf_fragment"
+        name = f"{page.fragment}.pf_fragment"
         record = fresh.get(page.rel)
         if record is not None:
-            target.write_bytes(record.fragment_gz)
-        elif not link_file(
-            previous, f"fragment/{page.fragment}.pf_fragment", page.fragment_size, target
-        ):
+            (into / name).write_bytes(record.fragment_gz)
+        elif not link_file(previous, f"fragment/{name}", page.fragment_size, into, name):
             return None
     for item in state.filters:
-        target = bundle / "filter" / f"{item.name}.pf_filter"
-        if not link_file(previous, f"filter/{item.name}.pf_filter", item.size, target):
+        name = f"{item.name}.pf_filter"
+        if not link_file(previous, f"filter/{name}", item.size, bundle / "filter", name):
             return None
     write_meta(bundle, state.language, fragments, chunk_meta, state.filters, state.meta_keys)
     return replace(state, chunks=chunks)
