@@ -23,13 +23,21 @@ replicating what Pagefind 1.5.2 does over a whole site:
 * diacritic variants of a word: their own posting lists, in order of first appearance;
 * meta positions: markers -(k+1) index the sorted list of all pages' meta keys, so they are
   renumbered when that list changes;
+* fragment names: SHA-1 of the fragment's JSON, 7 digits, one more for the later page of a
+  collision (`search_bundle.FragmentNamer`);
 * filters, meta and pagefind-entry.json: as `canonicalize_bundle` writes them.
+
+Four paths, cheapest first: "edit" (search_edit.py: the sealed state of the last bundle is
+updated with the changed pages' words, unchanged files are linked from the last bundle);
+"incremental" (every page's record loaded, the whole bundle written); "batches"
+(search_batches.py: the first index, or one where most pages are new, Pagefind over batches of
+pages, so its memory is bounded); "full" (one Pagefind run, for what the others do not model).
 
 The version fence: the writer runs only for the Pagefind version it was verified against
 (`VERIFIED_VERSION`) and for bundles of one language without sort keys; anything else, or any
 page record that fails to verify, falls back to Pagefind over the pages concerned or, for the
-cases the writer does not model, to one full Pagefind run. A full run (the first build, or
-when most pages changed) derives every page's record from its bundle for the next build.
+cases the writer does not model, to one full Pagefind run. Batches and a full run derive every
+page's record (and the state) for the next build.
 
 Records are not pickles: each is a sealed envelope (HMAC under the cache key, bound to the
 page's path and the SHA-256 of its HTML, `cache.seal_bytes`) around JSON and raw CBOR bytes

@@ -209,8 +209,9 @@ class ChunkReader:
         self.at += length
         return value
 
-    def postings(self) -> Iterator[tuple[int, bytes, int]]:
-        """(page number, tail, size) of each posting of one list."""
+    def _list(self) -> list[tuple[bytes, bytes, bytes, bytes]]:
+        """One posting list's (delta, tail, locs head, meta head) groups, checked against its
+        announced length."""
         count = self.head(4)
         span = _POSTINGS.match(self.data, self.at)
         assert span is not None  # `*` always matches
@@ -218,6 +219,11 @@ class ChunkReader:
         if len(found) != count:
             raise BundleFormatError(f"{len(found)} postings where {count} were announced")
         self.at = span.end()
+        return found
+
+    def postings(self) -> Iterator[tuple[int, bytes, int]]:
+        """(page number, tail, size) of each posting of one list."""
+        found = self._list()
         page = 0
         for delta, tail, locs_head, meta_head in found:
             page += _uint(delta)
@@ -226,13 +232,7 @@ class ChunkReader:
     def pages_and_tails(self) -> tuple[list[int], list[bytes]]:
         """The page numbers and tails of one list, without the per-posting sizes (a list
         this program wrote or already split: its deltas were checked then)."""
-        count = self.head(4)
-        span = _POSTINGS.match(self.data, self.at)
-        assert span is not None  # `*` always matches
-        found = _POSTING.findall(self.data, self.at, span.end())
-        if len(found) != count:
-            raise BundleFormatError(f"{len(found)} postings where {count} were announced")
-        self.at = span.end()
+        found = self._list()
         deltas = [d[0] if len(d) == 1 else int.from_bytes(d[1:], "big") for d, _, _, _ in found]
         return list(itertools.accumulate(deltas)), [tail for _, tail, _, _ in found]
 
