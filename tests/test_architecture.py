@@ -56,6 +56,11 @@ LAYERS = [
     {"incremental.state"},  # the build state kept between builds
     {"incremental.inputs"},  # this build's files and digests
     {"incremental.plan"},  # what changed (named as the policy names it), what to render
+    {"incremental.search_records"},  # per-page search records, read from bundles, cached
+    {"incremental.search_state"},  # the last search bundle's word table, sealed
+    {"incremental.search_bundle"},  # the Pagefind bundle written from records
+    {"incremental.search_edit"},  # the search bundle after an edit, from the state
+    {"incremental.search_batches"},  # the first search index, Pagefind over batches
     {"incremental.search_index"},  # the search index, updated page by page
     {"incremental.writing"},
     {"incremental.builder"},
@@ -166,7 +171,6 @@ MAX_MODULE_LINES = 600  #: the split guide is ~500 lines a module; this is where
 OVERSIZED_WHILE_SPLIT = {
     "render",  # being split by job in another branch
     "incremental.builder",  # likewise
-    "incremental.search_index",  # likewise
 }
 
 

@@ -91,7 +91,7 @@ class Writer:
                     manifest[static.rel] = digest
                     if staging.put_file(static.rel, static.source, digest):
                         changed.append(static.rel)
-                before_swap = self._search_hook() if self.use_search else None
+                before_swap = self._search_hook(manifest) if self.use_search else None
                 written = staging.commit(manifest, changed, before_swap)
         except BaseException:
             staging.abort()
@@ -184,7 +184,7 @@ class Writer:
         except BaseException:
             staging.abort()
             raise
-        before_swap = self._search_hook() if index_again else None
+        before_swap = self._search_hook(manifest) if index_again else None
         return staging.commit(manifest, changed, before_swap)
 
     def _render(
@@ -204,17 +204,22 @@ class Writer:
                 pools=self.pools,
             )
 
-    def _search_hook(self) -> Callable[[Path], None]:
+    def _search_hook(self, manifest: Mapping[str, str]) -> Callable[[Path], None]:
         from kbgen.incremental import search_index
+        from kbgen.search import BUNDLE_DIR
 
         report = self.progress("search")
         timer = self.timer
+        # the live site's bundle is the last one written: an edit links its unchanged files;
+        # the manifest's digests are of the HTML this build staged (written or carried)
+        previous = self.config.output_dir / BUNDLE_DIR
+        digests = _html(manifest)
 
         def index(staging: Path) -> None:
             if report is not None:
                 report(0, 1)  # Pagefind gives no progress of its own; show what is running
             with timer.stage("search"):
-                search_index.index_site(staging, self.cache)
+                search_index.index_site(staging, self.cache, previous=previous, digests=digests)
             if report is not None:
                 report(1, 1)
 

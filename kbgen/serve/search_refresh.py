@@ -220,6 +220,8 @@ class SearchRefresher:
             return False
         snapshot = self._fresh_dir("snapshot")
         _link_tree(output_dir, snapshot, lambda path: path.suffix == ".html")
+        if self._master is not None:  # the last index: an edit links its unchanged files
+            os.symlink(self._master, snapshot / SEARCH_BUNDLE, target_is_directory=True)
         done = not self._superseded(generation) and self._index(
             snapshot, lambda: self._superseded(generation)
         )
