@@ -52,7 +52,15 @@ def served(port: int, path: str) -> object:
 
 
 def findable(port: int, word: str) -> bool:
-    """Is `word` in the chunk of the served index that would hold it?"""
+    """Is `word` in the chunk of the served index that would hold it? (False while the
+    index is being replaced between two reads: the entry named a meta file now gone.)"""
+    try:
+        return _findable(port, word)
+    except LookupError:
+        return False
+
+
+def _findable(port: int, word: str) -> bool:
     status, body = sl.http_get(port, "/pagefind/pagefind-entry.json")
     if status != 200:
         return False
