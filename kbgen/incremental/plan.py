@@ -20,15 +20,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from kbgen.incremental.cache import file_digest, stamp_of, stamp_trusted
-from kbgen.incremental.deps import DepGraph, Fingerprinter
 from kbgen.incremental.inputs import Inputs
-from kbgen.incremental.loading import SourceRecord
 from kbgen.incremental.policy import Change, Effect, effects_of
 from kbgen.incremental.state import BuildState, FileState, PageToken, StateHead
 from kbgen.model import Page
 from kbgen.write import marker_digest
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a no-change build needs only `changes_since`: it imports none of these
+    from kbgen.incremental.deps import DepGraph, Fingerprinter
+    from kbgen.incremental.loading import SourceRecord
     from kbgen.incremental.rendering import RenderSession
 
 #: data file -> the change its edit is

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, error, no_file_error
 from kbgen.incremental.cache import CacheDir, Stamp, load_state, save_state
-from kbgen.incremental.deps import DepGraph
-from kbgen.incremental.loading import SourceRecord
 from kbgen.incremental.policy import Change
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (the no-change build reads only the head: it imports neither)
+    from kbgen.incremental.deps import DepGraph
+    from kbgen.incremental.loading import SourceRecord
     from kbgen.incremental.resolving import TrackedResolution
 
 
