@@ -21,9 +21,8 @@ import datetime as dt
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kbgen.charts import Chart, ChartRow, section_charts, timeline_chart
 from kbgen.config_types import Config, SectionSpec
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.feeds import cited_references, json_ld, plain_description, site_files
@@ -43,6 +42,9 @@ from kbgen.model import OutputFile, Page
 from kbgen.resolve import HOME_KEY, SiteIndex, page_key
 from kbgen.routes import OPTIONAL_TEMPLATES, Router, SiteView
 from kbgen.templates import Renderer, TemplateProblem, merge_repeated
+
+if TYPE_CHECKING:  # charts.py is imported by the pages that draw one (few: most edits skip it)
+    from kbgen.charts import Chart
 
 
 @dataclass
@@ -304,6 +306,8 @@ def timeline_charts(
     timeline = view.index.timelines.get(key)
     if timeline is None:
         return []  # every other article: it read only that it has none
+    from kbgen.charts import timeline_chart
+
     numbers = {ref_key: n for n, ref_key in enumerate(page.cited_keys, start=1)}
     for event in timeline.events:
         for ref_key in event.cite:
@@ -368,6 +372,8 @@ def charts_of_section(view: SiteView, spec: SectionSpec, file: str) -> list[Char
     numeric = frozenset(f.name for f in spec.fields if f.type == "number")
     if not numeric:
         return []  # most sections: nothing read, nothing drawn
+    from kbgen.charts import ChartRow, section_charts
+
     rows = []
     for key in view.index.articles_by_section.get(spec.id, ()):
         fields = view.index.pages[key].meta.fields
