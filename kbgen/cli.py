@@ -32,7 +32,6 @@ from kbgen.incremental import Builder
 from kbgen.incremental.sealing import key_notice
 from kbgen.model import slugify
 from kbgen.pipeline import BuildOptions, BuildResult
-from kbgen.search import SearchIndexError
 
 if TYPE_CHECKING:
     from kbgen.readability import ArticleReadability
@@ -163,10 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the previous site was left unchanged", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except SearchIndexError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_CONTENT
-    except Exception:
+    except Exception as exc:
+        if _search_failed(exc):
+            print(f"error: {exc}", file=sys.stderr)
+            return EXIT_CONTENT
         traceback.print_exc()
         print(
             f"\nkbgen {__version__}: this is a bug in kbgen, not a problem with your "
@@ -175,6 +174,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return EXIT_BUG
     return EXIT_USAGE  # pragma: no cover - argparse rejects unknown commands
+
+
+def _search_failed(exc: Exception) -> bool:
+    """Whether `exc` is Pagefind's failure (kbgen.search is imported only by builds that
+    index, so that a no-change build starts quicker: not imported, it cannot be one)."""
+    search = sys.modules.get("kbgen.search")
+    return search is not None and isinstance(exc, search.SearchIndexError)
 
 
 def print_diagnostics(result: BuildResult) -> None:
@@ -266,6 +272,8 @@ def _print_build_details(result: BuildResult) -> None:
     )
     for stage, seconds in result.timings.items():
         print(f"  {stage:<10} {seconds * 1000:8.1f} ms", file=sys.stderr)
+    for note in result.notes:
+        print(f"  note: {note}", file=sys.stderr)
     if result.converted:  # Markdown ran: say whether the verified shortcuts did
         from kbgen import speedups
 

@@ -15,7 +15,7 @@ from typing import Any
 from kbgen.citations import doi_url
 from kbgen.config_types import Config
 from kbgen.model import OutputFile, Page, Reference
-from kbgen.routes import GENERATED_ROUTES, PREVIEWS_FILE, SiteView, tag_slug
+from kbgen.routes import PREVIEWS_FILE, SiteView, tag_slug
 
 
 def plain_description(page: Page) -> str:
@@ -123,7 +123,7 @@ def site_files(view: SiteView) -> list[OutputFile]:
         files_listed |= {view.file_of(k) for k in index.pages}
         locations = [view.absolute(f) for f in sorted(files_listed)]
         locations += [view.absolute(router.tag_file(t)) for t in index.pages_by_tag]
-        locations += [view.absolute(router.route_file(r)) for r in GENERATED_ROUTES]
+        locations += [view.absolute(router.route_file(r)) for r in view.routes]
         body = "".join(f"  <url><loc>{xml_escape(str(loc))}</loc></url>\n" for loc in locations)
         sitemap = (
             '<?xml version="1.0" encoding="UTF-8"?>\n'

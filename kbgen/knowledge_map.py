@@ -18,11 +18,17 @@ The whole-site map (`build_site_map`, the site-map page) draws every page with t
 nodes and shapes, grouped by section down one column, and every link between two pages as
 an arc to the left of the column (an arc diagram): a long arc joins distant sections, a
 cluster of short ones a section that links within itself. It is as deterministic as the
-fan: rows in section order, arcs sorted, whole-unit coordinates.
+fan: rows in section order, arcs sorted, whole-unit coordinates. Above
+`SITE_MAP_PAGE_LIMIT` pages a drawing of every page is too long to read (a phone screen shows
+~25 of its rows) and too heavy to send (7.6 MB of SVG at 10,000 pages), so the map draws one node
+per section instead (`build_section_map`: its title and page count, an arc for each pair of
+sections linked to each other) and the list names the sections with their page counts and the
+sections they link to, each linking to the section page that lists its articles.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import math
 from collections.abc import Sequence
@@ -254,11 +260,13 @@ class SiteMap:
     svg: str
     groups: tuple[SiteGroup, ...]  #: also the text alternative
     legend: tuple[LegendEntry, ...]
-    links: int  #: arcs drawn: pairs of pages with a link between them (either way)
+    links: int  #: arcs drawn: pairs of nodes with a link between them (either way)
+    summaries: tuple[SectionSummary, ...] = ()  #: drawn by section: the sections' list
+    page_count: int = 0  #: drawn by section: the pages of the site
 
     @property
     def pages(self) -> int:
-        return sum(len(group.nodes) for group in self.groups)
+        return self.page_count or sum(len(group.nodes) for group in self.groups)
 
 
 def build_site_map(
@@ -302,6 +310,31 @@ def build_site_map(
     return SiteMap("".join(parts), tuple(groups), legend, len(pairs))
 
 
+SITE_MAP_PAGE_LIMIT = 300  #: above this many pages the site map draws sections, not pages
+
+
+@dataclass(frozen=True, slots=True)
+class SectionSummary:
+    """One section of a site map drawn by section: its node (the section page, titled with
+    its page count), and the other sections its pages link to with the number of links."""
+
+    node: MapNode
+    title: str
+    pages: int
+    links_to: tuple[tuple[str, int], ...]  #: (section title, links from here to there)
+
+
+def build_section_map(
+    title: str, summaries: Sequence[SectionSummary], links: Sequence[tuple[str, str]]
+) -> SiteMap:
+    """The site map of a large site: one node per section (`summaries` in display order),
+    `links` as (from section key, to section key) pairs, drawn like `build_site_map`."""
+    groups = [SiteGroup(s.title, s.node.shape, (s.node,), headed=True) for s in summaries]
+    drawn = build_site_map(title, groups, links)
+    pages = sum(summary.pages for summary in summaries)
+    return dataclasses.replace(drawn, summaries=tuple(summaries), page_count=pages)
+
+
 def _arc(y1: int, y2: int, height: int) -> str:
     """Half an ellipse from one node to another, bulging left: wider the further apart (by
     the square root of the distance, so arcs fill the width instead of piling at its edge)."""
@@ -312,6 +345,7 @@ def _arc(y1: int, y2: int, height: int) -> str:
 
 
 __all__ = [
-    "KnowledgeMap", "LegendEntry", "MapNode", "SiteGroup", "SiteMap", "build_map",
-    "build_site_map", "layout", "neighbourhood", "shape_path",
+    "SITE_MAP_PAGE_LIMIT", "KnowledgeMap", "LegendEntry", "MapNode", "SectionSummary",
+    "SiteGroup", "SiteMap", "build_map", "build_section_map", "build_site_map", "layout",
+    "neighbourhood", "shape_path",
 ]

@@ -34,7 +34,6 @@ from kbgen.diagnostics import (
 )
 from kbgen.discover import SourceFile, SourceTree, scan
 from kbgen.model import GlossaryTerm, OutputFile, Page, Reference
-from kbgen.search import SearchIndexError
 from kbgen.write import (
     StaticFile,
     WriteResult,
@@ -45,6 +44,7 @@ from kbgen.write import (
 # changed never needs them (nor Jinja2, Markdown or Pygments), and it should be quick.
 if TYPE_CHECKING:
     from kbgen.markup import MarkupEngine
+    from kbgen.search import SearchIndexError
     from kbgen.timeline import Timeline
 
 
@@ -80,6 +80,7 @@ class BuildResult:
     converted: int = 0  #: Markdown conversions run (cache misses)
     resolved: int = 0  #: pages whose links were resolved (the rest kept the last build's)
     workers: int = 1  #: processes used for the heaviest stage
+    notes: tuple[str, ...] = ()  #: said under --verbose (a generated page left out, ...)
 
     @property
     def ok(self) -> bool:
@@ -130,7 +131,7 @@ def available_cpus() -> int:
 
 
 def write_failure_diagnostic(config: Config, exc: OSError | SearchIndexError) -> Diagnostic:
-    if isinstance(exc, SearchIndexError):
+    if not isinstance(exc, OSError):  # then a SearchIndexError
         return no_file_error(
             config.rel(config.path),
             str(exc),
@@ -164,6 +165,8 @@ def build_site(
     from kbgen.markup import pygments_css
     from kbgen.render import render_all
     from kbgen.resolve import resolve_site
+    from kbgen.routes import missing_pages
+    from kbgen.search import SearchIndexError
     from kbgen.templates import Renderer
     from kbgen.write import commit_full
 
@@ -209,6 +212,7 @@ def build_site(
         rendered=frozenset(output.node for output in outputs),
         converted=len(pages),
         resolved=len(pages),
+        notes=missing_pages(config),
     )
     if not options.write or has_errors(result.diagnostics):
         return result

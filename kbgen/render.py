@@ -16,29 +16,35 @@ placeholders left by the Markdown stage are substituted here, when all pages are
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from kbgen.charts import Chart, ChartRow, section_charts, timeline_chart
 from kbgen.config_types import Config, SectionSpec
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.feeds import cited_references, json_ld, plain_description, site_files
 from kbgen.knowledge_map import (
+    SITE_MAP_PAGE_LIMIT,
     KnowledgeMap,
     MapNode,
+    SectionSummary,
     SiteGroup,
     SiteMap,
     build_map,
+    build_section_map,
     build_site_map,
     neighbourhood,
 )
 from kbgen.model import OutputFile, Page
-from kbgen.routes import Router, SiteView
+from kbgen.routes import OPTIONAL_TEMPLATES, Router, SiteView
 from kbgen.site_index import HOME_KEY, SiteIndex, page_key
 from kbgen.templates import Renderer, TemplateProblem, merge_repeated
+
+if TYPE_CHECKING:  # charts.py is imported by the pages that draw one (few: most edits skip it)
+    from kbgen.charts import Chart
 
 
 @dataclass
@@ -50,6 +56,9 @@ class RenderJob:
     template: str | None  #: the template it renders (None: produced without one)
     context: Callable[[SiteView], dict[str, Any]] | None = None
     produce: Callable[[SiteView], list[OutputFile]] | None = None
+    #: templates whose presence (not bytes) decides what it writes: sitemap.xml lists the
+    #: optional pages (routes.OPTIONAL_TEMPLATES) the project has templates for
+    presence_read: tuple[str, ...] = ()
 
     def outputs(self, view: SiteView, renderer: Renderer) -> list[OutputFile]:
         if self.produce is not None:
@@ -107,10 +116,13 @@ def page_jobs(view: SiteView) -> list[RenderJob]:
         ("map", "map.html", _site_map_context),
     ]
     for route, template, builder in generated:
+        if route not in view.routes:
+            continue  # its optional template is missing: `missing_pages` says so
         file = view.router.route_file(route)
         jobs.append(RenderJob(route, file, template, _with_view(builder, file)))
     jobs.append(RenderJob("404", "404.html", "404.html", _with_view(_not_found_context)))
-    jobs.append(RenderJob("site-files", None, None, produce=site_files))
+    optional = tuple(OPTIONAL_TEMPLATES.values())
+    jobs.append(RenderJob("site-files", None, None, produce=site_files, presence_read=optional))
     return jobs
 
 
@@ -294,6 +306,8 @@ def timeline_charts(
     timeline = view.index.timelines.get(key)
     if timeline is None:
         return []  # every other article: it read only that it has none
+    from kbgen.charts import timeline_chart
+
     numbers = {ref_key: n for n, ref_key in enumerate(page.cited_keys, start=1)}
     for event in timeline.events:
         for ref_key in event.cite:
@@ -358,6 +372,8 @@ def charts_of_section(view: SiteView, spec: SectionSpec, file: str) -> list[Char
     numeric = frozenset(f.name for f in spec.fields if f.type == "number")
     if not numeric:
         return []  # most sections: nothing read, nothing drawn
+    from kbgen.charts import ChartRow, section_charts
+
     rows = []
     for key in view.index.articles_by_section.get(spec.id, ()):
         fields = view.index.pages[key].meta.fields
@@ -487,7 +503,10 @@ def _site_map_context(view: SiteView, file: str) -> dict[str, Any]:
 
 def site_map(view: SiteView, file: str) -> SiteMap:
     """Every page by section, each section's own page first, then the pages outside every
-    section; and every link between them (knowledge_map.build_site_map)."""
+    section; and every link between them (knowledge_map.build_site_map). Above
+    SITE_MAP_PAGE_LIMIT pages, the sections instead (`_section_map`)."""
+    if len(view.index.pages) > SITE_MAP_PAGE_LIMIT:
+        return _section_map(view, file)
     index = view.index
     sections = view.config.sections
 
@@ -495,18 +514,12 @@ def site_map(view: SiteView, file: str) -> SiteMap:
         return MapNode(key, index.pages[key].meta.title,
                        view.router.href(file, view.file_of(key)), shape, frozenset())
 
-    def generated(key: str, title: str, target: str, shape: int) -> MapNode:
-        # a section or home page made without a source file: drawn all the same
-        if key in index.pages:
-            return node(key, shape)
-        return MapNode(key, title, view.router.href(file, target), shape, frozenset())
-
     groups = []
     for shape, spec in enumerate(sections):
-        own = generated(f"_section:{spec.id}", spec.title, view.section_file(spec.id), shape)
+        own = _generated_node(view, file, f"_section:{spec.id}", spec.title, shape)
         articles = tuple(node(k, shape) for k in index.articles_by_section.get(spec.id, ()))
         groups.append(SiteGroup(spec.title, shape, (own, *articles), headed=True))
-    home = generated(HOME_KEY, view.config.title, "index.html", len(sections))
+    home = _generated_node(view, file, HOME_KEY, view.config.title, len(sections))
     standalone = sorted(
         (k for k, page in index.pages.items() if page.kind == "page"),
         key=lambda k: (index.pages[k].meta.title.lower(), k),
@@ -516,6 +529,58 @@ def site_map(view: SiteView, file: str) -> SiteMap:
     links = [(key, target) for key in sorted(index.outbound) for target in
              sorted(index.outbound[key])]
     return build_site_map(view.config.title, groups, links)
+
+
+def _generated_node(view: SiteView, file: str, key: str, title: str, shape: int) -> MapNode:
+    """The node of a section or home page, which the site has even without a source file."""
+    index = view.index
+    if key in index.pages:
+        title = index.pages[key].meta.title
+        target = view.file_of(key)
+    else:
+        target = "index.html" if key == HOME_KEY else view.section_file(key.split(":", 1)[1])
+    return MapNode(key, title, view.router.href(file, target), shape, frozenset())
+
+
+def _section_map(view: SiteView, file: str) -> SiteMap:
+    """The site map of a large site: a node per section (and one for the other pages), an
+    arc per pair of linked sections. It reads no page's title, so a title edit leaves it
+    as it is; it changes when pages are added, removed or moved, or their links change."""
+    index = view.index
+    sections = view.config.sections
+    other = len(sections)  # the group (and shape) of home and the standalone pages
+    keys = [f"_section:{spec.id}" for spec in sections] + [HOME_KEY]
+    section_of: dict[str, int] = {}
+    sizes: list[int] = []  # pages per group, its own page included
+    for number, spec in enumerate(sections):
+        articles = index.articles_by_section.get(spec.id, ())
+        section_of.update(dict.fromkeys((keys[number], *articles), number))
+        sizes.append(len(articles) + 1)
+    # the other pages: home and the standalone pages, i.e. what is left of the site
+    with_a_file = sum(1 for key in keys if key in index.pages)
+    sizes.append(len(index.pages) - sum(sizes) + len(sections) - with_a_file + 1)
+    counts: dict[tuple[int, int], int] = {}
+    for key in sorted(index.outbound):
+        start = section_of.get(key, other)
+        for target in index.outbound[key]:
+            end = section_of.get(target, other)
+            if end != start:
+                counts[start, end] = counts.get((start, end), 0) + 1
+    titles = [spec.title for spec in sections] + ["Other pages"]
+    summaries = [
+        SectionSummary(
+            dataclasses.replace(  # the node names its group and size, whatever its page says
+                _generated_node(view, file, keys[n], titles[n], n),
+                title=f"{titles[n]} ({sizes[n]:,} pages)",
+            ),
+            titles[n],
+            sizes[n],
+            tuple((titles[m], counts[n, m]) for m in range(len(titles)) if (n, m) in counts),
+        )
+        for n in range(len(titles))
+    ]
+    links = [(keys[a], keys[b]) for a, b in sorted(counts)]
+    return build_section_map(view.config.title, summaries, links)
 
 
 def _search_context(view: SiteView, file: str) -> dict[str, Any]:

@@ -28,6 +28,9 @@ ABOUT_KEY = "_page:about"  #: content/about.md, "About this site"
 
 
 GENERATED_ROUTES = ("glossary", "bibliography", "search", "tags", "map")
+#: generated pages whose template a project's own templates/ may lack (it was copied before
+#: the page existed): without it the page is left out, not the build failed
+OPTIONAL_TEMPLATES = {"map": "map.html"}
 
 
 PREVIEWS_FILE = "previews.json"  #: link-preview data for site.js (see previews_json)
@@ -86,6 +89,26 @@ def tag_slug(tag: str) -> str:
     return slugify(tag) or "tag"
 
 
+def generated_routes(config: Config) -> tuple[str, ...]:
+    """GENERATED_ROUTES without those whose optional template is missing from templates/."""
+    return tuple(
+        route
+        for route in GENERATED_ROUTES
+        if route not in OPTIONAL_TEMPLATES
+        or (config.templates_dir / OPTIONAL_TEMPLATES[route]).is_file()
+    )
+
+
+def missing_pages(config: Config) -> tuple[str, ...]:
+    """Notes for `--verbose`: the generated pages left out for want of their template."""
+    present = generated_routes(config)
+    return tuple(
+        f"/{route}/ not written: templates/{template} is missing (kbgen's own templates/ has it)"
+        for route, template in OPTIONAL_TEMPLATES.items()
+        if route not in present
+    )
+
+
 @dataclass
 class SiteView:
     """Builds template views for one build; all URLs relative to the file being rendered."""
@@ -94,9 +117,16 @@ class SiteView:
     config: Config
     router: Router
     _files: dict[str, str] = field(default_factory=dict)
+    #: the generated routes this build writes (GENERATED_ROUTES less those whose optional
+    #: template the project lacks); looked up once per build
+    routes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self._files = {key: self.router.page_file(page) for key, page in self.index.pages.items()}
+        self.routes = generated_routes(self.config)
+
+    def missing_pages(self) -> tuple[str, ...]:
+        return missing_pages(self.config)
 
     # URLs
     def file_of(self, key: str) -> str:

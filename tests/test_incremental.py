@@ -923,3 +923,20 @@ def test_adding_and_removing_the_about_page_updates_every_footer(
     assert "about/index.html" in result.written.removed
     assert "About this site" not in (site / "site/routes/oral/index.html").read_text("utf-8")
     assert_same_as_full(site, result, tmp_path)
+
+
+def test_removing_and_restoring_map_html_matches_the_full_build(site: Path, tmp_path: Path) -> None:
+    """The site map's template is optional: a warm build after it is deleted drops /map/ and
+    its sitemap.xml entry, one after it is restored writes them again, like build_site()."""
+    edit(site, "config.yaml", "title:", "base_url: https://kb.example/\ntitle:")  # sitemap.xml
+    assert build(site).ok and "/map/" in (site / "site/sitemap.xml").read_text("utf-8")
+    template = site / "templates/map.html"
+    kept = template.read_bytes()
+    template.unlink()
+    result = build(site)
+    assert result.ok and not (site / "site/map").exists()
+    assert_same_as_full(site, result, tmp_path)
+    template.write_bytes(kept)
+    result = build(site)
+    assert result.ok and (site / "site/map/index.html").exists()
+    assert_same_as_full(site, result, tmp_path)

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path, PurePosixPath
 from urllib.parse import urljoin
 
-from conftest import REPO, anchors, article, read_out, run_build, run_cli, snapshot
+from conftest import MINIMAL_CONFIG, REPO, anchors, article, read_out, run_build, run_cli, snapshot
 
 from kbgen.knowledge_map import (
     LINE,
@@ -274,3 +274,61 @@ def test_the_repository_site_map_shows_every_page(built_site: Path) -> None:
     assert len(nodes) == len(drawn)  # each page once
     assert len(arcs) >= 100
     assert len({shape for _, shape in nodes}) == 9  # eight sections and the other pages
+
+
+def test_above_the_limit_the_site_map_draws_sections_and_reads_no_title(
+    make_site, monkeypatch
+) -> None:
+    """Past SITE_MAP_PAGE_LIMIT pages: one node per section (named with its page count), an
+    arc per pair of linked sections, and the list names the sections with their counts and
+    links; a title edit then leaves the map page alone."""
+    import kbgen.render
+    import kbgen.routes
+
+    monkeypatch.setattr(kbgen.render, "SITE_MAP_PAGE_LIMIT", 3)
+    # as in a large site, the navigation counts each section's pages instead of listing them
+    monkeypatch.setattr(kbgen.routes, "NAV_LIMIT", 0)
+    root = make_site({
+        "content/mechanism/a.md": article("Alpha", "[[b]] and [[c]]", extra="status: established"),
+        "content/mechanism/b.md": article("Beta", "[[a]]", extra="status: established"),
+        "content/routes/c.md": article("Gamma", "[[a]]", extra="bioavailability: 1%"),
+        "content/about.md": "---\ntitle: About\nsummary: About it.\n---\nAbout [[c]].\n",
+    })
+    assert run_build(root, jobs=1).ok
+    html = read_out(root, "map/index.html")
+    svg = SITE_SVG_RE.search(html)
+    assert svg is not None
+    nodes, arcs = _drawn_graph(svg.group(0))
+    assert nodes == [("../mechanism/", 0), ("../routes/", 1), ("../", 2)]
+    # Alpha -> Gamma and Gamma -> Alpha are one arc; About -> Gamma joins "other" to routes
+    assert arcs == {frozenset(("../mechanism/", "../routes/")), frozenset(("../", "../routes/"))}
+    names = [text for _, text, _ in anchors(svg.group(0))]
+    assert names == ["Mechanism (3 pages)", "Routes (2 pages)", "Other pages (2 pages)"]
+    listed = html.split('<section class="site-map-list"')[1].split("</section>")[0]
+    assert "Mechanism</a>: 3 pages; links to Routes (1 link)" in listed
+    assert "Other pages</a>: 2 pages; links to Routes (1 link)" in listed
+    assert "Alpha" not in listed and "<h3>" not in listed
+    assert "7 pages in 3 groups, drawn by section" in html
+    before = (root / "site/map/index.html").stat().st_mtime_ns
+    path = root / "content/mechanism/b.md"
+    path.write_text(path.read_text("utf-8").replace("title: Beta", "title: Beta two"), "utf-8")
+    result = run_build(root, jobs=1)
+    assert result.ok and result.mode == "warm" and "page:b" in result.rendered
+    assert "map" not in result.rendered
+    assert (root / "site/map/index.html").stat().st_mtime_ns == before
+
+
+def test_a_project_without_map_html_builds_without_the_site_map(make_site) -> None:
+    """templates/ copied before the site map existed: no /map/ page, none in sitemap.xml, a
+    note under --verbose; the build succeeds."""
+    root = make_site({
+        "content/mechanism/a.md": article("Alpha", "[[b]]", extra="status: established"),
+        "content/mechanism/b.md": article("Beta", "[[a]]", extra="status: established"),
+    }, config=MINIMAL_CONFIG.replace("title:", "base_url: https://kb.example/\ntitle:", 1))
+    (root / "templates/map.html").unlink()
+    done = run_cli(root, "build", "--verbose")
+    assert done.returncode == 0, done.stderr
+    assert "note: /map/ not written: templates/map.html is missing" in done.stderr
+    assert not (root / "site/map").exists()
+    assert "/map/" not in read_out(root, "sitemap.xml")
+    assert "/mechanism/a/" in read_out(root, "sitemap.xml")

@@ -36,14 +36,6 @@ from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, has_errors, promote_warnings, sorted_diagnostics
 from kbgen.incremental.cache import CacheDir, SealedBytecodeStore
 from kbgen.incremental.inputs import Inputs, Scanned, scan_inputs
-from kbgen.incremental.loading import (
-    LoadContext,
-    LoadOutcome,
-    PageLoader,
-    ReadOnlyMarkups,
-    SourceRecord,
-    load_pages,
-)
 from kbgen.incremental.markup_keys import engine_key, generator_id, glossary_digest
 from kbgen.incremental.markup_store import MarkupStore
 from kbgen.incremental.plan import (
@@ -79,13 +71,13 @@ from kbgen.pipeline import (
     load_timeline_file,
     write_failure_diagnostic,
 )
-from kbgen.search import SearchIndexError
 from kbgen.write import WriteResult
 from kbgen.write_manifest import marker_digest
 
 # Rendering, resolving, writing and search are imported where used: a build that finds nothing
 # changed never needs them (nor Jinja2, Markdown or Pygments), and it should be quick.
 if TYPE_CHECKING:
+    from kbgen.incremental.loading import LoadContext, LoadOutcome, ReadOnlyMarkups, SourceRecord
     from kbgen.incremental.rendering import RenderSession
     from kbgen.incremental.resolving import TrackedResolution
     from kbgen.incremental.writing import Writer, Written
@@ -189,7 +181,7 @@ class Builder:
         if unusable is not None:
             return BuildResult([unusable], timings=timer.timings)
         if self._markups is None or self._markups.cache != cache:
-            self._markups = MarkupStore(cache) if options.write else ReadOnlyMarkups(cache)
+            self._markups = MarkupStore(cache) if options.write else _read_only(cache)
         self._generator = generator = self._generator or generator_id()
         with timer.stage("discover"):
             head = self._state.head if self._state is not None else None
@@ -257,6 +249,7 @@ class Builder:
             converted=loaded.converted,
             resolved=resolution.resolved,
             workers=max(loaded.workers, written.workers),
+            notes=session.view.missing_pages(),
         )
         if result.written is None:
             if loaded.converted and self._markups is not None:
@@ -279,6 +272,8 @@ class Builder:
     ) -> Written:
         """Render and write; a failed write (a full disk, a read-only folder) is a
         diagnostic: staging was removed and the old site kept."""
+        from kbgen.search import SearchIndexError  # here: a no-change build never indexes
+
         try:
             if plan is None or run.previous is None:
                 return writer.cold(session)
@@ -317,6 +312,8 @@ class Builder:
         )
 
     def _load(self, run: _Run, glossary: list[GlossaryTerm]) -> LoadOutcome:
+        from kbgen.incremental.loading import PageLoader, load_pages
+
         assert self._markups is not None
         config, inputs = run.config, run.inputs
         previous: Mapping[str, SourceRecord] = {}
@@ -443,7 +440,15 @@ def _resolve(
     )
 
 
+def _read_only(cache: CacheDir | None) -> ReadOnlyMarkups:
+    from kbgen.incremental.loading import ReadOnlyMarkups
+
+    return ReadOnlyMarkups(cache)
+
+
 def _load_context(run: _Run, glossary: list[GlossaryTerm]) -> LoadContext:
+    from kbgen.incremental.loading import LoadContext
+
     markdown = run.config.markdown.key()
     key = engine_key(run.generator, markdown, glossary_digest(glossary))
     cache_root = run.cache.root if run.cache is not None else None

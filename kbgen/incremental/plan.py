@@ -19,17 +19,17 @@ from collections.abc import Hashable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from kbgen.incremental.deps import DepGraph
-from kbgen.incremental.fingerprints import Fingerprinter
 from kbgen.incremental.inputs import Inputs
-from kbgen.incremental.loading import SourceRecord
 from kbgen.incremental.policy import Change, Effect, effects_of
 from kbgen.incremental.stamps import stamp_of, stamp_trusted
 from kbgen.incremental.state import BuildState, FileState, PageToken, StateHead
 from kbgen.model import Page
 from kbgen.write_manifest import file_digest, marker_digest
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # a no-change build needs only `changes_since`: it imports none of these
+    from kbgen.incremental.deps import DepGraph
+    from kbgen.incremental.fingerprints import Fingerprinter
+    from kbgen.incremental.loading import SourceRecord
     from kbgen.incremental.rendering import RenderSession
 
 #: data file -> the change its edit is

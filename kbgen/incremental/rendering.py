@@ -192,6 +192,7 @@ class RenderSession:
             if recorder is not None and deps is not None:
                 if job.template is not None:
                     recorder.keys |= self._template_keys(job.template)
+                recorder.keys |= {("template", name) for name in job.presence_read}
                 deps.add(job.node, recorder.keys)
             results.append(_node_result(job.node, outputs, sink))
             if progress is not None:

@@ -19,12 +19,12 @@ from typing import TYPE_CHECKING
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, error, no_file_error
 from kbgen.incremental.cache import CacheDir, load_state, save_state
-from kbgen.incremental.deps import DepGraph
-from kbgen.incremental.loading import SourceRecord
 from kbgen.incremental.policy import Change
 from kbgen.incremental.stamps import Stamp
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (the no-change build reads only the head: it imports neither)
+    from kbgen.incremental.deps import DepGraph
+    from kbgen.incremental.loading import SourceRecord
     from kbgen.incremental.resolving import TrackedResolution
 
 
