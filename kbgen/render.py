@@ -556,9 +556,8 @@ def _section_map(view: SiteView, file: str) -> SiteMap:
         articles = index.articles_by_section.get(spec.id, ())
         section_of.update(dict.fromkeys((keys[number], *articles), number))
         sizes.append(len(articles) + 1)
-    # the other pages: home and the standalone pages, i.e. what is left of the site
-    with_a_file = sum(1 for key in keys if key in index.pages)
-    sizes.append(len(index.pages) - sum(sizes) + len(sections) - with_a_file + 1)
+    # the other pages: home and what is left of the site (the pages of no section)
+    sizes.append(1 + sum(1 for key in index.pages if key not in section_of and key != HOME_KEY))
     counts: dict[tuple[int, int], int] = {}
     for key in sorted(index.outbound):
         start = section_of.get(key, other)
