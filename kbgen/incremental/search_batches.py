@@ -27,18 +27,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kbgen.incremental.search_bundle import (
-    SMALL_DELTAS,
     FragmentNamer,
-    cbor_head,
-    cbor_text,
+    TableBuilder,
     clear_index_files,
-    uint_bytes,
     write_chunks,
     write_filters,
     write_meta,
 )
 from kbgen.incremental.search_records import PageRecord, RecordStore, records_from_bundle
-from kbgen.incremental.search_state import IndexState, PageEntry, WordTable
+from kbgen.incremental.search_state import IndexState, PageEntry
 
 BATCH_PAGES = 500  #: pages per Pagefind run (~0.1 GB of Pagefind memory)
 #: Pagefind runs at a time: one run keeps about one core busy (measured: 3.2 s of user time
@@ -48,66 +45,6 @@ RUNS_AT_ONCE = 2
 #: runs Pagefind over these pages (site-relative paths) in a fresh scratch folder of the
 #: given number; returns the bundle folder (inside that scratch folder, removed once split)
 RunBatch = Callable[[list[str], int], Path]
-
-
-@dataclass(slots=True)
-class _Postings:
-    """One word's (or variant's) postings so far: encoded bytes, count, last page."""
-
-    data: bytearray = field(default_factory=bytearray)
-    count: int = 0
-    last: int = 0
-
-    def add(self, page: int, tail: bytes) -> None:
-        delta = page - self.last
-        self.data += (
-            SMALL_DELTAS[delta] if delta < len(SMALL_DELTAS) else b"\x83" + uint_bytes(delta)
-        )
-        self.data += tail
-        self.count += 1
-        self.last = page
-
-    def encoded(self) -> bytes:
-        return cbor_head(4, self.count) + self.data
-
-
-@dataclass(slots=True)
-class TableBuilder:
-    """The word table, built page by page in page order."""
-
-    postings: dict[str, _Postings] = field(default_factory=dict)
-    sizes: dict[str, int] = field(default_factory=dict)
-    variants: dict[str, dict[str, _Postings]] = field(default_factory=dict)
-
-    def add(self, number: int, record: PageRecord) -> None:
-        for word, tail, size in record.words:
-            listed = self.postings.get(word)
-            if listed is None:
-                listed = self.postings[word] = _Postings()
-                self.sizes[word] = 0
-            listed.add(number, tail)
-            self.sizes[word] += size
-        for word, variant, tail in record.variants:
-            forms = self.variants.setdefault(word, {})
-            form = forms.get(variant)
-            if form is None:
-                form = forms[variant] = _Postings()
-            form.add(number, tail)
-
-    def table(self) -> WordTable:
-        words = sorted(self.postings.keys() | self.variants.keys())
-        empty = _Postings()
-        entries = []
-        for word in words:
-            forms = self.variants.get(word, {})
-            entries.append(
-                b"\x83"
-                + cbor_text(word)
-                + self.postings.get(word, empty).encoded()
-                + cbor_head(4, len(forms))
-                + b"".join(b"\x82" + cbor_text(v) + p.encoded() for v, p in forms.items())
-            )
-        return WordTable(words, entries, [self.sizes.get(word, 0) for word in words])
 
 
 @dataclass(slots=True)

@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from stat import S_ISREG
 
@@ -53,15 +53,34 @@ def cbor_text(value: str) -> bytes:
 SMALL_DELTAS = [b"\x83" + uint_bytes(n) for n in range(4096)]
 
 
+@dataclass(slots=True)
+class Postings:
+    """One word's (or variant's) postings, encoded as they are added in page order: Pagefind's
+    `[page delta, locs, meta_locs]` entries, the delta written here, the rest the page's
+    tail."""
+
+    data: bytearray = field(default_factory=bytearray)
+    count: int = 0
+    last: int = 0
+
+    def add(self, page: int, tail: bytes) -> None:
+        delta = page - self.last
+        self.data += (
+            SMALL_DELTAS[delta] if delta < len(SMALL_DELTAS) else b"\x83" + uint_bytes(delta)
+        )
+        self.data += tail
+        self.count += 1
+        self.last = page
+
+    def encoded(self) -> bytes:
+        return cbor_head(4, self.count) + self.data
+
+
 def postings_bytes(postings: list[tuple[int, bytes]]) -> bytes:
-    parts = [cbor_head(4, len(postings))]
-    previous = 0
+    listed = Postings()
     for page, tail in postings:
-        delta = page - previous
-        previous = page
-        parts.append(SMALL_DELTAS[delta] if delta < 4096 else b"\x83" + uint_bytes(delta))
-        parts.append(tail)
-    return b"".join(parts)
+        listed.add(page, tail)
+    return listed.encoded()
 
 
 def remapped(record: PageRecord, meta_keys: tuple[str, ...]) -> PageRecord:
@@ -159,28 +178,61 @@ def write_meta(
 # -- the word table and its chunks ------------------------------------------------------
 
 
+@dataclass(slots=True)
+class TableBuilder:
+    """The word table, built page by page in page order (postings kept as encoded bytes, so
+    Python holds the index once, not one tuple per posting)."""
+
+    postings: dict[str, Postings] = field(default_factory=dict)
+    sizes: dict[str, int] = field(default_factory=dict)
+    variants: dict[str, dict[str, Postings]] = field(default_factory=dict)
+
+    def add(self, number: int, record: PageRecord) -> None:
+        for word, tail, size in record.words:
+            listed = self.postings.get(word)
+            if listed is None:
+                listed = self.postings[word] = Postings()
+                self.sizes[word] = 0
+            listed.add(number, tail)
+            self.sizes[word] += size
+        for word, variant, tail in record.variants:
+            forms = self.variants.setdefault(word, {})
+            form = forms.get(variant)
+            if form is None:
+                form = forms[variant] = Postings()
+            form.add(number, tail)
+
+    def table(self) -> WordTable:
+        words = sorted(self.postings.keys() | self.variants.keys())
+        empty = Postings()
+        entries = [
+            entry_bytes(
+                word,
+                self.postings.get(word, empty).encoded(),
+                [(v, p.encoded()) for v, p in self.variants.get(word, {}).items()],
+            )
+            for word in words
+        ]
+        return WordTable(words, entries, [self.sizes.get(word, 0) for word in words])
+
+
 def word_table(indexed: list[PageRecord]) -> WordTable:
     """Every word's entry and size over these pages (page numbers: their list positions)."""
-    postings: dict[str, list[tuple[int, bytes]]] = {}
-    sizes: dict[str, int] = {}
-    variants: dict[str, dict[str, list[tuple[int, bytes]]]] = {}
+    builder = TableBuilder()
     for number, record in enumerate(indexed):
-        for word, tail, size in record.words:
-            listed = postings.get(word)
-            if listed is None:
-                postings[word] = [(number, tail)]
-                sizes[word] = size
-            else:
-                listed.append((number, tail))
-                sizes[word] += size
-        for word, variant, tail in record.variants:
-            variants.setdefault(word, {}).setdefault(variant, []).append((number, tail))
-    words = sorted(postings.keys() | variants.keys())
-    entries = [
-        encode_entry(word, postings.get(word, []), list(variants.get(word, {}).items()))
-        for word in words
-    ]
-    return WordTable(words, entries, [sizes.get(word, 0) for word in words])
+        builder.add(number, record)
+    return builder.table()
+
+
+def entry_bytes(word: str, postings: bytes, forms: list[tuple[str, bytes]]) -> bytes:
+    """Pagefind's `[word, postings, [[variant, postings], ...]]` from encoded posting lists."""
+    return (
+        b"\x83"
+        + cbor_text(word)
+        + postings
+        + cbor_head(4, len(forms))
+        + b"".join(b"\x82" + cbor_text(form) + listed for form, listed in forms)
+    )
 
 
 def encode_entry(
@@ -189,12 +241,8 @@ def encode_entry(
     forms: list[tuple[str, list[tuple[int, bytes]]]],
 ) -> bytes:
     """Pagefind's `[word, postings, [[variant, postings], ...]]` for one word."""
-    return (
-        b"\x83"
-        + cbor_text(word)
-        + postings_bytes(postings)
-        + cbor_head(4, len(forms))
-        + b"".join(b"\x82" + cbor_text(form) + postings_bytes(listed) for form, listed in forms)
+    return entry_bytes(
+        word, postings_bytes(postings), [(form, postings_bytes(listed)) for form, listed in forms]
     )
 
 

@@ -71,7 +71,7 @@ from kbgen.write_manifest import file_digest
 
 FULL_RUN_SHARE = 0.5  #: more than this share of pages without a record: one full run
 SENTINEL_NAME = "kbgen-search-probe.html"  #: the scratch run's always-indexed page
-_SENTINEL_URL = "/" + SENTINEL_NAME
+_IGNORED = frozenset({"/" + SENTINEL_NAME})  #: left out of a scratch run's records
 
 
 @dataclass(frozen=True, slots=True)
@@ -192,8 +192,7 @@ def _batched(
             return _scratch_run(binary, site_dir, folder, batch, "en")
 
         bundle = scratch / "bundle"
-        ignore = frozenset({_SENTINEL_URL})
-        state = index_in_batches(run, rels, digests, bundle, store, ignore)
+        state = index_in_batches(run, rels, digests, bundle, store, _IGNORED)
         if state is None:
             return False
         save_state(store.cache, state)
@@ -218,7 +217,7 @@ def _incremental(
         language = language_of(known.values())
         bundle = _scratch_run(binary, site_dir, scratch, missing, language)
         fresh = records_from_bundle(
-            bundle, missing, digests, ignore=frozenset({_SENTINEL_URL}), language=language
+            bundle, missing, digests, ignore=_IGNORED, language=language
         )
         if fresh is None:
             return None
@@ -257,13 +256,15 @@ def _edit(
     if len(changed) > FULL_RUN_SHARE * len(rels):
         return None
     old = {rel: store.load(rel, was[rel]) for rel in changed}
+    if any(record is None for record in old.values()):
+        return None  # before running Pagefind: the records path would run it again
     scratch = Path(tempfile.mkdtemp(prefix=".kbgen-search-", dir=site_dir.parent))
     try:
         bundle = _scratch_run(binary, site_dir, scratch, changed, state.language)
         fresh = records_from_bundle(
-            bundle, changed, digests, ignore=frozenset({_SENTINEL_URL}), language=state.language
+            bundle, changed, digests, ignore=_IGNORED, language=state.language
         )
-        if fresh is None or any(record is None for record in old.values()):
+        if fresh is None:
             return None
         edits = {rel: (record, fresh[rel]) for rel, record in old.items() if record is not None}
         updated = apply_edit(state, edits)
