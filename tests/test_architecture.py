@@ -33,7 +33,7 @@ LAYERS = [
     {"resolve_links", "resolve_citations", "resolve_related"},
     {"load", "resolve"},
     {"routes", "templates"},
-    {"feeds"},
+    {"feeds", "render_pictures"},  # JSON-LD/feeds/sitemap; the pictures a page draws
     {"render"},
     # write.py's parts: the manifest and the work folders, then the swap that uses them
     {"write_manifest", "write_folders"},
@@ -168,10 +168,7 @@ def test_every_module_has_a_docstring() -> None:
 MAX_MODULE_LINES = 600  #: the split guide is ~500 lines a module; this is where it becomes a rule
 #: Modules still over the limit while another change splits them (issue #15). Remove an entry
 #: once its module is split; never add one to make a new module fit.
-OVERSIZED_WHILE_SPLIT = {
-    "render",  # being split by job in another branch
-    "incremental.builder",  # likewise
-}
+OVERSIZED_WHILE_SPLIT: set[str] = set()  # empty since render.py's pictures moved out (#15)
 
 
 def test_no_module_is_over_the_size_limit() -> None:

@@ -282,10 +282,10 @@ def test_above_the_limit_the_site_map_draws_sections_and_reads_no_title(
     """Past SITE_MAP_PAGE_LIMIT pages: one node per section (named with its page count), an
     arc per pair of linked sections, and the list names the sections with their counts and
     links; a title edit then leaves the map page alone."""
-    import kbgen.render
+    import kbgen.render_pictures
     import kbgen.routes
 
-    monkeypatch.setattr(kbgen.render, "SITE_MAP_PAGE_LIMIT", 3)
+    monkeypatch.setattr(kbgen.render_pictures, "SITE_MAP_PAGE_LIMIT", 3)
     # as in a large site, the navigation counts each section's pages instead of listing them
     monkeypatch.setattr(kbgen.routes, "NAV_LIMIT", 0)
     root = make_site({
