@@ -126,10 +126,10 @@ def site_map(view: SiteView, file: str) -> SiteMap:
 
     groups = []
     for shape, spec in enumerate(sections):
-        own = generated_node(view, file, f"_section:{spec.id}", spec.title, shape)
+        own = _generated_node(view, file, f"_section:{spec.id}", spec.title, shape)
         articles = tuple(node(k, shape) for k in index.articles_by_section.get(spec.id, ()))
         groups.append(SiteGroup(spec.title, shape, (own, *articles), headed=True))
-    home = generated_node(view, file, HOME_KEY, view.config.title, len(sections))
+    home = _generated_node(view, file, HOME_KEY, view.config.title, len(sections))
     standalone = sorted(
         (k for k, page in index.pages.items() if page.kind == "page"),
         key=lambda k: (index.pages[k].meta.title.lower(), k),
@@ -148,7 +148,7 @@ def site_map(view: SiteView, file: str) -> SiteMap:
     return build_site_map(view.config.title, groups, links)
 
 
-def generated_node(view: SiteView, file: str, key: str, title: str, shape: int) -> MapNode:
+def _generated_node(view: SiteView, file: str, key: str, title: str, shape: int) -> MapNode:
     """The node of a section or home page, which the site has even without a source file."""
     index = view.index
     if key in index.pages:
@@ -186,7 +186,7 @@ def _section_map(view: SiteView, file: str) -> SiteMap:
     summaries = [
         SectionSummary(
             dataclasses.replace(  # the node names its group and size, whatever its page says
-                generated_node(view, file, keys[n], titles[n], n),
+                _generated_node(view, file, keys[n], titles[n], n),
                 title=f"{titles[n]} ({sizes[n]:,} pages)",
             ),
             titles[n],
