@@ -78,17 +78,10 @@ def build(side: Side, folder: Path, limit: float, memory: bool = False) -> run.S
 def one_round(
     side: Side, source: Path, scratch: Path, step: int, limit: float, cold_only: bool
 ) -> dict[str, float]:
-    folder = scratch / f"{side.name}-{step}"
-    if folder.exists():
-        shutil.rmtree(folder)
-    shutil.copytree(source, folder, ignore=shutil.ignore_patterns(".complete"))
-    side.prepare(folder)
-    edits = {
-        "cold": None, "no change": None, "body edit": run.edit_body, "title edit": run.edit_title,
-    }
+    folder = run.fresh_copy(side, source, scratch / f"{side.name}-{step}")
     times: dict[str, float] = {}
     try:
-        for measure, edit in edits.items():
+        for measure, edit in run.EDITS.items():
             if cold_only and measure != "cold":
                 break
             if edit is not None:
@@ -102,11 +95,7 @@ def one_round(
 
 
 def peak_memory(side: Side, source: Path, scratch: Path, limit: float) -> int:
-    folder = scratch / f"{side.name}-memory"
-    if folder.exists():
-        shutil.rmtree(folder)
-    shutil.copytree(source, folder, ignore=shutil.ignore_patterns(".complete"))
-    side.prepare(folder)
+    folder = run.fresh_copy(side, source, scratch / f"{side.name}-memory")
     try:
         return build(side, folder, limit, memory=True).peak_rss
     finally:
@@ -153,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
                 side, source, scratch, step, args.limit, args.cold_only
             ).items():
                 times[side.name][measure].append(seconds)
-    peaks: dict[str, float] = {}
+    peaks: dict[str, int] = {}
     if args.memory:
         peaks = {s.name: peak_memory(s, source, scratch, args.limit) for s in sides}
     print_table(sides, times, peaks, args, load_before)

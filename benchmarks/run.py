@@ -45,8 +45,10 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -436,7 +438,22 @@ class Result:
         return statistics.median(v for v in values if v is not None)
 
 
-def fresh_copy(tool: Tool, source: Path, folder: Path) -> Path:
+#: measure -> the edit made before its build (run in this order on one copy of the corpus)
+EDITS: dict[str, Callable[[Path, int], None] | None] = {
+    "cold": None,
+    "no change": None,
+    "body edit": edit_body,
+    "title edit": edit_title,
+}
+
+
+class Preparer(Protocol):
+    """What can make a copy of the corpus buildable: a `Tool`, or ab.py's checkout."""
+
+    def prepare(self, folder: Path) -> None: ...
+
+
+def fresh_copy(tool: Preparer, source: Path, folder: Path) -> Path:
     """A new copy of the corpus at `folder`, made buildable by `tool`."""
     if folder.exists():
         shutil.rmtree(folder)
@@ -450,8 +467,7 @@ def measure_tool(
 ) -> None:
     folder = fresh_copy(tool, source, scratch / f"{tool.name}-{step}")
     try:
-        edits = {"cold": None, "no change": None, "body edit": edit_body, "title edit": edit_title}
-        for measure, edit in edits.items():
+        for measure, edit in EDITS.items():
             if edit is not None:
                 edit(folder, step)
             sample = run_command(tool.command, folder, limit, tool.env)
