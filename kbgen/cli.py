@@ -14,7 +14,6 @@ import gc
 import json
 import sys
 import time
-import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
@@ -166,6 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if _search_failed(exc):
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_CONTENT
+        import traceback  # here: only a crash prints one
+
         traceback.print_exc()
         print(
             f"\nkbgen {__version__}: this is a bug in kbgen, not a problem with your "

@@ -10,7 +10,6 @@ only) at the line's first column. Only `no_file_error` has no position.
 
 from __future__ import annotations
 
-import difflib
 import enum
 import json
 import unicodedata
@@ -122,6 +121,8 @@ def no_file_error(what: str, message: str, hint: str) -> Diagnostic:
 
 def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
     """A "did you mean 'x'?" hint for the closest candidate, or None."""
+    import difflib  # here: only a build with a mistake to report needs it
+
     pool = list(candidates)
     lowered = {candidate.lower(): candidate for candidate in pool}
     matches = difflib.get_close_matches(word.lower(), list(lowered), n=1, cutoff=cutoff)

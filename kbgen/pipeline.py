@@ -291,12 +291,12 @@ def load_timeline_file(
 ) -> tuple[Timeline | None, list[Diagnostic]]:
     """`timeline.yaml` (optional) -> the timeline its page shows; its citations are checked
     against `references`."""
-    from kbgen.timeline import load_timeline
-
     timeline_file = tree.data.get("timeline.yaml")
     text, diagnostics = _read_text(timeline_file)
     if timeline_file is None:
         return None, diagnostics
+    from kbgen.timeline import load_timeline  # here: most sites have no timeline
+
     timeline, problems = load_timeline(text, timeline_file.shown, frozenset(references))
     return timeline, diagnostics + problems
 

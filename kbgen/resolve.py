@@ -22,6 +22,7 @@ import posixpath
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
@@ -30,7 +31,9 @@ from kbgen.resolve_citations import citation_problems, citing_pages
 from kbgen.resolve_links import Lookup, name_table, page_links
 from kbgen.resolve_related import related_pages
 from kbgen.site_index import SiteIndex, page_key
-from kbgen.timeline import Timeline
+
+if TYPE_CHECKING:  # the timeline's module is loaded only by a build that has one
+    from kbgen.timeline import Timeline
 
 
 def _neighbors(

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
 from kbgen.model import Page, Reference
-from kbgen.timeline import Timeline
+
+if TYPE_CHECKING:  # the timeline's module is loaded only by a build that has one
+    from kbgen.timeline import Timeline
 
 
 def citation_problems(

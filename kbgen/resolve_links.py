@@ -10,7 +10,6 @@ a warning for a link to a shown draft from a published page.
 
 from __future__ import annotations
 
-import difflib
 import posixpath
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -153,6 +152,8 @@ def _file_target(page: Page, link: LinkRef, lookup: Lookup, fail: Fail) -> str |
     if rel is not None and rel not in by_rel and lookup.failed_to_load(link, rel):
         return None
     if rel is None or rel not in by_rel:
+        import difflib  # here: only a broken link needs a hint
+
         hint = "use a path relative to this file, e.g. ../section/slug.md"
         closest = difflib.get_close_matches(rel or link.target, list(by_rel), n=1)
         if closest:

@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from kbgen.model import Backlink, GlossaryTerm, Page, Reference, ResolvedLink
-from kbgen.timeline import Timeline
+
+if TYPE_CHECKING:  # the timeline's module is loaded only by a build that has one
+    from kbgen.timeline import Timeline
 
 HOME_KEY = "_home"
 

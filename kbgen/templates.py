@@ -11,7 +11,6 @@ seen on many pages into one message.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import dataclasses
 import datetime as dt
 import os
@@ -177,6 +176,8 @@ WATCHDOG = Watchdog()
 
 
 def _async_raise(thread: int, exception: type[BaseException] | None) -> None:
+    import ctypes  # here: only a render that overruns its limit needs it
+
     ctypes.pythonapi.PyThreadState_SetAsyncExc(
         ctypes.c_ulong(thread), ctypes.py_object(exception) if exception else None
     )

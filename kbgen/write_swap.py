@@ -33,14 +33,16 @@ _AT_FDCWD = -100
 @functools.cache
 def _libc() -> ctypes.CDLL | None:
     # ctypes is imported only when a swap happens. The running program's own symbols
-    # include libc's on Linux; find_library (which runs ldconfig, ~20 ms) is the fallback.
+    # include libc's on Linux; find_library (which runs ldconfig, ~20 ms, and imports
+    # subprocess) is the fallback.
     import ctypes
-    import ctypes.util
 
     with contextlib.suppress(OSError):
         libc = ctypes.CDLL(None, use_errno=True)
         if hasattr(libc, "renameat2"):
             return libc
+    import ctypes.util
+
     libc_name = ctypes.util.find_library("c")
     return ctypes.CDLL(libc_name, use_errno=True) if libc_name else None
 

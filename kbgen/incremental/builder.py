@@ -272,13 +272,16 @@ class Builder:
     ) -> Written:
         """Render and write; a failed write (a full disk, a read-only folder) is a
         diagnostic: staging was removed and the old site kept."""
-        from kbgen.search import SearchIndexError  # here: a no-change build never indexes
+        failures: tuple[type[OSError | SearchIndexError], ...] = (OSError,)
+        if writer.use_search:  # here: a build without search never loads the indexer
+            from kbgen.search import SearchIndexError
 
+            failures = (OSError, SearchIndexError)
         try:
             if plan is None or run.previous is None:
                 return writer.cold(session)
             return writer.warm(plan, session, run.previous, effects)
-        except (OSError, SearchIndexError) as exc:
+        except failures as exc:
             from kbgen.incremental.writing import Written
 
             return Written(frozenset(), 1, [write_failure_diagnostic(run.config, exc)])

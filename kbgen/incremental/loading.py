@@ -278,7 +278,8 @@ def _run_work(
     pools: PoolFactory,
 ) -> int:
     """Load `work` in this process or in `jobs` worker processes; returns the count used."""
-    can_fork = forkable()
+    # forkable() imports multiprocessing (~8 ms): asked only when a pool could pay off
+    can_fork = jobs > 1 and len(work) >= PARALLEL_MIN and forkable()
     if jobs > 1 and len(work) >= (PARALLEL_MIN if can_fork else PARALLEL_MIN_FRESH):
         if can_fork:
             loader.engine()  # import Markdown and build the engine once; forked workers share it

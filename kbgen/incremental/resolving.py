@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic
@@ -30,7 +30,9 @@ from kbgen.resolve import Resolution, all_diagnostics, data_paths, resolve_site
 from kbgen.resolve_citations import citation_problems
 from kbgen.resolve_links import page_links
 from kbgen.site_index import SiteIndex, page_key
-from kbgen.timeline import Timeline
+
+if TYPE_CHECKING:  # the timeline's module is loaded only by a build that has one
+    from kbgen.timeline import Timeline
 
 
 class PageFacts(NamedTuple):
