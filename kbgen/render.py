@@ -27,7 +27,13 @@ from kbgen.config_types import Config, SectionSpec
 from kbgen.diagnostics import Diagnostic, error
 from kbgen.feeds import cited_references, json_ld, plain_description, site_files
 from kbgen.model import OutputFile, Page
-from kbgen.render_pictures import charts_of_section, knowledge_map, site_map, timeline_charts
+from kbgen.render_pictures import (
+    DrawnOnUse,
+    charts_of_section,
+    knowledge_map,
+    site_map,
+    timeline_charts,
+)
 from kbgen.routes import OPTIONAL_TEMPLATES, Router, SiteView
 from kbgen.site_index import HOME_KEY, SiteIndex, page_key
 from kbgen.templates import Renderer, TemplateProblem, merge_repeated
@@ -223,7 +229,7 @@ def _article_context(view: SiteView, key: str, page: Page, file: str) -> dict[st
                 for b in index.backlinks.get(key, ())
             ],
             "related": [view.page_link(k, file) for k in index.related.get(key, ())],
-            "knowledge_map": knowledge_map(view, key, file),
+            "knowledge_map": DrawnOnUse(lambda: knowledge_map(view, key, file)),
             "charts": charts,
             "previous": view.page_link(previous, file) if previous else None,
             "next": view.page_link(following, file) if following else None,

@@ -11,6 +11,7 @@ of rendering that grows with the site's features, and the only one that imports 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from kbgen.config_types import SectionSpec
@@ -32,6 +33,28 @@ from kbgen.site_index import HOME_KEY
 
 if TYPE_CHECKING:  # charts.py is imported by the pages that draw one (few: most edits skip it)
     from kbgen.charts import Chart
+
+
+class DrawnOnUse:
+    """A picture drawn when the template first reads one of its attributes, as
+    `knowledge_map.svg` does: a theme that never shows it costs nothing, and its pages
+    record no reads for it, so they are not rendered again when only what it would show
+    changed. It is always true, as the picture it stands for is."""
+
+    __slots__ = ("_draw", "_picture")
+
+    def __init__(self, draw: Callable[[], object]) -> None:
+        self._draw: Callable[[], object] | None = draw
+        self._picture: object = None
+
+    def __getattr__(self, name: str) -> object:
+        # called only for names that are not slots: the picture's attributes
+        if self._draw is not None:
+            self._picture, self._draw = self._draw(), None
+        return getattr(self._picture, name)
+
+    def __bool__(self) -> bool:
+        return True
 
 
 def knowledge_map(view: SiteView, key: str, file: str) -> KnowledgeMap:

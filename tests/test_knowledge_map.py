@@ -220,6 +220,49 @@ def test_an_edit_redraws_only_the_maps_that_show_what_changed(make_site) -> None
     assert "Page zero" in read_out(root, "mechanism/p1/index.html").split("knowledge-map")[1]
 
 
+
+def test_a_theme_without_the_map_neither_draws_it_nor_redraws_for_it(
+    make_site, monkeypatch
+) -> None:
+    """The map is drawn when the template first reads it (render_pictures.DrawnOnUse): with
+    an article.html that leaves it out, no page draws one, and a title edit re-renders only
+    the pages that show the title elsewhere (links, lists), not those that would show it
+    only in their maps."""
+    import kbgen.routes
+
+    monkeypatch.setattr(kbgen.routes, "NAV_LIMIT", 0)  # the navigation would list every title
+    # p6 links to p0 in its own words and lists five other pages as related, so it shows
+    # p0's title only in its map
+    files = {
+        f"content/mechanism/p{i}.md": article(
+            f"Page {i}",
+            f"See [the next one](p{(i + 1) % 7}.md).",
+            extra="status: established" + ("\nrelated: [p1, p2, p3, p4, p5]" if i == 6 else ""),
+        )
+        for i in range(7)
+    }
+    redrawn = {}
+    for theme in ("with map", "without map"):
+        root = make_site(files)
+        if theme == "without map":
+            template = root / "templates/article.html"
+            text = template.read_text("utf-8")
+            assert '{% include "partials/knowledge_map.html" %}' in text
+            template.write_text(text.replace('{% include "partials/knowledge_map.html" %}', ""))
+        assert run_build(root, jobs=1).ok
+        page = root / "content/mechanism/p0.md"
+        # (a new title that keeps the reading order: the previous/next links stay)
+        page.write_text(page.read_text().replace("title: Page 0", "title: Page 0, renamed"))
+        result = run_build(root, jobs=1)
+        assert result.ok and result.mode == "warm"
+        redrawn[theme] = {n for n in result.rendered if n.startswith("page:")}
+        drawn = "knowledge-map" in read_out(root, "mechanism/p1/index.html")
+        assert drawn == (theme == "with map")
+    assert "page:p6" in redrawn["with map"]  # its map shows the new title
+    assert "page:p6" not in redrawn["without map"]
+    assert {"page:p0", "page:p1"} <= redrawn["without map"]  # p1 lists p0 under "Linked from"
+
+
 # -- the site-map page --------------------------------------------------------------------------
 
 SITE_SVG_RE = re.compile(r'<svg class="km km-site".*?</svg>', re.S)
