@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/ab.py --pages 1000 --rounds 8 old=../old-checkout new=.
     .venv/bin/python benchmarks/ab.py --pages 10000 --rounds 1 --cold-only --memory old=... new=.
     .venv/bin/python benchmarks/ab.py --theme old ...   # both sides build old's templates
+    .venv/bin/python benchmarks/ab.py --rounds 0 --instructions old=... new=.   # callgrind
 
 A refactor is judged by "no speed regression beyond noise, measured A/B, interleaved, on the
 same machine" (issue #15's acceptance). `run.py` measures one checkout against the peers; this
@@ -11,7 +12,11 @@ script measures two checkouts against each other: each round builds a fresh copy
 with side A and then side B (the order alternates between rounds, so drift in the machine's load
 spreads over both), taking the same four measures as run.py (cold, no change, body edit, title
 edit). It prints the medians and the change in per cent, and with --memory one more cold build
-per side with its process tree's peak memory sampled.
+per side with its process tree's peak memory sampled. With --instructions it also counts the
+instructions each side's no-change, body-edit and title-edit builds execute (valgrind's
+callgrind over the whole process tree, one job): wall-clock medians of the same code move by
+several per cent between runs on a shared machine, instruction counts by a few tenths of a per
+cent, so a 5% verdict is read from them (each counted build runs ~50x slower than a timed one).
 
 Each side is a checkout folder (a `git worktree add --detach ../old REV` is the easy way): its
 `kbgen/` is put on PYTHONPATH, so both sides run under this script's Python and libraries. By
@@ -30,6 +35,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -102,6 +108,76 @@ def peak_memory(side: Side, source: Path, scratch: Path, limit: float) -> int:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def instructions(side: Side, source: Path, scratch: Path, limit: float) -> dict[str, int]:
+    """Instructions executed by the no-change, body-edit and title-edit builds of one copy of
+    the corpus (the same edits on both sides), after an uncounted cold build and an uncounted
+    first edit (which does once-per-cache work, such as compiling templates' bytecode)."""
+    if shutil.which("valgrind") is None:
+        raise SystemExit("--instructions needs valgrind (apt install valgrind)")
+    folder = run.fresh_copy(side, source, scratch / f"{side.name}-instructions")
+    counts: dict[str, int] = {}
+    try:
+        time.sleep(RACY_S)
+        build(side, folder, limit)
+        run.edit_body(folder, 1000)
+        time.sleep(RACY_S)
+        build(side, folder, limit)
+        for measure, edit in run.EDITS.items():
+            if measure == "cold":
+                continue  # ~50x a cold build: minutes per side
+            if edit is not None:
+                edit(folder, 1001)
+            time.sleep(RACY_S)
+            counts[measure] = counted_build(side, folder, limit * 100)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return counts
+
+
+#: kbgen re-reads a file written less than 2 s before the previous build's scan (its stamp
+#: cannot prove it unchanged: kbgen/incremental/stamps.py); each counted build waits this long
+#: after the last write, so no count depends on how fast the build before it was
+RACY_S = 2.1
+
+
+def counted_build(side: Side, folder: Path, limit: float) -> int:
+    """Instructions (Ir) of one `kbgen build --jobs 1` and every process it starts (a fixed
+    string-hash seed, so set and dict orders, and the work that follows them, repeat)."""
+    out = folder.parent / f"{folder.name}.callgrind"
+    out.mkdir()
+    try:
+        subprocess.run(
+            [
+                "valgrind",
+                "--tool=callgrind",
+                "--trace-children=yes",
+                f"--callgrind-out-file={out}/cg.%p",
+                sys.executable,
+                "-m",
+                "kbgen",
+                "build",
+                "--quiet",
+                "--jobs",
+                "1",
+            ],
+            cwd=folder,
+            env={**side.env(), "PYTHONHASHSEED": "0"},
+            check=True,
+            capture_output=True,
+            timeout=limit,
+        )
+        return sum(_summary(path) for path in out.iterdir())
+    finally:
+        shutil.rmtree(out, ignore_errors=True)
+
+
+def _summary(path: Path) -> int:
+    for line in path.read_text("utf-8", "replace").splitlines():
+        if line.startswith("summary:"):
+            return int(line.split()[1])
+    return 0
+
+
 def load_average() -> str:
     return f"{os.getloadavg()[0]:.1f}"
 
@@ -114,6 +190,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cold-only", action="store_true", help="time only the cold build")
     parser.add_argument("--memory", action="store_true", help="one more cold build, memory sampled")
     parser.add_argument("--theme", help="build both sides with this side's templates and static")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count the edit builds' instructions (valgrind)"
+    )
     parser.add_argument(
         "--limit", type=float, default=900.0, help="seconds before a build is stopped"
     )
@@ -145,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     peaks: dict[str, int] = {}
     if args.memory:
         peaks = {s.name: peak_memory(s, source, scratch, args.limit) for s in sides}
-    print_table(sides, times, peaks, args, load_before)
+    if args.rounds or peaks:
+        print_table(sides, times, peaks, args, load_before)
+    if args.instructions:
+        counts = {s.name: instructions(s, source, scratch, args.limit) for s in sides}
+        print_counts(sides, counts)
     return 0
 
 
@@ -173,6 +256,16 @@ def print_table(
         old_peak, new_peak = peaks[a] / 1e6, peaks[b] / 1e6
         relative = change(old_peak, new_peak)
         print(f"| peak memory, cold | {old_peak:,.0f} MB | {new_peak:,.0f} MB | {relative} |")
+
+
+def print_counts(sides: list[Side], counts: dict[str, dict[str, int]]) -> None:
+    a, b = sides[0].name, sides[1].name
+    print("\ninstructions executed (callgrind, --jobs 1, the same edits on both sides)")
+    print(f"| measure | {a} | {b} | change |")
+    print("|---|---|---|---|")
+    for measure, old in counts[a].items():
+        new = counts[b][measure]
+        print(f"| {measure} | {old / 1e6:,.1f} M | {new / 1e6:,.1f} M | {change(old, new)} |")
 
 
 def change(old: float, new: float) -> str:
