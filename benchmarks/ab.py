@@ -44,6 +44,8 @@ sys.path.insert(0, str(HERE))
 
 import run  # noqa: E402  (benchmarks/run.py: the corpus, the edits and the timed runs)
 
+from kbgen.incremental.stamps import RACY_NS  # noqa: E402  (this checkout's racy-stamp window)
+
 MEASURES = run.MEASURES
 
 
@@ -134,10 +136,10 @@ def instructions(side: Side, source: Path, scratch: Path, limit: float) -> dict[
     return counts
 
 
-#: kbgen re-reads a file written less than 2 s before the previous build's scan (its stamp
-#: cannot prove it unchanged: kbgen/incremental/stamps.py); each counted build waits this long
-#: after the last write, so no count depends on how fast the build before it was
-RACY_S = 2.1
+#: kbgen re-reads a file written less than RACY_NS before the previous build's scan (its stamp
+#: cannot prove it unchanged); each counted build waits a little longer after the last write,
+#: so no count depends on how fast the build before it was
+RACY_S = RACY_NS / 1e9 + 0.1
 
 
 def counted_build(side: Side, folder: Path, limit: float) -> int:

@@ -278,13 +278,13 @@ def _run_work(
     pools: PoolFactory,
 ) -> int:
     """Load `work` in this process or in `jobs` worker processes; returns the count used."""
-    # forkable() imports multiprocessing (~8 ms): asked only when a pool could pay off
-    can_fork = jobs > 1 and len(work) >= PARALLEL_MIN and forkable()
-    if jobs > 1 and len(work) >= (PARALLEL_MIN if can_fork else PARALLEL_MIN_FRESH):
-        if can_fork:
-            loader.engine()  # import Markdown and build the engine once; forked workers share it
-        if _run_in_pool(work, loader, into, jobs, progress, pools):
-            return jobs
+    if jobs > 1 and len(work) >= PARALLEL_MIN:  # (so a one-page edit never imports multiprocessing)
+        can_fork = forkable()
+        if can_fork or len(work) >= PARALLEL_MIN_FRESH:
+            if can_fork:
+                loader.engine()  # Markdown imported and set up once, shared by forked workers
+            if _run_in_pool(work, loader, into, jobs, progress, pools):
+                return jobs
     for done, (file, stamp, prior) in enumerate(work, start=1):
         into.add(file.rel, *loader.load(file, stamp, prior))
         if progress is not None:

@@ -65,12 +65,12 @@ def _source_stamp() -> str:
     stamps = []
     for folder, subfolders, files in os.walk(package):
         subfolders[:] = sorted(name for name in subfolders if name != "__pycache__")
-        prefix = os.path.relpath(folder, package).replace(os.sep, "/") + "/"
+        inside = os.path.relpath(folder, package).replace(os.sep, "/")
+        prefix = "" if folder == package else inside + "/"
         for name in sorted(files):
             if name.endswith((".py", ".js", ".css")):
                 stat = os.stat(os.path.join(folder, name))
-                rel = name if prefix == "./" else prefix + name
-                stamps.append(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}")
+                stamps.append(f"{prefix}{name}:{stat.st_size}:{stat.st_mtime_ns}")
     return hashlib.sha256("\n".join(stamps).encode()).hexdigest()[:16]
 
 
