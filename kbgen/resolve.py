@@ -22,7 +22,7 @@ import posixpath
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
@@ -107,46 +107,87 @@ def resolve_site(
     lookup = Lookup(
         names, by_rel, everything, frozenset(drafts), show_drafts, tuple(sorted(unloadable))
     )
-    return _resolve_all(
+    references_path = references_path or default_references
+    links = resolve_page_links(by_key, lookup, references, references_path)
+    return index_site(
         by_key,
         lookup,
+        links,
         references,
         glossary,
         shared,
-        references_path or default_references,
+        references_path,
         glossary_path or default_glossary,
         timeline,
     )
 
 
 @dataclass(frozen=True, slots=True)
-class _Links:
-    """What resolving every page's links and citations found."""
+class PageLinks:
+    """What resolving every page's links and citations found: the input of `index_site`.
+
+    kbgen/incremental/resolving.py builds one from the previous build's (the pages whose
+    links cannot have changed keep their targets) and hands it to `index_site`, so the
+    site-wide tables are always made here.
+    """
 
     targets: dict[str, tuple[ResolvedLink | None, ...]]  #: key -> target of each link
     backlinks: dict[str, list[Backlink]]  #: key -> pages linking to it, in page order
     outbound: dict[str, set[str]]  #: key -> keys it links to
     local: dict[str, tuple[Diagnostic, ...]]  #: key -> problems of its links and citations
+    cited: dict[str, frozenset[str]]  #: key -> the reference keys it cites
+    unconverted: bool  #: some page's body could not be converted (it has its own error)
 
 
-def _resolve_links(
+class LinkResult(NamedTuple):
+    """One page's links and citations, resolved: what `collect_links` gathers."""
+
+    targets: tuple[ResolvedLink | None, ...]  #: the target of each link
+    firsts: dict[str, str]  #: page linked to -> context of the first link there, in order
+    problems: tuple[Diagnostic, ...]  #: its link and citation errors
+    cited: frozenset[str]  #: the reference keys it cites
+
+
+def link_result(
+    page: Page,
+    key: str,
+    lookup: Lookup,
+    references: Mapping[str, Reference],
+    references_path: str,
+) -> LinkResult:
+    """Resolve one page's links and check its citations."""
+    problems: list[Diagnostic] = []
+    targets, firsts = page_links(page, key, lookup, problems)
+    problems += citation_problems(page, references, references_path)
+    return LinkResult(targets, firsts, tuple(problems), frozenset(c.key for c in page.citations))
+
+
+def collect_links(results: Iterable[tuple[str, LinkResult]], unconverted: bool) -> PageLinks:
+    """The listed pages' results (in page order: backlinks keep it) as one `PageLinks`."""
+    links = PageLinks({}, defaultdict(list), {}, {}, {}, unconverted)
+    for key, result in results:
+        links.targets[key] = result.targets
+        links.outbound[key] = set(result.firsts)
+        for target_key, context in result.firsts.items():
+            links.backlinks[target_key].append(Backlink(key, context))
+        if result.problems:
+            links.local[key] = result.problems
+        links.cited[key] = result.cited
+    return links
+
+
+def resolve_page_links(
     by_key: Mapping[str, Page],
     lookup: Lookup,
     references: Mapping[str, Reference],
     references_path: str,
-) -> _Links:
-    links = _Links({}, defaultdict(list), {}, {})
-    for key, page in by_key.items():
-        problems: list[Diagnostic] = []
-        targets, firsts = page_links(page, key, lookup, problems)
-        links.targets[key] = targets
-        links.outbound[key] = set(firsts)
-        for target_key, context in firsts.items():
-            links.backlinks[target_key].append(Backlink(key, context))
-        problems += citation_problems(page, references, references_path)
-        if problems:
-            links.local[key] = tuple(problems)
-    return links
+) -> PageLinks:
+    """Every listed page's links and citations, in page order."""
+    results = (
+        (key, link_result(page, key, lookup, references, references_path))
+        for key, page in by_key.items()
+    )
+    return collect_links(results, any(page.markup.problems for page in by_key.values()))
 
 
 def _tags_and_sections(
@@ -172,9 +213,10 @@ def _tags_and_sections(
     return tags_sorted, section_order
 
 
-def _resolve_all(
+def index_site(
     by_key: dict[str, Page],
     lookup: Lookup,
+    links: PageLinks,
     references: Mapping[str, Reference],
     glossary: Sequence[GlossaryTerm],
     shared: list[Diagnostic],
@@ -182,15 +224,18 @@ def _resolve_all(
     glossary_path: str,
     timeline: Timeline | None = None,
 ) -> Resolution:
+    """The site-wide tables (tags, sections, neighbours, citing pages, related pages,
+    backlinks by title) and checks, from the listed pages' front matter and `links`: it
+    reads no page body, so a caller holding the links of unchanged pages need not load them.
+    """
     everything, unloadable = lookup.everything, lookup.unloadable
-    links = _resolve_links(by_key, lookup, references, references_path)
     tags_sorted, section_order = _tags_and_sections(by_key)
     # A page that could not be loaded, or whose body could not be converted, has its own
     # error; what it cites, links to or names as related is unknown, so the warnings that
     # judge the whole site (never cited, orphans, no links) would only repeat that error.
-    incomplete = bool(unloadable) or any(page.markup.problems for page in by_key.values())
+    incomplete = bool(unloadable) or links.unconverted
     timelines = _timelines(timeline, by_key, shared)
-    citing = citing_pages(by_key, references, shared, references_path, incomplete, timelines)
+    citing = citing_pages(links.cited, references, shared, references_path, incomplete, timelines)
     _check_glossary(glossary, everything, shared, glossary_path)
     unloaded = frozenset(posixpath.basename(rel)[: -len(".md")] for rel in unloadable)
     related = related_pages(by_key, links.outbound, links.backlinks, tags_sorted, unloaded, shared)

@@ -1,6 +1,7 @@
 """Citations against the references: unknown keys, and which pages cite each reference.
 
-Input: pages by key, the references by key (`references.yaml`), the timelines by page.
+Input: a page (or each page's cited keys), the references by key (`references.yaml`), the
+timelines by page.
 Output: each page's unknown-citation errors (`citation_problems`, at the citation's
 file:line:col with "did you mean"), and reference key -> the pages citing it, in their body,
 fields or timeline (`citing_pages`), with a warning for each reference nobody cites.
@@ -9,7 +10,7 @@ fields or timeline (`citing_pages`), with a warning for each reference nobody ci
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from kbgen.diagnostics import Diagnostic, did_you_mean, error, warning
@@ -37,21 +38,21 @@ def citation_problems(
 
 
 def citing_pages(
-    pages: Mapping[str, Page],
+    cited: Mapping[str, Iterable[str]],
     references: Mapping[str, Reference],
     diagnostics: list[Diagnostic],
     references_path: str,
     some_unloaded: bool = False,
     timelines: Mapping[str, Timeline] | None = None,
 ) -> dict[str, tuple[str, ...]]:
-    """Reference key -> pages citing it (in their body, fields or timeline); warns about
-    references nobody cites (unless a page could not be loaded: it may be the one citing
-    them)."""
+    """Reference key -> pages citing it (`cited`: page key -> the keys it cites, in its
+    body or fields; and the timelines); warns about references nobody cites (unless a page
+    could not be loaded: it may be the one citing them)."""
     citing: dict[str, list[str]] = defaultdict(list)
-    for key, page in pages.items():
-        for cite in page.citations:
-            if cite.key in references and (not citing[cite.key] or citing[cite.key][-1] != key):
-                citing[cite.key].append(key)
+    for key, keys in cited.items():
+        for ref_key in keys:
+            if ref_key in references:
+                citing[ref_key].append(key)
     for key, timeline in (timelines or {}).items():
         for event in timeline.events:
             for ref_key in event.cite:

@@ -64,6 +64,11 @@ def page_links(
     return tuple(targets), firsts
 
 
+def wiki_name(written: str) -> str:
+    """How `name_table` files a slug, title or alias, and how a [[wikilink]] looks it up."""
+    return " ".join(written.lower().split())
+
+
 def name_table(pages: Iterable[Page]) -> dict[str, set[str]]:
     """Lower-cased slug, title and alias -> page keys (several means ambiguous)."""
     names: dict[str, set[str]] = defaultdict(set)
@@ -74,7 +79,7 @@ def name_table(pages: Iterable[Page]) -> dict[str, set[str]]:
         forms = [page.meta.title, *page.meta.aliases]
         forms.append(page.slug if page.kind in ("article", "page") else f"{page.section}")
         for form in forms:
-            names[" ".join(form.lower().split())].add(key)
+            names[wiki_name(form)].add(key)
     return names
 
 
@@ -122,7 +127,7 @@ def _wiki_target(link: LinkRef, lookup: Lookup, fail: Fail) -> str | None:
     written = link.target
     if written in everything and everything[written].kind == "article":
         return written
-    candidates = lookup.names.get(" ".join(written.lower().split()), set())
+    candidates = lookup.names.get(wiki_name(written), set())
     if not candidates and lookup.failed_to_load(link, None):
         return None
     if not candidates:

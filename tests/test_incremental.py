@@ -173,13 +173,21 @@ def test_trusted_build_reads_only_the_files_it_is_told_about(site: Path, tmp_pat
     assert_same_as_full(site, caught_up, tmp_path)
 
 
-def test_body_edit_through_the_same_builder_resolves_one_page(site: Path) -> None:
+def test_body_edit_through_the_same_builder_resolves_one_page(
+    site: Path, tmp_path: Path
+) -> None:
     builder = Builder(site / "config.yaml", BuildOptions(today=TODAY, jobs=1))
     assert builder.build().resolved == 7
     edit(site, "content/mechanism/alpha.md", "Alpha and", "Alpha, edited, and")
     assert builder.build().resolved == 1
+    # A new link target: oral gains a backlink, related pages move; still one page's links
+    # are looked up, the site's tables are made again from the others' kept links.
     edit(site, "content/mechanism/alpha.md", "See [[beta]]", "See [[beta]] and [[oral]]")
-    assert builder.build().resolved == 7  # a new link target: everything is resolved again
+    relinked = builder.build()
+    assert relinked.resolved == 1 and "page:oral" in relinked.rendered
+    assert_same_as_full(site, relinked, tmp_path)
+    edit(site, "content/mechanism/alpha.md", "## ", "## Renamed ")  # a heading: its anchor
+    assert builder.build().resolved == 7  # links to anchors: everything is resolved again
 
 
 def test_warm_up_after_a_warm_start_prepares_an_incremental_first_edit(site: Path) -> None:

@@ -28,7 +28,8 @@ class Change(enum.Enum):
     OUTPUT_REPLACED = "the output folder is not the one the last build wrote"
     DATE = "the date (review-overdue warnings)"
     PAGE_BODY = "an article's body (same front matter, headings, link targets and citations)"
-    PAGE_SEEN = "what other pages show of a page: title, tags, summary, alias, typed field, heading, anchor"  # noqa: E501
+    PAGE_SEEN = "what other pages show of a page: title, tags, summary, alias, typed field"
+    PAGE_TARGET = "what links to a page resolve against: its headings, anchors or draft flag"
     PAGE_LINKS = "the pages a page links to, or the reference keys it cites"
     PAGE_ADDED = "a new page file (or a renamed one)"
     PAGE_DELETED = "a deleted page file (or one that no longer loads)"
@@ -45,10 +46,10 @@ class Effect(enum.Flag):
     """Work a change calls for.
 
     The Builder decides by reading FULL_REBUILD, RELOAD_ALL, COPY_STATIC, REINDEX_SEARCH and
-    RESTAGE here, and the incremental resolve RESOLVE_CHANGED / RESOLVE_ALL. RELOAD_PAGES and
-    RENDER_DEPENDANTS are what every warm build does anyway, reaching exactly the files whose
-    stamp or digest changed and the nodes whose recorded reads changed; they are in the table
-    so that it tells the whole story.
+    RESTAGE here, and the incremental resolve RESOLVE_CHANGED / RELINK / RESOLVE_ALL.
+    RELOAD_PAGES and RENDER_DEPENDANTS are what every warm build does anyway, reaching
+    exactly the files whose stamp or digest changed and the nodes whose recorded reads
+    changed; they are in the table so that it tells the whole story.
     """
 
     NONE = 0
@@ -61,6 +62,9 @@ class Effect(enum.Flag):
     RELOAD_ALL = enum.auto()
     #: look up only the edited pages' links again, in the saved knowledge graph (resolving)
     RESOLVE_CHANGED = enum.auto()
+    #: look up the links of the edited pages (and of pages naming a changed title or alias)
+    #: again, keep the others', and make the site-wide tables anew from them (resolving)
+    RELINK = enum.auto()
     #: resolve the whole site again (resolving)
     RESOLVE_ALL = enum.auto()
     #: render the nodes whose recorded reads or template closure changed (plan.plan_renders)
@@ -80,6 +84,7 @@ EFFECT_WORDS: Mapping[Effect, str] = MappingProxyType({
     Effect.RELOAD_PAGES: "reload changed pages",
     Effect.RELOAD_ALL: "reload every page",
     Effect.RESOLVE_CHANGED: "re-resolve the edited pages' links",
+    Effect.RELINK: "re-resolve the links that can have changed, rebuild the site's tables",
     Effect.RESOLVE_ALL: "re-resolve the site",
     Effect.RENDER_DEPENDANTS: "re-render dependants",
     Effect.COPY_STATIC: "copy static files",
@@ -98,8 +103,9 @@ POLICY: Mapping[Change, Effect] = MappingProxyType({
     Change.OUTPUT_REPLACED: Effect.FULL_REBUILD,
     Change.DATE: Effect.RELOAD_ALL | Effect.RESOLVE_CHANGED | _PAGE_REBUILT,
     Change.PAGE_BODY: Effect.RESOLVE_CHANGED | _PAGE_EDIT,
-    Change.PAGE_SEEN: Effect.RESOLVE_ALL | _PAGE_EDIT,
-    Change.PAGE_LINKS: Effect.RESOLVE_ALL | _PAGE_EDIT,
+    Change.PAGE_SEEN: Effect.RELINK | _PAGE_EDIT,
+    Change.PAGE_TARGET: Effect.RESOLVE_ALL | _PAGE_EDIT,
+    Change.PAGE_LINKS: Effect.RELINK | _PAGE_EDIT,
     Change.PAGE_ADDED: Effect.RESOLVE_ALL | _PAGE_EDIT,
     Change.PAGE_DELETED: Effect.RESOLVE_ALL | _PAGE_EDIT,
     Change.REFERENCES: Effect.RESOLVE_ALL | Effect.RENDER_DEPENDANTS | Effect.REINDEX_SEARCH,

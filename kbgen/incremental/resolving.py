@@ -1,18 +1,21 @@
-"""The resolve stage for the incremental builder: update the last knowledge graph after body edits.
+"""The resolve stage for the incremental builder: update the last knowledge graph after page edits.
 
 Input: this build's pages, references, glossary and settings, and the previous build's
 `TrackedResolution` (or None). Output: a `TrackedResolution`: the stage's `Resolution`
 (index and diagnostics, exactly what `resolve.resolve_site` gives for these pages), plus
 what the next build needs to update it (each page's facts, the settings) and `delta`, the
-index entries that can differ from the previous one (None: resolved afresh).
+index entries that can differ from the previous one (None: any of them).
 
 Whether an update suffices is the rebuild policy's call (kbgen/incremental/policy.py): each
 difference from the previous build is named as a `Change` (an edited body, a changed title,
-a new link target, a new page, other references, ...), and when any of them calls for
-`Effect.RESOLVE_ALL` the site is resolved from scratch by the stage itself. Otherwise only
-the edited pages' links are looked up again, with the stage's own `page_links` and
-`citation_problems`, and only the backlinks showing their sentences are replaced.
-tests/test_resolving.py checks the update against a full resolve.
+a new link target, a new page, other references, ...). `Effect.RESOLVE_CHANGED` (body
+edits): only the edited pages' links are looked up again, with the stage's own `page_links`
+and `citation_problems`, and only the backlinks showing their sentences are replaced.
+`Effect.RELINK` (a title, tags, a summary, links or citations changed): the edited pages'
+links, and those of pages naming a changed title or alias, are looked up again, the other
+pages keep theirs, and the stage's `index_site` makes every site-wide table from them.
+`Effect.RESOLVE_ALL`: the stage resolves the site from scratch. tests/test_resolving.py
+checks each update against a full resolve.
 """
 
 from __future__ import annotations
@@ -25,10 +28,19 @@ from typing import TYPE_CHECKING, NamedTuple
 from kbgen.config_types import Config
 from kbgen.diagnostics import Diagnostic
 from kbgen.incremental.policy import POLICY, Change, Effect
-from kbgen.model import Backlink, GlossaryTerm, Page, Reference
-from kbgen.resolve import Resolution, all_diagnostics, data_paths, resolve_site
+from kbgen.model import Backlink, GlossaryTerm, Page, Reference, ResolvedLink
+from kbgen.resolve import (
+    LinkResult,
+    Resolution,
+    all_diagnostics,
+    collect_links,
+    data_paths,
+    index_site,
+    link_result,
+    resolve_site,
+)
 from kbgen.resolve_citations import citation_problems
-from kbgen.resolve_links import page_links
+from kbgen.resolve_links import Lookup, name_table, page_links, wiki_name
 from kbgen.site_index import SiteIndex, page_key
 
 if TYPE_CHECKING:  # the timeline's module is loaded only by a build that has one
@@ -44,6 +56,10 @@ class PageFacts(NamedTuple):
     observed: tuple[object, ...]  #: `Page.observable()`
     cited: frozenset[str]  #: the citation keys it uses
     listed: bool  #: in `index.pages` (not a hidden draft)
+    #: the names its [[wikilinks]] look up (as `name_table` keys; a tuple: the state holds
+    #: one per page, and tuples pickle faster than sets)
+    names: tuple[str, ...]
+    unconverted: bool  #: its body could not be converted
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +115,8 @@ def resolve_tracked(
         timeline,
     )
     if previous is not None and not _needs_full(_setting_changes(previous.settings, settings)):
-        updated = _update(previous, all_pages, references, data_paths(config)[0])
+        context = _Context(references, glossary, *data_paths(config), timeline)
+        updated = _update(previous, all_pages, context)
         if updated is not None:
             return updated
     resolution = resolve_site(
@@ -128,17 +145,33 @@ def portable(tracked: TrackedResolution) -> TrackedResolution:
     return dataclasses.replace(tracked, resolution=bare, delta=None, resolved=0)
 
 
-#: The changes an update can follow. The policy decides between RESOLVE_CHANGED and
-#: RESOLVE_ALL; a change outside this set is resolved from scratch whatever it says
+#: The changes an update can follow. The policy decides between RESOLVE_CHANGED, RELINK
+#: and RESOLVE_ALL; a change outside this set is resolved from scratch whatever it says
 #: (tests/test_policy.py checks the table asks no more than this).
-UPDATABLE = frozenset({Change.PAGE_BODY, Change.DATE})
+UPDATABLE = frozenset({Change.PAGE_BODY, Change.DATE, Change.PAGE_SEEN, Change.PAGE_LINKS})
+_UPDATES = Effect.RESOLVE_CHANGED | Effect.RELINK
 
 
 def _needs_full(changes: Iterable[Change]) -> bool:
     return any(
-        change not in UPDATABLE or Effect.RESOLVE_CHANGED not in POLICY[change]
+        change not in UPDATABLE or not POLICY[change] & _UPDATES or Effect.RESOLVE_ALL
+        in POLICY[change]
         for change in changes
     )
+
+
+def _relinks(changes: Iterable[Change]) -> bool:
+    return any(Effect.RELINK in POLICY[change] for change in changes)
+
+
+class _Context(NamedTuple):
+    """What besides the pages an update reads (the same as the previous resolve's)."""
+
+    references: Mapping[str, Reference]
+    glossary: Sequence[GlossaryTerm]
+    references_path: str
+    glossary_path: str
+    timeline: Timeline | None
 
 
 def _setting_changes(old: tuple[object, ...], new: tuple[object, ...]) -> set[Change]:
@@ -151,13 +184,34 @@ def _setting_changes(old: tuple[object, ...], new: tuple[object, ...]) -> set[Ch
 
 
 def _facts(page: Page, listed: bool) -> PageFacts:
+    markup = page.markup
+    names = (wiki_name(link.target) for link in markup.links if link.kind == "wiki")
     return PageFacts(
         page.rel,
         page.digest,
         page.observable(),
         frozenset(cite.key for cite in page.citations),
         listed,
+        tuple(dict.fromkeys(names)),
+        bool(markup.problems),
     )
+
+
+def _change_of(old: PageFacts, new: PageFacts) -> Change:
+    """What an edit changed for other pages (`Page.observable` is what they can see)."""
+    if new.observed == old.observed:
+        # a body that stops (or starts) converting changes which site-wide checks run
+        same = new.cited == old.cited and new.unconverted == old.unconverted
+        return Change.PAGE_BODY if same else Change.PAGE_LINKS
+    # kind, section, slug, front matter, anchors, heading ids: what links resolve against
+    # besides names is the page's place, its draft flag and its anchors
+    kind, section, slug, meta, anchors, headings = new.observed
+    before = old.observed
+    if (kind, section, slug, anchors, headings) != (*before[:3], *before[4:]) or (
+        getattr(meta, "draft", None) != getattr(before[3], "draft", None)
+    ):
+        return Change.PAGE_TARGET
+    return Change.PAGE_SEEN
 
 
 class _Edits(NamedTuple):
@@ -165,6 +219,7 @@ class _Edits(NamedTuple):
     pages: dict[str, Page]  #: the listed ones
     facts: dict[str, PageFacts]
     changed: list[tuple[str, Page]]  #: listed pages whose bytes changed
+    kinds: set[Change]  #: what the edits changed for other pages
 
 
 def _page_edits(previous: TrackedResolution, all_pages: list[Page]) -> _Edits | Change:
@@ -176,7 +231,7 @@ def _page_edits(previous: TrackedResolution, all_pages: list[Page]) -> _Edits | 
     """
     if len(all_pages) != len(previous.rels):
         return Change.PAGE_ADDED if len(all_pages) > len(previous.rels) else Change.PAGE_DELETED
-    edits = _Edits({}, {}, dict(previous.facts), [])
+    edits = _Edits({}, {}, dict(previous.facts), [], set())
     for page in all_pages:
         key = page_key(page)
         if (page.rel, key) not in previous.rels:
@@ -192,13 +247,10 @@ def _page_edits(previous: TrackedResolution, all_pages: list[Page]) -> _Edits | 
         if old.digest == page.digest:
             continue
         new = _facts(page, old.listed)
-        change = (
-            Change.PAGE_SEEN if new.observed != old.observed
-            else Change.PAGE_LINKS if new.cited != old.cited
-            else Change.PAGE_BODY
-        )
+        change = _change_of(old, new)
         if _needs_full([change]):
             return change
+        edits.kinds.add(change)
         edits.facts[key] = new
         if old.listed:  # a hidden draft's links are not resolved
             edits.changed.append((key, page))
@@ -206,16 +258,25 @@ def _page_edits(previous: TrackedResolution, all_pages: list[Page]) -> _Edits | 
 
 
 def _update(
-    previous: TrackedResolution,
-    all_pages: list[Page],
-    references: Mapping[str, Reference],
-    references_path: str,
+    previous: TrackedResolution, all_pages: list[Page], context: _Context
 ) -> TrackedResolution | None:
-    """`previous` updated for pages whose bodies changed; None when the policy asks for a
-    full resolve."""
+    """`previous` updated for the edited pages; None when the policy asks for a full
+    resolve."""
     edits = _page_edits(previous, all_pages)
     if isinstance(edits, Change):
         return None
+    if not _relinks(edits.kinds):
+        updated = _update_bodies(previous, edits, context)
+        if updated is not None:
+            return updated
+    return _relink(previous, edits, context)
+
+
+def _update_bodies(
+    previous: TrackedResolution, edits: _Edits, context: _Context
+) -> TrackedResolution | None:
+    """`previous` with the edited pages' links looked up again (RESOLVE_CHANGED); None if
+    an edited page now links to other pages (then the site's tables move: RELINK)."""
     old = previous.resolution
     old_index = old.index
     lookup = dataclasses.replace(old.lookup, everything=edits.everything)
@@ -228,7 +289,7 @@ def _update(
         targets, firsts = page_links(page, key, lookup, problems)
         if frozenset(firsts) != old_index.outbound.get(key, frozenset()):
             return None  # Change.PAGE_LINKS: other pages' backlinks and related lists move
-        problems += citation_problems(page, references, references_path)
+        problems += citation_problems(page, context.references, context.references_path)
         links[key] = targets
         if problems:
             local[key] = tuple(problems)
@@ -248,6 +309,99 @@ def _update(
         facts=edits.facts,
         resolved=len(touched),
     )
+
+
+def _relink(
+    previous: TrackedResolution, edits: _Edits, context: _Context
+) -> TrackedResolution | None:
+    """RELINK: the stage's `index_site` over the pages' links, where a page keeps the
+    targets it had unless its links can resolve differently now: it was edited, it names a
+    title or alias that now names other pages, or it had problems (their hints name
+    titles). None when a slug is taken twice (the stage reports that from the files)."""
+    old = previous.resolution
+    if len(previous.facts) != len(previous.rels):
+        return None
+    names = name_table(edits.everything.values())
+    renamed = {
+        name
+        for name in names.keys() | old.lookup.names.keys()
+        if names.get(name) != old.lookup.names.get(name)
+    }
+    again = {key for key, _ in edits.changed} | old.local.keys()
+    if renamed:
+        again |= {
+            key
+            for key, fact in edits.facts.items()
+            if fact.listed and not renamed.isdisjoint(fact.names)
+        }
+    lookup = Lookup(
+        names,
+        old.lookup.by_rel,
+        edits.everything,
+        old.lookup.hidden,
+        old.lookup.show_drafts,
+        old.lookup.unloadable,
+    )
+    contexts = {
+        (entry.source_slug, target): entry.context
+        for target, entries in old.index.backlinks.items()
+        for entry in entries
+    }
+
+    def result(key: str, page: Page) -> LinkResult:
+        if key in again:
+            return link_result(page, key, lookup, context.references, context.references_path)
+        targets = old.index.links[key]
+        firsts = _kept_firsts(key, targets, contexts)
+        return LinkResult(targets, firsts, (), edits.facts[key].cited)
+
+    unconverted = any(facts.unconverted for facts in edits.facts.values() if facts.listed)
+    links = collect_links(((k, result(k, p)) for k, p in edits.pages.items()), unconverted)
+    resolution = index_site(
+        edits.pages, lookup, links, context.references, context.glossary, [],
+        context.references_path, context.glossary_path, context.timeline,
+    )
+    edited = frozenset(key for key, _ in edits.changed)
+    return dataclasses.replace(
+        previous,
+        resolution=resolution,
+        delta=_index_delta(old.index, resolution.index, edited),
+        facts=edits.facts,
+        resolved=len(again & edits.pages.keys()),
+    )
+
+
+def _kept_firsts(
+    key: str, targets: tuple[ResolvedLink | None, ...], contexts: Mapping[tuple[str, str], str]
+) -> dict[str, str]:
+    """`page_links`'s second answer for a page whose targets are kept: each other page it
+    links to, in link order, with the sentence its backlink shows."""
+    firsts: dict[str, str] = {}
+    for target in targets:
+        if target is not None and target.slug != key and target.slug not in firsts:
+            firsts[target.slug] = contexts[(key, target.slug)]
+    return firsts
+
+
+def _index_delta(
+    old: SiteIndex, new: SiteIndex, edited: frozenset[str]
+) -> dict[str, frozenset[str]] | None:
+    """The entries of each of the index's mappings that differ (`edited`: the pages whose
+    files changed; the others are equal pages); None unless every mapping has the same keys
+    in the same order and every other field is equal (what the planner's delta promises)."""
+    delta = {"pages": edited}
+    for spec in dataclasses.fields(SiteIndex):
+        if spec.name == "pages":
+            continue
+        before, now = getattr(old, spec.name), getattr(new, spec.name)
+        if not isinstance(now, Mapping):
+            if before != now:
+                return None
+            continue
+        if list(before) != list(now):
+            return None
+        delta[spec.name] = frozenset(key for key, value in now.items() if before[key] != value)
+    return delta
 
 
 def _replace_backlinks(

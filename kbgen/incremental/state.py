@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # (the no-change build reads only the head: it imports neithe
     from kbgen.incremental.resolving import TrackedResolution
 
 
-STATE_FORMAT = 3
+STATE_FORMAT = 4
 
 FileState = tuple[Stamp | None, str]  #: (stamp, sha256) of a template, static or data file
 PageToken = tuple[str, str, str | None]  #: (rel, digest, markup key): equal means an equal Page
