@@ -153,11 +153,11 @@ _UPDATES = Effect.RESOLVE_CHANGED | Effect.RELINK
 
 
 def _needs_full(changes: Iterable[Change]) -> bool:
-    return any(
-        change not in UPDATABLE or not POLICY[change] & _UPDATES or Effect.RESOLVE_ALL
-        in POLICY[change]
-        for change in changes
-    )
+    for change in changes:
+        effect = POLICY[change]
+        if change not in UPDATABLE or Effect.RESOLVE_ALL in effect or not effect & _UPDATES:
+            return True
+    return False
 
 
 def _relinks(changes: Iterable[Change]) -> bool:
