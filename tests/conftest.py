@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -151,6 +152,17 @@ def anchors(html: str) -> list[tuple[str, str, dict[str, str]]]:
 
     Parser().feed(html)
     return found
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Run as if from a terminal, where Ctrl-C is never ignored.
+
+    A suite started in the background by a non-interactive shell (`.ci/run &`, nohup)
+    inherits SIGINT ignored, and so would every `kbgen serve` the tests start (Python keeps
+    an inherited SIG_IGN): the tests that stop one with SIGINT would wait out their timeout.
+    A Python handler is reset to the default in a child, so setting one here is enough."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
