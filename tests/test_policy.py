@@ -19,6 +19,7 @@ from kbgen.incremental.plan import changes_since
 from kbgen.incremental.policy import EFFECT_WORDS, POLICY, Change, Effect, policy_table
 from kbgen.incremental.resolving import UPDATABLE
 from kbgen.incremental.state import previous_state
+from kbgen.write_manifest import marker_digest
 
 
 def test_the_docs_show_the_policy_table_of_the_code() -> None:
@@ -51,7 +52,9 @@ def detected(root: Path, today: dt.date = TODAY) -> set[Change]:
         None, config, CacheDir(config.cache_dir), generator_id(), drafts=False
     )
     inputs, _ = scan_inputs(config, today, None, False, None, None)
-    return set(changes_since(previous, why_none, inputs, use_search=False, write=True).kinds)
+    marker = marker_digest(config.output_dir)
+    return set(changes_since(previous, why_none, inputs, use_search=False, write=True,
+                             output_marker=marker).kinds)
 
 
 def test_each_kind_of_edit_is_detected_as_the_change_the_table_names(make_site) -> None:  # type: ignore[no-untyped-def]

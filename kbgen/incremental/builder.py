@@ -174,8 +174,9 @@ class Builder:
             config, config_diagnostics = load_config(self.config_path, options.output)
         if config is None:
             return BuildResult(config_diagnostics, config_failed=True, timings=timer.timings)
-        if options.write:
-            self._output_before = (config.output_dir, marker_digest(config.output_dir))
+        output_marker = marker_digest(config.output_dir) if options.write else None
+        if options.write:  # see replaced_output
+            self._output_before = (config.output_dir, output_marker)
         cache = CacheDir(config.cache_dir) if options.cache else None
         unusable = cache_unusable(config, cache) if cache and options.write else None
         if unusable is not None:
@@ -197,7 +198,8 @@ class Builder:
         use_search = config.search if options.search is None else options.search
         with timer.stage("check"):
             changes = changes_since(
-                previous, why_none, inputs, use_search=use_search, write=options.write
+                previous, why_none, inputs, use_search=use_search, write=options.write,
+                output_marker=output_marker,
             )
         run = _Run(config, cache, generator, inputs, previous, changes, use_search, timer)
         if may_skip and previous is not None and not changes.kinds:
