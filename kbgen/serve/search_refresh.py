@@ -32,6 +32,11 @@ SEARCH_DELAY_S = 1.0  #: re-index search once saves have paused this long
 SEARCH_NICENESS = 10  #: the search thread (and Pagefind) yield the CPU to rebuilds
 SEARCH_BUNDLE = "pagefind"  #: the folder of the search index, as the templates load it
 SEARCH_WORK_PREFIX = "serve-search-"  #: the search thread's work folders, named by pid
+#: how often a running index checks whether a rebuild has started. Until it is killed the child
+#: competes with that rebuild for the CPU: at 0.2 s a body edit's rebuild of 1,000 pages ran
+#: ~25% slower (benchmarks/serve_latency.py, docs/benchmarks.md); 50 wake-ups a second while
+#: indexing cost nothing measurable.
+STOP_POLL_S = 0.02
 
 
 def _link_tree(source: Path, target: Path, keep: Callable[[Path], bool]) -> int:
@@ -92,7 +97,7 @@ def index_in_subprocess(
     try:
         while True:
             try:
-                _, problem = child.communicate(timeout=0.2)
+                _, problem = child.communicate(timeout=STOP_POLL_S)
                 break
             except subprocess.TimeoutExpired:
                 if should_stop():
