@@ -128,6 +128,49 @@ def test_read_entry_returns_none_for_missing_and_corrupt(tmp_path: Path) -> None
     assert read_entry(path, Markup) is None
 
 
+def test_streamed_envelope_is_the_same_bytes_as_envelope_of(tmp_path: Path) -> None:
+    """The state body is written through `write_envelope` (never held whole in memory): the
+    file must be exactly what `envelope_of` gives, after whatever came before it."""
+    import io
+
+    from kbgen.incremental.sealing import envelope_of, open_envelope, write_envelope
+
+    # Large enough for many pickle frames (64 KiB each) and shared references.
+    shared = sample_markup()
+    pages = [shared] * 50 + [sample_markup() for _ in range(2000)]
+    value = {"pages": pages, "blob": b"x" * 200_000}
+    handle = io.BytesIO()
+    handle.write(b"header")
+    write_envelope(handle, value)
+    written = handle.getvalue()
+    assert written[:6] == b"header" and written[6:] == envelope_of(value)
+    assert handle.tell() == len(written)  # the caller can go on writing after it
+    opened = open_envelope(written[6:], dict)
+    assert opened == value and opened["pages"][0] is opened["pages"][49]
+
+
+def test_state_file_is_replaced_only_by_a_complete_one(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from kbgen.incremental import cache as cache_module
+    from kbgen.incremental.cache import load_state, save_state
+
+    cache = CacheDir(tmp_path / "cache")
+    save_state(cache, "v", ("head", 1), {"body": [sample_markup()] * 3})
+    loaded = load_state(cache, "v", tuple, dict)
+    assert loaded is not None and loaded[0] == ("head", 1)
+    assert loaded[1]() == {"body": [sample_markup()] * 3}
+    before = cache.state_path("v").read_bytes()
+
+    def pickling_fails(handle: object, value: object) -> None:
+        raise RuntimeError("interrupted while pickling")
+
+    monkeypatch.setattr(cache_module, "write_envelope", pickling_fails)
+    with pytest.raises(RuntimeError):
+        save_state(cache, "v", ("head", 2), {"body": []})
+    assert cache.state_path("v").read_bytes() == before  # the old state, whole
+    assert [p.name for p in cache.state_path("v").parent.iterdir()] == [cache.state_path("v").name]
+
+
 def test_fast_pickling_keeps_values_equal() -> None:
     markup = sample_markup()
     assert pickle.loads(pickle.dumps(markup)) == markup

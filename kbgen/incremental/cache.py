@@ -26,11 +26,11 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from stat import S_ISDIR, S_ISREG
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from kbgen.incremental.sealing import (
     FORMAT,
@@ -42,6 +42,7 @@ from kbgen.incremental.sealing import (
     unseal,
     unseal_bytes,
     verify,
+    write_envelope,
 )
 
 T = TypeVar("T")
@@ -50,11 +51,18 @@ B = TypeVar("B")
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write a file so readers see either the old file or the complete new one."""
+    with atomic_file(path) as handle:
+        handle.write(data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[BinaryIO]:
+    """A new file to write in parts, put in place as `path` only once the block ends well."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
     try:
         with open(temp, "wb") as handle:
-            handle.write(data)
+            yield handle
         os.replace(temp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -173,10 +181,11 @@ def save_state(cache: CacheDir, variant: str, head: object, body: object) -> Non
     """One file, two envelopes: the small head is unpickled on every build, the body only
     when the head says that something changed."""
     head_bytes = envelope_of(head)
-    data = MAGIC + len(head_bytes).to_bytes(8, "big") + head_bytes + envelope_of(body)
     with contextlib.suppress(OSError):
         cache.folder("state")
-        write_atomic(cache.state_path(variant), data)
+        with atomic_file(cache.state_path(variant)) as handle:
+            handle.write(MAGIC + len(head_bytes).to_bytes(8, "big") + head_bytes)
+            write_envelope(handle, body)  # streamed: the body is tens of MB at 10,000 pages
 
 
 def load_state(

@@ -32,7 +32,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from kbgen import model
 from kbgen.diagnostics import Diagnostic, warning
@@ -132,6 +132,30 @@ def envelope_of(value: object) -> bytes:
     """value -> (HMAC, pickle), without the magic line: a pack entry, a state file's part."""
     payload = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     return _mac(payload) + payload
+
+
+def write_envelope(handle: BinaryIO, value: object) -> None:
+    """Write `envelope_of(value)` to a seekable file, the pickle streamed through the HMAC.
+
+    For a large value (the build state: ~40 MB pickled at 10,000 pages): `pickle.dumps` holds
+    the whole pickle and its growing buffer at once, which made saving the state the build's
+    peak of memory. Streamed, only pickle's own bookkeeping is held; the checksum's place is
+    kept and filled in at the end. The bytes are those of `envelope_of`.
+    """
+    start = handle.tell()
+    handle.write(bytes(_CHECKSUM_BYTES))
+    mac = hmac.new(cache_key().secret, digestmod=hashlib.sha256)
+
+    class Through:
+        def write(self, data: bytes) -> int:
+            mac.update(data)
+            return handle.write(data)
+
+    pickle.Pickler(Through(), protocol=pickle.HIGHEST_PROTOCOL).dump(value)
+    end = handle.tell()
+    handle.seek(start)
+    handle.write(mac.digest())
+    handle.seek(end)
 
 
 Envelope = TypeVar("Envelope", bytes, memoryview)
