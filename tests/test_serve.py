@@ -705,6 +705,7 @@ def test_search_refresh_stops_when_a_rebuild_starts_and_indexes_the_new_site(
         state = hub.publish_success(["/index.html"])
         refresher.site_built(state.generation, out, pages_changed=True)
         assert indexing.wait(TIMEOUT)
+        assert refresher.indexing  # serve's idle full check waits for it
         hub.begin_build()  # a rebuild starts while Pagefind runs: it is stopped at once
         assert wait_until(lambda: runs == [("<html><body>v1</body></html>", "stopped")])
         (out / "index.html").write_text("<html><body>v2</body></html>", "utf-8")
@@ -713,6 +714,7 @@ def test_search_refresh_stops_when_a_rebuild_starts_and_indexes_the_new_site(
         assert wait_until(lambda: refresher.installed == (2, 2))
         assert (out / "pagefind/marker.txt").read_text("utf-8") == "<html><body>v2</body></html>"
         assert runs[-1] == ("<html><body>v2</body></html>", "done") and len(runs) == 2
+        assert not refresher.indexing
 
         # A rebuild that changed no page gets the last index back at once, without Pagefind.
         shutil.rmtree(out / "pagefind")  # what swapping in a newly staged site does
@@ -886,6 +888,52 @@ def test_build_state_is_saved_when_idle_and_on_close_not_after_each_save(
     again = Builder(project / "config.yaml", BuildOptions(drafts=True, search=False, today=TODAY))
     result = again.build()
     assert result.ok and result.mode == "unchanged"
+
+
+def test_full_check_after_a_pause_waits_while_search_indexes(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any build stops a running search index (it would compete with the rebuild), so the
+    check made when saves pause must not stop one that a save did not: it waits."""
+    import dataclasses
+
+    class StubSearch:  # stands in for SearchRefresher: only what the loop asks of it
+        indexing = True
+
+        def site_built(self, generation: int, output_dir: Path, pages_changed: bool) -> None:
+            pass
+
+    monkeypatch.setattr(kbgen.serve.loop, "STATE_SAVE_QUIET_S", 0.0)
+    monkeypatch.setattr(kbgen.serve.loop, "BATCH_WAIT_S", 0.05)
+    session = PreviewSession(project / "config.yaml",
+                             ServeOptions(port=0, today=TODAY, quiet_period=0.05),
+                             out=io.StringIO(), err=io.StringIO())
+    builds: list[bool] = []  # for each build: was it told what changed (False: a full check)
+    try:
+        session.start()
+        assert session.loop is not None
+        stub = StubSearch()
+        session.loop.search = stub  # type: ignore[assignment]
+        session.loop.config = dataclasses.replace(session.loop.config, search=True)
+        real_build = session.builder.build
+
+        def recording_build(**kwargs: object) -> object:
+            builds.append(kwargs.get("changed") is not None)
+            return real_build(**kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(session.builder, "build", recording_build)
+        loop = threading.Thread(target=session.run, daemon=True)
+        loop.start()
+        (project / ALPHA).write_text(article("Alpha", "Saved while serving.", extra=MECH), "utf-8")
+        assert wait_until(lambda: True in builds)
+        time.sleep(1.0)  # twenty idle wake-ups of the loop, each past the pause
+        assert builds == [True]  # no full check while search indexes
+        stub.indexing = False
+        assert wait_until(lambda: builds == [True, False])  # once it is done, the check runs
+        session.stop_loop()
+        loop.join(TIMEOUT)
+    finally:
+        session.close()
 
 
 def test_warm_start_warms_up_before_the_first_save(project: Path) -> None:

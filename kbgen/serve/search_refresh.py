@@ -144,6 +144,7 @@ class SearchRefresher:
         self._install_due = False  #: put the last index back into the newest site
         self._reindex_due = False  #: the newest site has pages the last index lacks
         self._reindex_after = 0.0  #: monotonic time the re-index may start
+        self._indexing = False  #: a re-index is under way
         self._closed = False
         self._master: Path | None = None  #: work_dir/snapshot-N/pagefind, the last index
         self._serial = 0
@@ -162,6 +163,12 @@ class SearchRefresher:
                 self._reindex_due = True
                 self._reindex_after = time.monotonic() + self.delay
             self._cond.notify_all()
+
+    @property
+    def indexing(self) -> bool:
+        """A re-index is under way or due: a build started now would stop it."""
+        with self._cond:
+            return self._indexing or (self._reindex_due and not self._closed)
 
     def close(self, timeout: float = 5.0) -> None:
         with self._cond:
@@ -197,6 +204,9 @@ class SearchRefresher:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), SEARCH_NICENESS)
         while (job := self._next_job()) is not None:
             reindex, generation, output_dir = job
+            if reindex:
+                with self._cond:
+                    self._indexing = True
             try:
                 if reindex and not self._reindex(generation, output_dir):
                     with self._cond:  # a rebuild came first: index the newest site later
@@ -208,6 +218,9 @@ class SearchRefresher:
             except OSError as exc:
                 if self.hub.state().generation == generation:
                     self._report_once(f"warning: search index not refreshed: {exc}")
+            finally:
+                with self._cond:
+                    self._indexing = False
 
     def _fresh_dir(self, prefix: str) -> Path:
         self._serial += 1
