@@ -726,6 +726,29 @@ def test_search_refresh_stops_when_a_rebuild_starts_and_indexes_the_new_site(
         refresher.close()
 
 
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_crashed_search_thread_does_not_hold_off_the_idle_check(tmp_path: Path) -> None:
+    out = tmp_path / "site"
+    out.mkdir()
+    (out / "index.html").write_text("<html><body>v1</body></html>", "utf-8")
+    hub = ReloadHub()
+
+    def crashing_index(snapshot: Path, should_stop: Callable[[], bool]) -> bool:
+        raise RuntimeError("a bug in the indexer")
+
+    refresher = SearchRefresher(hub, tmp_path / "work", delay=0.01, index=crashing_index,
+                                report=lambda message: None)
+    try:
+        state = hub.publish_success(["/index.html"])
+        refresher.site_built(state.generation, out, pages_changed=True)
+        assert wait_until(lambda: not refresher._thread.is_alive())
+        state = hub.publish_success(["/index.html"])
+        refresher.site_built(state.generation, out, pages_changed=True)  # due, nobody to run it
+        assert not refresher.indexing
+    finally:
+        refresher.close()
+
+
 def test_index_in_subprocess_builds_a_pagefind_bundle(tmp_path: Path) -> None:
     site = tmp_path / "snapshot"
     site.mkdir()

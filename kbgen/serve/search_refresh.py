@@ -166,9 +166,11 @@ class SearchRefresher:
 
     @property
     def indexing(self) -> bool:
-        """A re-index is under way or due: a build started now would stop it."""
+        """A re-index is under way or due: a build started now would stop it. (False once the
+        thread is gone, so that a crash in it cannot hold serve's idle check off for good.)"""
         with self._cond:
-            return self._indexing or (self._reindex_due and not self._closed)
+            due = self._indexing or (self._reindex_due and not self._closed)
+        return due and self._thread.is_alive()
 
     def close(self, timeout: float = 5.0) -> None:
         with self._cond:
