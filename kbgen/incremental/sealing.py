@@ -144,7 +144,7 @@ def write_envelope(handle: BinaryIO, value: object) -> None:
     """
     start = handle.tell()
     handle.write(bytes(_CHECKSUM_BYTES))
-    mac = hmac.new(cache_key().secret, digestmod=hashlib.sha256)
+    mac = _new_mac()
 
     class Through:
         def write(self, data: bytes) -> int:
@@ -170,7 +170,14 @@ def verify(sealed: Envelope) -> Envelope:
 
 
 def _mac(payload: bytes | memoryview) -> bytes:
-    return hmac.new(cache_key().secret, payload, hashlib.sha256).digest()
+    mac = _new_mac()
+    mac.update(payload)
+    return mac.digest()
+
+
+def _new_mac() -> hmac.HMAC:
+    """The one definition of the envelopes' MAC: HMAC-SHA256 under this run's cache key."""
+    return hmac.new(cache_key().secret, digestmod=hashlib.sha256)
 
 
 def open_envelope(sealed: bytes, expected: type[T]) -> T:
