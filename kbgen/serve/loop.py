@@ -118,17 +118,18 @@ class RebuildLoop:
                 # When the writer pauses: a full check catches any change the watcher missed
                 # (an overflowing inotify queue, a network drive), and the state is saved
                 # (at 10,000 pages, writing it takes longer than the rebuild it describes).
-                if not (unchecked and self.last_result is not None and self.last_result.ok):
-                    unchecked = False
-                elif not self._search_indexing():
-                    self._rebuild(None, "a full check after a pause", announce=False)
+                # The check waits while search re-indexes: any build stops that run (the
+                # first index after a start takes ~6 s at 1,000 pages; stopped, it starts over).
+                search = self._active_search()
+                if not (search is not None and search.indexing):
+                    if unchecked and self.last_result is not None and self.last_result.ok:
+                        self._rebuild(None, "a full check after a pause", announce=False)
                     unchecked = False
                 self.builder.save_state()
 
-    def _search_indexing(self) -> bool:
-        """Search is re-indexing: the pause's full check waits, since any build stops that run
-        (the first index after a start takes ~6 s at 1,000 pages; stopped, it starts over)."""
-        return self.search is not None and self.config.search and self.search.indexing
+    def _active_search(self) -> SearchRefresher | None:
+        """The search refresher, if search is on in the current config."""
+        return self.search if self.search is not None and self.config.search else None
 
     def _output_damaged(self) -> bool:
         result = self.last_result
@@ -213,8 +214,9 @@ class RebuildLoop:
             files += ": " + ", ".join(changed)
         if announce or changed:
             self._say(f"Built {result.pages} pages in {elapsed:.2f} s ({trigger}); {files}")
-        if self.search is not None and self.config.search:
-            self.search.site_built(
+        search = self._active_search()
+        if search is not None:
+            search.site_built(
                 state.generation,
                 self.context.output_dir,
                 pages_changed=any(rel.endswith(".html") for rel in changed),
